@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set everything up (idempotent), then run the whole test suite: lint, format check, pytest.
+# The tests start their own PulseAudio daemon with a null sink as the input device.
+#   usage: scripts/test.sh [pytest arguments]
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh" test
+cd "$STREAMER_ROOT"
+"$STREAMER_VENV/bin/ruff" check .
+"$STREAMER_VENV/bin/ruff" format --check .
+exec "$STREAMER_VENV/bin/python" -m pytest "$@"

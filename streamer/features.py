@@ -1,0 +1,307 @@
+"""One definition of the features, two implementations of the same numbers.
+
+`FeatureSpec` holds every parameter that decides what a model sees. A model file carries
+it as JSON, so training, offline tagging and the live stream all compute the same frames:
+
+* `BatchExtractor` works on whole signals and is built on librosa (training, tagging).
+* `StreamingExtractor` takes blocks of any size and emits each frame exactly once, as soon
+  as its window is complete, with numpy/scipy only: no librosa call and no numba JIT on the
+  live path, and no recomputation of old frames.
+
+Both follow librosa's framing (`center=True`, constant zero padding of ``n_fft // 2`` on
+each side, ``1 + len(y) // hop_length`` frames) and convert power to decibels against a
+fixed reference (1.0), never against the clip's own peak: a clip-dependent reference would
+make a 3 s patch differ from the same 3 s inside a 30 s file, and a stream from a batch.
+Frames are returned time-major, shape ``(n_frames, n_mels)``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.fft
+import scipy.signal
+
+FEATURE_SPEC_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Parameters of the log-mel/MFCC features a model was trained on.
+
+    Parameters
+    ----------
+    sample_rate : int
+        Rate the audio is resampled to before analysis, in Hz.
+    n_fft, hop_length : int
+        STFT window length and hop, in samples.
+    window : str
+        Window name understood by `scipy.signal.get_window` (periodic).
+    n_mels, fmin, fmax : int, float, float
+        Mel filterbank (Slaney scale and area normalisation, as librosa's default).
+        ``fmax=None`` means ``sample_rate / 2``.
+    power : float
+        Exponent of the magnitude spectrogram (2.0 = power).
+    amin : float
+        Floor applied before the logarithm; silence maps to ``10 * log10(amin)`` dB.
+    n_mfcc : int
+        Number of MFCCs (DCT-II, orthonormal, of the log-mel frame).
+    patch_frames : int
+        Frames in one model input patch (130 frames at the defaults is about 3 s).
+    norm_mean, norm_std : tuple of float
+        Per-mel-band statistics of the training set, applied by `normalize`. Empty means
+        no normalisation (a spec not yet fitted to data).
+
+    Examples
+    --------
+    >>> spec = FeatureSpec()
+    >>> FeatureSpec.from_json(spec.to_json()) == spec
+    True
+    >>> round(spec.patch_seconds, 2)
+    3.02
+    """
+
+    sample_rate: int = 22050
+    n_fft: int = 2048
+    hop_length: int = 512
+    window: str = "hann"
+    n_mels: int = 128
+    fmin: float = 0.0
+    fmax: float | None = None
+    power: float = 2.0
+    amin: float = 1e-10
+    n_mfcc: int = 20
+    patch_frames: int = 130
+    norm_mean: tuple[float, ...] = field(default=())
+    norm_std: tuple[float, ...] = field(default=())
+    version: int = FEATURE_SPEC_VERSION
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.sample_rate <= 0:
+            problems.append("sample_rate must be positive")
+        if not 0 < self.hop_length <= self.n_fft:
+            problems.append("hop_length must be in 1..n_fft")
+        if self.n_mels <= 0 or not 0 < self.n_mfcc <= self.n_mels:
+            problems.append("need 0 < n_mfcc <= n_mels")
+        if self.patch_frames <= 0:
+            problems.append("patch_frames must be positive")
+        if len(self.norm_mean) != len(self.norm_std) or len(self.norm_mean) not in (0, self.n_mels):
+            problems.append("norm_mean and norm_std must both be empty or have n_mels values")
+        if any(s <= 0 for s in self.norm_std):
+            problems.append("norm_std values must be positive")
+        if self.version != FEATURE_SPEC_VERSION:
+            problems.append(f"version {self.version} is not {FEATURE_SPEC_VERSION}")
+        if problems:
+            raise ValueError("invalid FeatureSpec: " + "; ".join(problems))
+
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds between two frames."""
+        return self.hop_length / self.sample_rate
+
+    @property
+    def patch_seconds(self) -> float:
+        """Seconds of audio covered by one patch's frame hops."""
+        return self.patch_frames * self.frame_seconds
+
+    @property
+    def top_hz(self) -> float:
+        return self.sample_rate / 2 if self.fmax is None else self.fmax
+
+    def with_normalization(self, mean: np.ndarray, std: np.ndarray) -> FeatureSpec:
+        """Return a copy carrying per-band statistics measured on training data."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["norm_mean"] = tuple(float(v) for v in mean)
+        values["norm_std"] = tuple(float(v) for v in std)
+        return FeatureSpec(**values)
+
+    def normalize(self, logmel: np.ndarray) -> np.ndarray:
+        """Standardise log-mel frames ``(..., n_mels)`` with the stored statistics."""
+        if not self.norm_mean:
+            return logmel
+        return (logmel - np.asarray(self.norm_mean)) / np.asarray(self.norm_std)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["norm_mean"] = list(self.norm_mean)
+        data["norm_std"] = list(self.norm_std)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"invalid FeatureSpec: unknown keys {unknown}")
+        values = dict(data)
+        for key in ("norm_mean", "norm_std"):
+            if key in values:
+                values[key] = tuple(float(v) for v in values[key])
+        return cls(**values)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> FeatureSpec:
+        return cls.from_dict(json.loads(text))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> FeatureSpec:
+        return cls.from_json(Path(path).read_text())
+
+
+def mel_basis(spec: FeatureSpec) -> np.ndarray:
+    """The mel filterbank ``(n_mels, 1 + n_fft // 2)`` of `spec`, from librosa.
+
+    Computed once per extractor (start-up), never per frame.
+    """
+    import librosa.filters
+
+    return librosa.filters.mel(
+        sr=spec.sample_rate,
+        n_fft=spec.n_fft,
+        n_mels=spec.n_mels,
+        fmin=spec.fmin,
+        fmax=spec.fmax,
+        dtype=np.float64,
+    )
+
+
+def power_to_db(mel_power: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Decibels against the fixed reference 1.0, floored at ``spec.amin``."""
+    return 10.0 * np.log10(np.maximum(mel_power, spec.amin))
+
+
+def mfcc_from_logmel(logmel: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """MFCCs ``(n_frames, n_mfcc)`` from log-mel frames, as `librosa.feature.mfcc` does."""
+    return scipy.fft.dct(logmel, type=2, norm="ortho", axis=-1)[..., : spec.n_mfcc]
+
+
+class BatchExtractor:
+    """Features of whole signals, built on librosa (training and offline tagging).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> spec = FeatureSpec()
+    >>> y = np.zeros(spec.sample_rate, dtype=np.float32)
+    >>> BatchExtractor(spec).logmel(y).shape
+    (44, 128)
+    """
+
+    def __init__(self, spec: FeatureSpec) -> None:
+        self.spec = spec
+
+    def logmel(self, y: np.ndarray) -> np.ndarray:
+        """Log-mel frames ``(1 + len(y) // hop_length, n_mels)`` in dB of mono `y`."""
+        import librosa
+
+        spec = self.spec
+        power = librosa.feature.melspectrogram(
+            y=np.asarray(y, dtype=np.float64),
+            sr=spec.sample_rate,
+            n_fft=spec.n_fft,
+            hop_length=spec.hop_length,
+            window=spec.window,
+            center=True,
+            pad_mode="constant",
+            power=spec.power,
+            n_mels=spec.n_mels,
+            fmin=spec.fmin,
+            fmax=spec.fmax,
+        )
+        return librosa.power_to_db(power, ref=1.0, amin=spec.amin, top_db=None).T
+
+    def mfcc(self, y: np.ndarray) -> np.ndarray:
+        """MFCC frames ``(n_frames, n_mfcc)`` of mono `y`."""
+        import librosa
+
+        db = self.logmel(y).T
+        return librosa.feature.mfcc(S=db, n_mfcc=self.spec.n_mfcc, dct_type=2, norm="ortho").T
+
+
+class StreamingExtractor:
+    """Online log-mel frames: push blocks of any size, get each new frame exactly once.
+
+    Frame ``t`` covers padded samples ``[t * hop, t * hop + n_fft)``, where the padding is
+    ``n_fft // 2`` zeros before the first sample. It is emitted by the `push` call that
+    completes its window. `finish` appends the trailing padding and emits the last frames,
+    so a finished stream yields exactly the frames of `BatchExtractor.logmel`.
+
+    Parameters
+    ----------
+    spec : FeatureSpec
+        The feature definition.
+    max_block : int
+        Samples analysed per internal step; larger pushes are processed in steps so memory
+        stays bounded whatever the caller's block size.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> spec = FeatureSpec()
+    >>> stream = StreamingExtractor(spec)
+    >>> stream.push(np.zeros(1000, dtype=np.float32)).shape  # window not complete yet
+    (0, 128)
+    >>> stream.push(np.zeros(1000, dtype=np.float32)).shape
+    (2, 128)
+    """
+
+    def __init__(self, spec: FeatureSpec, *, max_block: int = 65536) -> None:
+        self.spec = spec
+        self._max_block = max(max_block, spec.hop_length)
+        self._window = scipy.signal.get_window(spec.window, spec.n_fft, fftbins=True)
+        self._mel_basis_t = np.ascontiguousarray(mel_basis(spec).T)
+        self._buffer = np.zeros(spec.n_fft + self._max_block, dtype=np.float64)
+        self._pending = spec.n_fft // 2  # the leading zero padding is known in advance
+        self.frames_emitted = 0
+        self.samples_pushed = 0
+        self._finished = False
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        """Add mono samples; return the log-mel frames ``(k, n_mels)`` they complete."""
+        if self._finished:
+            raise RuntimeError("push after finish: create a new StreamingExtractor")
+        block = np.asarray(block).reshape(-1)
+        self.samples_pushed += block.size
+        out = [self._empty()]
+        for start in range(0, block.size, self._max_block):
+            out.append(self._consume(block[start : start + self._max_block]))
+        return np.concatenate(out) if len(out) > 2 else out[-1]
+
+    def finish(self) -> np.ndarray:
+        """End the stream: add the trailing zero padding and return the last frames."""
+        frames = self.push(np.zeros(self.spec.n_fft // 2))
+        self._finished = True
+        return frames
+
+    def _empty(self) -> np.ndarray:
+        return np.empty((0, self.spec.n_mels))
+
+    def _consume(self, chunk: np.ndarray) -> np.ndarray:
+        spec = self.spec
+        end = self._pending + chunk.size
+        self._buffer[self._pending : end] = chunk
+        self._pending = end
+        if end < spec.n_fft:
+            return self._empty()
+        n_frames = (end - spec.n_fft) // spec.hop_length + 1
+        windows = np.lib.stride_tricks.sliding_window_view(self._buffer[:end], spec.n_fft)
+        frames = windows[:: spec.hop_length][:n_frames] * self._window
+        spectrum = np.abs(scipy.fft.rfft(frames, axis=1)) ** spec.power
+        logmel = power_to_db(spectrum @ self._mel_basis_t, spec)
+        consumed = n_frames * spec.hop_length
+        keep = end - consumed
+        self._buffer[:keep] = self._buffer[consumed:end].copy()
+        self._pending = keep
+        self.frames_emitted += n_frames
+        return logmel

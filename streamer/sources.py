@@ -1,0 +1,355 @@
+"""Audio sources behind one interface: a live input device, or a file.
+
+Every source delivers mono float32 samples at the feature sample rate, in chunks, through
+`AudioSource.read`. The device source does the least possible work in the PortAudio
+callback (downmix into a preallocated ring buffer); reading, resampling and everything
+else happen on the consumer's thread.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType, TracebackType
+from typing import Any
+
+import numpy as np
+import soxr
+
+from streamer.errors import StreamerError
+from streamer.ringbuffer import RingBuffer
+
+AUDIO_FORMATS = "wav, flac, ogg or mp3"
+NO_INPUT_DEVICE = (
+    "no audio input device found: connect a microphone or line-in (and check that "
+    "PulseAudio/ALSA sees it), or analyse a file with `streamer listen --file PATH`"
+)
+
+
+def import_sounddevice() -> ModuleType:
+    """Import sounddevice, turning a missing PortAudio library into a clear error."""
+    try:
+        import sounddevice
+    except OSError as error:
+        raise StreamerError(
+            f"PortAudio is not installed ({error}): install it with "
+            "`apt-get install libportaudio2` (Debian/Ubuntu) and try again"
+        ) from None
+    return sounddevice
+
+
+class AudioSource(ABC):
+    """A stream of mono float32 samples at `sample_rate`."""
+
+    sample_rate: int
+    description: str
+
+    @property
+    def overflow_samples(self) -> int:
+        """Samples lost because the consumer fell behind (0 where nothing can be lost)."""
+        return 0
+
+    @property
+    def overflow_events(self) -> int:
+        """Times the input reported or suffered an overflow."""
+        return 0
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    @abstractmethod
+    def read(self, timeout: float = 0.1) -> np.ndarray | None:
+        """Return the next samples; empty if none came within `timeout`, None at the end."""
+
+    def __enter__(self) -> AudioSource:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# --- input devices -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InputDevice:
+    """An input device as PortAudio lists it."""
+
+    index: int
+    name: str
+    host_api: str
+    channels: int
+    default_rate: float
+    is_default: bool
+
+
+def list_input_devices() -> list[InputDevice]:
+    """All devices with at least one input channel."""
+    sd = import_sounddevice()
+    default_index = sd.default.device[0]
+    host_apis = sd.query_hostapis()
+    return [
+        InputDevice(
+            index=info["index"],
+            name=info["name"],
+            host_api=host_apis[info["hostapi"]]["name"],
+            channels=info["max_input_channels"],
+            default_rate=info["default_samplerate"],
+            is_default=info["index"] == default_index,
+        )
+        for info in sd.query_devices()
+        if info["max_input_channels"] > 0
+    ]
+
+
+def find_input_device(device: int | str | None) -> InputDevice:
+    """Pick an input device by index, by (case-insensitive) name substring, or the default.
+
+    An exact name wins over substring matches; several substring matches are an error,
+    so that a recording never silently comes from the wrong input.
+    """
+    devices = list_input_devices()
+    if not devices:
+        raise StreamerError(NO_INPUT_DEVICE)
+    if device is None:
+        return next((d for d in devices if d.is_default), devices[0])
+    if isinstance(device, int) or device.strip().isdigit():
+        index = int(device)
+        for candidate in devices:
+            if candidate.index == index:
+                return candidate
+        raise StreamerError(
+            f"device {index} is not an input device: use an index that `streamer devices` lists"
+        )
+    wanted = device.strip().lower()
+    exact = [d for d in devices if d.name.lower() == wanted]
+    matches = exact or [d for d in devices if wanted in d.name.lower()]
+    if not matches:
+        raise StreamerError(
+            f"no input device matches {device!r}: run `streamer devices` to see the names"
+        )
+    if len(matches) > 1:
+        names = ", ".join(f"{d.index}: {d.name}" for d in matches)
+        raise StreamerError(
+            f"{device!r} matches several input devices ({names}): give the index or a longer name"
+        )
+    return matches[0]
+
+
+class DeviceSource(AudioSource):
+    """Live capture from a PortAudio input, in callback mode.
+
+    Parameters
+    ----------
+    sample_rate : int
+        Rate delivered to the caller; the device's samples are resampled (soxr) when the
+        device runs at another rate.
+    device : int, str or None
+        Index, name substring, or None for the default input.
+    device_rate : float or None
+        Rate to open the device at; None uses the device's default rate.
+    channels : int or None
+        Channels to capture (downmixed to mono); None takes up to two.
+    ring_seconds : float
+        Capacity of the ring buffer between callback and consumer.
+    """
+
+    def __init__(
+        self,
+        *,
+        sample_rate: int,
+        device: int | str | None = None,
+        device_rate: float | None = None,
+        channels: int | None = None,
+        ring_seconds: float = 10.0,
+    ) -> None:
+        self._sd = import_sounddevice()
+        self.device = find_input_device(device)
+        self.sample_rate = sample_rate
+        self.device_rate = float(device_rate or self.device.default_rate)
+        self.channels = channels or min(self.device.channels, 2)
+        self.description = f"{self.device.name} ({self.device.host_api}) at {self.device_rate:g} Hz"
+        self._check_settings()
+        self._ring = RingBuffer(int(ring_seconds * self.device_rate))
+        self._resampler = soxr.ResampleStream(
+            self.device_rate, sample_rate, 1, dtype="float32", quality="HQ"
+        )
+        self.status_overflows = 0
+        self._stream: Any = None
+
+    def _check_settings(self) -> None:
+        try:
+            self._sd.check_input_settings(
+                device=self.device.index,
+                channels=self.channels,
+                samplerate=self.device_rate,
+                dtype="float32",
+            )
+        except self._sd.PortAudioError as error:
+            raise StreamerError(
+                f"{self.device.name!r} refuses {self.channels} channel(s) at "
+                f"{self.device_rate:g} Hz ({error.args[0]}): omit --device-rate to use its "
+                f"default {self.device.default_rate:g} Hz, or lower --channels"
+            ) from None
+        except ValueError as error:
+            raise StreamerError(f"{self.device.name!r}: {error}") from None
+
+    def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        # Runs on PortAudio's thread: no allocation of buffers, no lock, no I/O.
+        if status.input_overflow:
+            self.status_overflows += 1
+        self._ring.write(indata)
+
+    @property
+    def overflow_samples(self) -> int:
+        return self._ring.overflow_samples
+
+    @property
+    def overflow_events(self) -> int:
+        return self._ring.overflow_events + self.status_overflows
+
+    @property
+    def captured_samples(self) -> int:
+        """Device-rate samples the callback stored so far."""
+        return self._ring.total_written
+
+    def start(self) -> None:
+        try:
+            self._stream = self._sd.InputStream(
+                device=self.device.index,
+                channels=self.channels,
+                samplerate=self.device_rate,
+                dtype="float32",
+                latency="low",
+                callback=self._callback,
+            )
+            self._stream.start()
+        except self._sd.PortAudioError as error:
+            raise StreamerError(
+                f"cannot open {self.device.name!r} ({error.args[0]}): check that no other "
+                "program holds it exclusively, or pick another input with --device"
+            ) from None
+
+    def stop(self) -> None:
+        if self._stream is not None:
+            self._stream.stop()
+            self._stream.close()
+            self._stream = None
+
+    def read(self, timeout: float = 0.1) -> np.ndarray:
+        deadline = time.monotonic() + timeout
+        while self._ring.available == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return self._resampler.resample_chunk(self._ring.read())
+
+
+# --- files -------------------------------------------------------------------------------
+
+
+def open_sound_file(path: str | Path) -> Any:
+    """Open `path` with soundfile, or raise a one-line error saying what is wrong."""
+    import soundfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise StreamerError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise StreamerError(f"{path}: the file is empty: give a {AUDIO_FORMATS} file")
+    try:
+        sound = soundfile.SoundFile(path)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
+        reason = str(error).split(":")[-1].strip() or "unknown format"
+        raise StreamerError(
+            f"{path}: not a readable audio file ({reason}): give a {AUDIO_FORMATS} file"
+        ) from None
+    if sound.frames == 0:
+        sound.close()
+        raise StreamerError(f"{path}: the file holds no audio samples")
+    return sound
+
+
+def read_audio(path: str | Path, *, sample_rate: int) -> np.ndarray:
+    """Decode a whole file to mono float32 at `sample_rate` (batch use: training, tagging)."""
+    with open_sound_file(path) as sound:
+        data = sound.read(dtype="float32", always_2d=True)
+        rate = sound.samplerate
+    mono = data.mean(axis=1, dtype=np.float32)
+    if rate == sample_rate:
+        return mono
+    return soxr.resample(mono, rate, sample_rate, quality="HQ").astype(np.float32, copy=False)
+
+
+class FileSource(AudioSource):
+    """A file decoded block by block, either paced in real time or as fast as possible.
+
+    Paced, it stands in for a line-in: `read` hands out samples no faster than the clock
+    allows, so the rest of the pipeline sees the timing of a live input.
+
+    Parameters
+    ----------
+    path : str or Path
+        Any file soundfile decodes (wav, flac, ogg, mp3, ...).
+    sample_rate : int
+        Rate delivered to the caller (the file is resampled with soxr when it differs).
+    realtime : bool
+        Pace delivery by the wall clock.
+    block_seconds : float
+        Size of one decoded block.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        sample_rate: int,
+        realtime: bool = False,
+        block_seconds: float = 0.1,
+    ) -> None:
+        self.path = Path(path)
+        self._sound = open_sound_file(self.path)
+        self.sample_rate = sample_rate
+        self.realtime = realtime
+        self.file_rate = self._sound.samplerate
+        self.description = (
+            f"{self.path.name} ({self.file_rate} Hz{', real time' if realtime else ''})"
+        )
+        self._block = max(1, int(block_seconds * self.file_rate))
+        self._resampler = soxr.ResampleStream(
+            self.file_rate, sample_rate, 1, dtype="float32", quality="HQ"
+        )
+        self._decoded = 0  # file-rate samples handed on
+        self._started_at = 0.0
+        self._ended = False
+
+    def start(self) -> None:
+        self._started_at = time.monotonic()
+
+    def stop(self) -> None:
+        self._sound.close()
+
+    def read(self, timeout: float = 0.1) -> np.ndarray | None:
+        if self._ended:
+            return None
+        if self.realtime:
+            due = (time.monotonic() - self._started_at) * self.file_rate
+            wait = (self._decoded + self._block - due) / self.file_rate
+            if wait > timeout:
+                time.sleep(timeout)
+                return np.empty(0, dtype=np.float32)
+            time.sleep(max(wait, 0.0))
+        block = self._sound.read(self._block, dtype="float32", always_2d=True)
+        self._decoded += block.shape[0]
+        last = block.shape[0] < self._block
+        self._ended = last
+        return self._resampler.resample_chunk(block.mean(axis=1, dtype=np.float32), last=last)

@@ -1,0 +1,122 @@
+"""Audio sources: files decoded in blocks, and real capture through a PortAudio device."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pulse
+import pytest
+import soundfile
+from conftest import dominant_frequency, write_sine
+
+from streamer.errors import StreamerError
+from streamer.sources import DeviceSource, FileSource, find_input_device, read_audio
+
+RATE = 22050
+
+
+def drain(source: FileSource) -> np.ndarray:
+    chunks = []
+    with source:
+        while (chunk := source.read(timeout=1.0)) is not None:
+            chunks.append(chunk)
+    return np.concatenate(chunks)
+
+
+def test_file_source_delivers_the_whole_file_resampled(sine_44k: Path) -> None:
+    streamed = drain(FileSource(sine_44k, sample_rate=RATE, block_seconds=0.037))
+    whole = read_audio(sine_44k, sample_rate=RATE)
+    assert abs(streamed.size - 3 * RATE) <= 2
+    assert whole.size == 3 * RATE
+    n = min(streamed.size, whole.size)
+    np.testing.assert_allclose(streamed[1000 : n - 1000], whole[1000 : n - 1000], atol=1e-3)
+    assert dominant_frequency(streamed, RATE) == pytest.approx(440, abs=1)
+
+
+def test_file_source_downmixes_stereo(tmp_path: Path) -> None:
+    t = np.arange(RATE) / RATE
+    left, right = np.sin(2 * np.pi * 300 * t), np.zeros_like(t)
+    path = tmp_path / "stereo.flac"
+    soundfile.write(path, np.stack([left, right], axis=1) * 0.8, RATE)
+    y = drain(FileSource(path, sample_rate=RATE))
+    assert np.sqrt(np.mean(y**2)) == pytest.approx(0.4 / np.sqrt(2), rel=0.01)
+
+
+def test_paced_file_source_follows_the_clock(tmp_path: Path) -> None:
+    path = write_sine(tmp_path / "one.wav", freq=220, seconds=1.0, rate=RATE)
+    started = time.monotonic()
+    y = drain(FileSource(path, sample_rate=RATE, realtime=True, block_seconds=0.05))
+    elapsed = time.monotonic() - started
+    assert y.size == RATE
+    assert elapsed >= 0.9, "a paced file must not run ahead of real time"
+    fast_started = time.monotonic()
+    drain(FileSource(path, sample_rate=RATE))
+    assert time.monotonic() - fast_started < elapsed / 2
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.wav", None, "no such file"),
+        ("empty.wav", b"", "the file is empty"),
+        ("text.wav", b"this is not audio, just text\n" * 20, "not a readable audio file"),
+        ("notes.txt", b"hello", "not a readable audio file"),
+    ],
+)
+def test_unreadable_files_give_one_line_errors(
+    tmp_path: Path, name: str, content: bytes | None, message: str
+) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    for open_it in (
+        lambda: read_audio(path, sample_rate=RATE),
+        lambda: FileSource(path, sample_rate=RATE),
+    ):
+        with pytest.raises(StreamerError, match=message) as error:
+            open_it()
+        assert "\n" not in str(error.value)
+        assert str(path) in str(error.value)
+
+
+def test_real_capture_through_pulseaudio_at_another_rate(
+    pulse_device: dict[str, str], sine_44k: Path
+) -> None:
+    """paplay a 44.1 kHz sine into the null sink; capture its monitor at 48 kHz; get 22.05 kHz."""
+    source = DeviceSource(sample_rate=RATE, device="pulse", device_rate=48000)
+    assert source.device_rate != soundfile.info(sine_44k).samplerate != RATE
+    chunks = []
+    with source:
+        player = pulse.play(sine_44k, pulse_device)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and player.poll() is None:
+            chunks.append(source.read(timeout=0.1))
+        player.wait(timeout=10)
+    y = np.concatenate(chunks)
+    loud = y[np.abs(y) > 0.05]
+    assert loud.size > 2 * RATE, "the sine did not come back through the device"
+    start = int(np.argmax(np.abs(y) > 0.05)) + RATE // 4
+    steady = y[start : start + 2 * RATE]
+    assert dominant_frequency(steady, RATE) == pytest.approx(440, abs=1)
+    assert np.sqrt(np.mean(steady**2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.05)
+    assert source.overflow_samples == 0
+    assert source.overflow_events == 0
+
+
+def test_device_choice_errors(pulse_device: dict[str, str]) -> None:
+    assert find_input_device("PULSE").name == "pulse"  # exact name, any case
+    assert find_input_device(None).is_default
+    with pytest.raises(StreamerError, match="no input device matches 'no-such-mic'"):
+        find_input_device("no-such-mic")
+    with pytest.raises(StreamerError, match="matches several input devices"):
+        find_input_device("u")  # in both "pulse" and "default"
+    with pytest.raises(StreamerError, match="not an input device"):
+        find_input_device(999)
+
+
+def test_refused_sample_rate_is_a_clear_error(pulse_device: dict[str, str]) -> None:
+    with pytest.raises(StreamerError, match=r"refuses .* at 1 Hz") as error:
+        DeviceSource(sample_rate=RATE, device="pulse", device_rate=1)
+    assert "omit --device-rate" in str(error.value)
