@@ -37,7 +37,7 @@ fi
 
 # Reinstall only when pyproject.toml or the wanted extras changed.
 extras=""
-[ "$profile" = test ] && extras="[test]"
+[ "$profile" = test ] && extras="[train,test]"
 stamp="$STREAMER_VENV/.streamer-installed"
 wanted="$(sha256sum "$STREAMER_ROOT/pyproject.toml" | cut -d' ' -f1) $extras"
 if [ ! -f "$stamp" ] || ! grep -qxF "$wanted" "$stamp"; then

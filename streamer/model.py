@@ -1,0 +1,163 @@
+"""The genre model at run time: an ONNX file plus the metadata JSON that describes it.
+
+The metadata carries the labels, the exact `FeatureSpec` the model was trained on and the
+sha256 of the ONNX file. The runtime refuses a model whose metadata is missing, corrupt or
+does not match the file, because a model fed features it was not trained on gives
+confident nonsense rather than an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamer.errors import StreamerError
+from streamer.features import FeatureSpec
+
+METADATA_FORMAT = "streamer-model"
+METADATA_VERSION = 1
+INPUT_NAME = "mel"
+PROBABILITIES = "probabilities"
+EMBEDDING = "embedding"
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "genre.onnx"
+
+
+def metadata_path(onnx_path: str | Path) -> Path:
+    """Where the metadata of `onnx_path` lives: the same name with ``.json``."""
+    return Path(onnx_path).with_suffix(".json")
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The checked metadata of a model."""
+
+    labels: tuple[str, ...]
+    spec: FeatureSpec
+    embedding_size: int
+    sha256: str
+    extra: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": METADATA_FORMAT,
+            "format_version": METADATA_VERSION,
+            "labels": list(self.labels),
+            "feature_spec": self.spec.to_dict(),
+            "embedding_size": self.embedding_size,
+            "onnx_sha256": self.sha256,
+            **self.extra,
+        }
+
+
+def read_model_info(onnx_path: str | Path) -> ModelInfo:
+    """Load and check the metadata beside `onnx_path`; raise a one-line error if it is wrong."""
+    onnx_path = Path(onnx_path)
+    meta_path = metadata_path(onnx_path)
+    retrain = "re-export the model with `streamer-train export`"
+    if not onnx_path.is_file():
+        raise StreamerError(f"{onnx_path}: no such model file: give --model PATH to an .onnx file")
+    if not meta_path.is_file():
+        raise StreamerError(f"{onnx_path}: its metadata {meta_path.name} is missing: {retrain}")
+    try:
+        data = json.loads(meta_path.read_text())
+        if data.get("format") != METADATA_FORMAT or data.get("format_version") != 1:
+            raise ValueError(f"not {METADATA_FORMAT} metadata version {METADATA_VERSION}")
+        labels = tuple(str(label) for label in data["labels"])
+        spec = FeatureSpec.from_dict(data["feature_spec"])
+        embedding_size = int(data["embedding_size"])
+        sha256 = str(data["onnx_sha256"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise StreamerError(f"{meta_path}: invalid model metadata ({error}): {retrain}") from None
+    if len(labels) < 2 or len(set(labels)) != len(labels):
+        raise StreamerError(f"{meta_path}: labels must be two or more distinct names: {retrain}")
+    if file_sha256(onnx_path) != sha256:
+        raise StreamerError(
+            f"{onnx_path}: the file does not match its metadata (sha256 differs): "
+            f"it was changed or corrupted; {retrain}"
+        )
+    known = {"format", "format_version", "labels", "feature_spec", "embedding_size", "onnx_sha256"}
+    extra = {key: value for key, value in data.items() if key not in known}
+    return ModelInfo(labels, spec, embedding_size, sha256, extra)
+
+
+class GenreModel:
+    """Batch inference on log-mel patches with onnxruntime, on the CPU.
+
+    Parameters
+    ----------
+    onnx_path : str or Path
+        The model; its metadata JSON must sit beside it.
+    threads : int
+        onnxruntime intra-op threads. One is fastest for batch-1 live inference on a small
+        CNN (more threads cost synchronisation and compete with capture).
+    """
+
+    def __init__(self, onnx_path: str | Path = DEFAULT_MODEL, *, threads: int = 1) -> None:
+        import onnxruntime
+
+        self.path = Path(onnx_path)
+        self.info = read_model_info(self.path)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        try:
+            self._session = onnxruntime.InferenceSession(
+                str(self.path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # onnxruntime raises its own untyped errors
+            reason = str(error).splitlines()[0]
+            raise StreamerError(f"{self.path}: onnxruntime cannot load it ({reason})") from None
+        self._check_signature()
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.info.labels
+
+    @property
+    def spec(self) -> FeatureSpec:
+        return self.info.spec
+
+    def _check_signature(self) -> None:
+        spec = self.spec
+        inputs = {i.name: i.shape for i in self._session.get_inputs()}
+        outputs = {o.name: o.shape for o in self._session.get_outputs()}
+        expected_input = [spec.n_mels, spec.patch_frames, 1]
+        problems = []
+        if list(inputs.get(INPUT_NAME, [None])[1:]) != expected_input:
+            problems.append(f"input {INPUT_NAME!r} should be (batch, {expected_input})")
+        if outputs.get(PROBABILITIES, [None, None])[-1] != len(self.labels):
+            problems.append(f"output {PROBABILITIES!r} should have {len(self.labels)} classes")
+        if outputs.get(EMBEDDING, [None, None])[-1] != self.info.embedding_size:
+            problems.append(f"output {EMBEDDING!r} should have {self.info.embedding_size} values")
+        if problems:
+            raise StreamerError(
+                f"{self.path}: the model does not match its metadata ({'; '.join(problems)})"
+            )
+
+    def model_input(self, logmel_patches: np.ndarray) -> np.ndarray:
+        """Normalised model input ``(n, n_mels, patch_frames, 1)`` from time-major patches.
+
+        `logmel_patches` has shape ``(n, patch_frames, n_mels)``, as the extractors emit.
+        """
+        normalized = self.spec.normalize(np.asarray(logmel_patches, dtype=np.float64))
+        return np.ascontiguousarray(normalized.transpose(0, 2, 1)[..., None], dtype=np.float32)
+
+    def predict(self, logmel_patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities ``(n, n_labels)`` and embeddings ``(n, embedding_size)``."""
+        probabilities, embedding = self._session.run(
+            [PROBABILITIES, EMBEDDING], {INPUT_NAME: self.model_input(logmel_patches)}
+        )
+        return probabilities, embedding

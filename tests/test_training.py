@@ -1,0 +1,140 @@
+"""Training end to end on generated audio: fit, evaluate, export, load in the runtime.
+
+Three "genres" that a tiny CNN can tell apart in two epochs: low harmonic tones, noise
+bursts and click trains, plus the bad files a real dataset folder holds.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from streamer.errors import StreamerError
+from streamer.features import FeatureSpec
+from streamer.model import GenreModel, metadata_path
+from training import pipeline
+from training.model import CNNConfig
+
+RATE = 22050
+SPEC = FeatureSpec(n_mels=40, n_mfcc=13, patch_frames=43)  # 1 s patches: quick to train
+
+
+def render(genre: str, rng: np.random.Generator, seconds: float = 3.0) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    if genre == "tones":
+        f = rng.uniform(100, 300)
+        return sum(np.sin(2 * np.pi * k * f * t) / k for k in (1, 2, 3)) * 0.3
+    if genre == "noise":
+        envelope = (np.sin(2 * np.pi * rng.uniform(1, 3) * t) > 0).astype(float)
+        return rng.standard_normal(t.size) * 0.2 * envelope
+    clicks = np.zeros(t.size)
+    clicks[:: int(RATE / rng.uniform(4, 10))] = 0.9
+    return clicks
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("dataset")
+    rng = np.random.default_rng(0)
+    for genre in ("tones", "noise", "clicks"):
+        (root / genre).mkdir()
+        for index in range(6):
+            soundfile.write(root / genre / f"{index}.wav", render(genre, rng), RATE)
+    bad = root / "noise"
+    (bad / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt " + bytes(range(40)))
+    (bad / "text.wav").write_text("this is a text file named .wav\n")
+    (bad / "empty.wav").write_bytes(b"")
+    soundfile.write(bad / "one-sample.wav", np.zeros(1), RATE)
+    (bad / "readme.txt").write_text("not audio")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    work = tmp_path_factory.mktemp("run")
+    run, cache, onnx = work / "run", work / "cache", work / "model" / "genre.onnx"
+    config = pipeline.FitConfig(
+        epochs=4, batch_size=16, room_variants=1, workers=2, train_hop_frames=8, test_fraction=0.34,
+        valid_fraction=0.17, cnn=CNNConfig(filters=(8, 16), embedding_size=16),
+    )  # fmt: skip
+    pipeline.fit(dataset, run, config=config, cache_root=cache, spec=SPEC)
+    pipeline.evaluate(run, cache_root=cache)
+    pipeline.export(run, onnx)
+    return {"run": run, "cache": cache, "onnx": onnx}
+
+
+def test_bad_files_are_reported_and_skipped(trained: dict[str, Path]) -> None:
+    skipped = {
+        item["path"]: item["reason"]
+        for item in json.loads((trained["run"] / "fit.json").read_text())["skipped"]
+    }
+    assert skipped.keys() >= {"noise/readme.txt"}
+    # The others are reported only if their split side was extracted: all sides are.
+    for name in ("corrupt.wav", "text.wav", "empty.wav", "one-sample.wav"):
+        assert f"noise/{name}" in skipped, skipped
+    assert "shorter than one patch" in skipped["noise/one-sample.wav"]
+    assert "empty" in skipped["noise/empty.wav"]
+
+
+def test_run_folder_holds_metrics_and_plots(trained: dict[str, Path]) -> None:
+    run = trained["run"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics) >= {"clean", "room", "baseline", "room_chain"}
+    assert metrics["clean"]["track"]["accuracy"] >= 2 / 3  # three easy classes
+    assert 0 <= metrics["baseline"]["clean"] <= 1
+    for name in ("confusion-clean.png", "confusion-room.png", "training-curves.png"):
+        assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    split = json.loads((run / "split.json").read_text())
+    assert not set(split["train"]) & set(split["test"])
+
+
+def test_exported_model_matches_keras_in_the_runtime(trained: dict[str, Path]) -> None:
+    run = pipeline.Run.load(trained["run"])
+    model = GenreModel(trained["onnx"])
+    assert list(model.labels) == run.labels == ["clicks", "noise", "tones"]
+    assert model.spec == run.spec and model.spec.norm_mean
+    patches = np.random.default_rng(1).normal(-40, 15, (5, SPEC.patch_frames, SPEC.n_mels))
+    probabilities, embedding = model.predict(patches)
+    keras_probabilities, keras_embedding = run.keras_model().predict_on_batch(
+        pipeline.model_input(patches, run.spec)
+    )
+    assert np.abs(probabilities - np.asarray(keras_probabilities)).max() < 1e-4
+    assert np.abs(embedding - np.asarray(keras_embedding)).max() < 1e-4
+    assert embedding.shape == (5, 16)
+    info = json.loads(metadata_path(trained["onnx"]).read_text())
+    assert info["export"]["max_abs_difference"] <= 1e-4
+    assert {"metrics", "split", "training", "versions", "corpus"} <= info.keys()
+
+
+def test_runtime_refuses_a_corrupt_or_mismatched_model(
+    trained: dict[str, Path], tmp_path: Path
+) -> None:
+    onnx = tmp_path / "genre.onnx"
+    shutil.copy(trained["onnx"], onnx)
+    meta = metadata_path(onnx)
+    original = json.loads(metadata_path(trained["onnx"]).read_text())
+
+    with pytest.raises(StreamerError, match=r"metadata genre\.json is missing"):
+        GenreModel(onnx)
+    meta.write_text("{not json")
+    with pytest.raises(StreamerError, match="invalid model metadata"):
+        GenreModel(onnx)
+    meta.write_text(json.dumps({**original, "labels": ["a", "b"]}))
+    with pytest.raises(StreamerError, match="should have 2 classes"):
+        GenreModel(onnx)
+    spec = {**original["feature_spec"], "n_mels": 64, "norm_mean": [], "norm_std": []}
+    meta.write_text(json.dumps({**original, "feature_spec": spec}))
+    with pytest.raises(StreamerError, match="input 'mel' should be"):
+        GenreModel(onnx)
+    meta.write_text(json.dumps(original))
+    GenreModel(onnx)  # the intact pair loads
+    data = bytearray(onnx.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    onnx.write_bytes(bytes(data))
+    with pytest.raises(StreamerError, match="does not match its metadata"):
+        GenreModel(onnx)

@@ -1,0 +1,1 @@
+"""Training side of streamer: synthetic corpus, features, model training and export."""

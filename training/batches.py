@@ -1,0 +1,66 @@
+"""Keras glue for training: augmented batches and a rich progress bar.
+
+Kept apart so that importing the rest of `training` does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from streamer.features import FeatureSpec
+from training.augment import augment_batch
+from training.pipeline import Patches, console, model_input, progress_bar
+
+
+class PatchBatches(keras.utils.PyDataset):
+    """Shuffled training batches with spectrogram augmentation applied per patch."""
+
+    def __init__(self, patches: Patches, spec: FeatureSpec, *, batch_size: int, seed: int):
+        super().__init__()
+        self.patches = patches
+        self.spec = spec
+        self.batch_size = batch_size
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(patches.y))
+
+    def __len__(self) -> int:
+        return -(-len(self.order) // self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        chosen = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        patches = self.patches.x[chosen].transpose(0, 2, 1)  # augment in model orientation
+        others = self.patches.x[self.rng.integers(0, len(self.order), size=len(chosen))]
+        augmented = augment_batch(patches, rng=self.rng, others=others.transpose(0, 2, 1))
+        augmented = augmented.transpose(0, 2, 1)
+        return model_input(augmented, self.spec), self.patches.y[chosen]
+
+    def on_epoch_end(self) -> None:
+        self.order = self.rng.permutation(len(self.order))
+
+
+class RichEpochs(keras.callbacks.Callback):
+    """A rich progress bar over all training steps, with the latest metrics."""
+
+    def __init__(self, epochs: int, steps: int) -> None:
+        super().__init__()
+        self.bar = progress_bar()
+        self.task = self.bar.add_task("training", total=epochs * steps, rate="")
+        self.epochs = epochs
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.bar.start()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.bar.advance(self.task)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        text = f"epoch {epoch + 1}/{self.epochs} " + " ".join(
+            f"{k}={v:.3f}" for k, v in logs.items() if "acc" in k or "loss" in k
+        )
+        self.bar.update(self.task, rate=text)
+        console.print(text)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.bar.stop()

@@ -1,0 +1,128 @@
+"""`streamer-train`: fit, evaluate and export the genre model (needs the `train` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from streamer.errors import StreamerError
+
+EPILOG = """\
+examples:
+  streamer-train fit ~/gtzan --run runs/gtzan              train on root/<genre>/<file>
+  streamer-train fit corpus/manifest.csv --run runs/synth --test-only soundfont=TimGM6mb
+  streamer-train fit ~/gtzan --run runs/ff --split-file splits/   fixed train/valid/test lists
+  streamer-train evaluate --run runs/gtzan                 test split: clean and room chain
+  streamer-train export --run runs/gtzan --out models/genre.onnx
+
+A run folder keeps the config, the split, the FeatureSpec, the Keras model, the metrics and
+the plots (confusion matrices, training curves), so each step can be repeated alone.
+Features are cached under --cache, keyed by the FeatureSpec and each file's content.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from training.model import CNNConfig
+    from training.pipeline import FitConfig
+
+    defaults, cnn = FitConfig(), CNNConfig()
+    parser = argparse.ArgumentParser(
+        prog="streamer-train",
+        description="Train, evaluate and export streamer's genre CNN.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_run(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--run", type=Path, required=True, help="run folder")
+        sub.add_argument(
+            "--cache", type=Path, default=Path("cache/features"),
+            help="feature cache folder (default: %(default)s)",
+        )  # fmt: skip
+
+    fit = commands.add_parser(
+        "fit", help="split a dataset, extract features, train the CNN",
+        description="Split DATA by group (or by --split-file), cut patches after the split, "
+        "add room-simulated copies of the training tracks, and train.",
+    )  # fmt: skip
+    fit.add_argument("data", type=Path, help="folder root/<genre>/<file>, or a .csv/.json manifest")
+    with_run(fit)
+    fit.add_argument("--epochs", type=int, default=defaults.epochs)
+    fit.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    fit.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    fit.add_argument("--seed", type=int, default=defaults.seed)
+    fit.add_argument(
+        "--room-variants", type=int, default=defaults.room_variants,
+        help="room-simulated copies of each training track (default: %(default)s)",
+    )  # fmt: skip
+    fit.add_argument(
+        "--filters", type=int, nargs="+", default=list(cnn.filters),
+        help="filters of each Conv2D block (default: %(default)s)",
+    )  # fmt: skip
+    fit.add_argument("--embedding-size", type=int, default=cnn.embedding_size)
+    fit.add_argument("--test-fraction", type=float, default=defaults.test_fraction)
+    fit.add_argument("--valid-fraction", type=float, default=defaults.valid_fraction)
+    fit.add_argument(
+        "--test-only", metavar="COLUMN=VALUE",
+        help="a manifest condition never seen in training, only in test (e.g. soundfont=X)",
+    )  # fmt: skip
+    fit.add_argument(
+        "--split-file", type=Path,
+        help="fixed split: JSON of train/valid/test keys, or a folder of train/valid/test*.txt",
+    )  # fmt: skip
+    fit.add_argument("--workers", type=int, default=defaults.workers)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="test-split metrics, clean and through the room chain, and a baseline"
+    )
+    with_run(evaluate)
+
+    export = commands.add_parser("export", help="write ONNX and metadata, checked against Keras")
+    with_run(export)
+    export.add_argument("--out", type=Path, default=Path("models/genre.onnx"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except StreamerError as error:
+        print(f"streamer-train: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def run(args: argparse.Namespace) -> int:
+    from training import pipeline
+    from training.model import CNNConfig
+
+    if args.command == "fit":
+        test_only = None
+        if args.test_only:
+            column, _, value = args.test_only.partition("=")
+            if not value:
+                raise StreamerError("--test-only takes COLUMN=VALUE, e.g. soundfont=TimGM6mb")
+            test_only = (column, value)
+        config = pipeline.FitConfig(
+            epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+            seed=args.seed, room_variants=args.room_variants, test_fraction=args.test_fraction,
+            valid_fraction=args.valid_fraction, test_only=test_only,
+            split_file=str(args.split_file) if args.split_file else None, workers=args.workers,
+            cnn=CNNConfig(filters=tuple(args.filters), embedding_size=args.embedding_size),
+        )  # fmt: skip
+        pipeline.fit(args.data, args.run, config=config, cache_root=args.cache)
+    elif args.command == "evaluate":
+        pipeline.evaluate(args.run, cache_root=args.cache)
+    else:
+        difference = pipeline.export(args.run, args.out)
+        print(f"wrote {args.out} (onnxruntime vs Keras: max abs difference {difference:.2g})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,452 @@
+"""Fit, evaluate and export: the steps of training, each leaving its results in a run folder.
+
+A run folder holds everything a later step needs: ``config.json``, ``split.json``,
+``spec.json`` (the FeatureSpec with the training set's normalisation), ``model.keras``,
+``history.json``, then ``metrics.json`` and the plots. So `evaluate` and `export` can be
+re-run alone, and a run is a record of how a model was made.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from streamer.errors import StreamerError
+from streamer.features import FeatureSpec
+from streamer.sources import read_audio
+from training.data import (
+    Dataset,
+    FeatureCache,
+    Skipped,
+    Split,
+    Track,
+    cut_patches,
+    load_dataset,
+    read_split_file,
+    split_by_group,
+)
+from training.model import CNNConfig
+
+console = Console(stderr=True)
+
+
+@dataclass
+class FitConfig:
+    """Everything that decides a training run (saved as ``config.json``)."""
+
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    seed: int = 0
+    train_hop_frames: int = 65  # 50 % overlap between training patches
+    room_variants: int = 2  # room-simulated copies of every training track
+    valid_fraction: float = 0.15
+    test_fraction: float = 0.2
+    test_only: tuple[str, str] | None = None
+    split_file: str | None = None
+    workers: int = 2
+    cnn: CNNConfig = field(default_factory=CNNConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "cnn": self.cnn.to_dict()}
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+# --- features for many tracks, in parallel -----------------------------------------------
+
+
+def _variant_transform(variant: str, spec: FeatureSpec) -> Any:
+    from training import augment
+
+    if variant == "clean":
+        return None
+    if variant == "eval-room":
+        return partial(augment.evaluation_room, sample_rate=spec.sample_rate)
+    seed = int(variant.removeprefix("room"))
+    return partial(_seeded_room, sample_rate=spec.sample_rate, seed=seed)
+
+
+def _seeded_room(y: np.ndarray, *, sample_rate: int, seed: int) -> np.ndarray:
+    from training import augment
+
+    return augment.random_room(y, sample_rate=sample_rate, rng=np.random.default_rng(seed))
+
+
+def _extract_one(job: tuple[Path, str], *, cache_root: Path, spec: FeatureSpec) -> np.ndarray | str:
+    """Worker: frames of one (file, variant), or the reason it failed."""
+    path, variant = job
+    try:
+        cache = FeatureCache(cache_root, spec)
+        return cache.logmel(path, variant=variant, transform=_variant_transform(variant, spec))
+    except StreamerError as error:
+        return str(error)
+
+
+def extract_features(
+    jobs: list[tuple[Track, str]], *, cache_root: Path, spec: FeatureSpec, workers: int
+) -> tuple[dict[tuple[str, str], np.ndarray], list[Skipped]]:
+    """Frames for each (track, variant); bad files are skipped with their reason."""
+    frames: dict[tuple[str, str], np.ndarray] = {}
+    skipped: list[Skipped] = []
+    work = partial(_extract_one, cache_root=cache_root, spec=spec)
+    with progress_bar() as bar, ProcessPoolExecutor(max_workers=workers) as pool:
+        task = bar.add_task("features", total=len(jobs), rate="")
+        results = pool.map(work, [(t.path, v) for t, v in jobs], chunksize=4)
+        for (track, variant), result in zip(jobs, results, strict=True):
+            if isinstance(result, str):
+                if variant == "clean":
+                    skipped.append(Skipped(track.key, result))
+            elif result.shape[0] < spec.patch_frames:
+                if variant == "clean":
+                    seconds = spec.patch_seconds
+                    skipped.append(Skipped(track.key, f"shorter than one patch ({seconds:.1f} s)"))
+            else:
+                frames[(track.key, variant)] = result
+            bar.advance(task)
+    return frames, skipped
+
+
+@dataclass
+class Patches:
+    """Patches of one side with the label index and the track of each patch."""
+
+    x: np.ndarray  # (n, patch_frames, n_mels), not normalised
+    y: np.ndarray  # (n,) label indices
+    track: np.ndarray  # (n,) track keys
+
+
+def gather_patches(
+    tracks: list[Track],
+    frames: dict[tuple[str, str], np.ndarray],
+    *,
+    variants: list[str],
+    labels: list[str],
+    spec: FeatureSpec,
+    hop_frames: int,
+) -> Patches:
+    xs, ys, keys = [], [], []
+    for track in tracks:
+        for variant in variants:
+            logmel = frames.get((track.key, variant))
+            if logmel is None:
+                continue
+            patches = cut_patches(logmel, patch_frames=spec.patch_frames, hop_frames=hop_frames)
+            xs.append(patches)
+            ys += [labels.index(track.label)] * len(patches)
+            keys += [track.key] * len(patches)
+    if not xs:
+        raise StreamerError("no usable patches: every file was skipped or too short")
+    return Patches(np.concatenate(xs), np.asarray(ys), np.asarray(keys))
+
+
+def make_split(dataset: Dataset, config: FitConfig) -> Split:
+    if config.split_file:
+        return read_split_file(config.split_file, dataset.tracks)
+    return split_by_group(
+        dataset.tracks,
+        valid_fraction=config.valid_fraction,
+        test_fraction=config.test_fraction,
+        seed=config.seed,
+        test_only=config.test_only,
+    )
+
+
+def package_versions() -> dict[str, str]:
+    names = ("numpy", "librosa", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime")
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def command_line() -> str:
+    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+# --- fit ---------------------------------------------------------------------------------
+
+
+def room_variants(config: FitConfig) -> list[str]:
+    return [f"room{config.seed * 1000 + k}" for k in range(config.room_variants)]
+
+
+def fit(
+    data: Path,
+    run: Path,
+    *,
+    config: FitConfig,
+    cache_root: Path,
+    spec: FeatureSpec | None = None,
+) -> dict[str, Any]:
+    """Split, extract (with room-simulated copies of the training tracks), train, save."""
+    import keras
+    import tensorflow
+
+    from training.batches import PatchBatches, RichEpochs
+    from training.model import build_cnn, classifier
+
+    spec = spec or FeatureSpec()
+    run.mkdir(parents=True, exist_ok=True)
+    dataset = load_dataset(data)
+    split = make_split(dataset, config)
+    labels = sorted({t.label for t in split.train})
+    if len(labels) < 2:
+        raise StreamerError(f"{data}: training needs at least two labels with tracks")
+    rooms = room_variants(config)
+    jobs = [(t, "clean") for tracks in split.sides().values() for t in tracks]
+    jobs += [(t, room) for t in split.train for room in rooms]
+    frames, skipped = extract_features(
+        jobs, cache_root=cache_root, spec=spec, workers=config.workers
+    )
+    skipped = dataset.skipped + skipped
+    for item in skipped:
+        console.print(f"[yellow]skipped[/] {item.path}: {item.reason}")
+    clean = [frames[(t.key, "clean")] for t in split.train if (t.key, "clean") in frames]
+    all_frames = np.concatenate(clean)
+    spec = spec.with_normalization(all_frames.mean(axis=0), all_frames.std(axis=0) + 1e-3)
+    train = gather_patches(
+        split.train, frames, variants=["clean", *rooms], labels=labels, spec=spec,
+        hop_frames=config.train_hop_frames,
+    )  # fmt: skip
+    valid = gather_patches(
+        split.valid or split.train, frames, variants=["clean"], labels=labels, spec=spec,
+        hop_frames=spec.patch_frames,
+    )  # fmt: skip
+
+    keras.utils.set_random_seed(config.seed)
+    tensorflow.config.experimental.enable_op_determinism()  # a run is reproducible
+    model = build_cnn(
+        n_mels=spec.n_mels, patch_frames=spec.patch_frames, n_classes=len(labels),
+        config=config.cnn,
+    )  # fmt: skip
+    trainer = classifier(model)
+    trainer.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    train_data = PatchBatches(train, spec, batch_size=config.batch_size, seed=config.seed)
+    valid_x = model_input(valid.x, spec)
+    best = run / "model.keras"
+    history = trainer.fit(
+        train_data,
+        validation_data=(valid_x, valid.y),
+        epochs=config.epochs,
+        verbose=0,
+        callbacks=[
+            RichEpochs(config.epochs, len(train_data)),
+            keras.callbacks.ModelCheckpoint(
+                run / "classifier-best.weights.h5", monitor="val_accuracy",
+                save_best_only=True, save_weights_only=True,
+            ),
+        ],
+    ).history  # fmt: skip
+    trainer.load_weights(run / "classifier-best.weights.h5")
+    model.save(best)
+    summary = {
+        "labels": labels,
+        "train_patches": len(train.y),
+        "valid_patches": len(valid.y),
+        "skipped": [asdict(s) for s in skipped],
+        "best_val_accuracy": float(max(history.get("val_accuracy", [0.0]))),
+        "epochs": config.epochs,
+    }
+    write_json(run / "config.json", {"data": str(Path(data).resolve()), **config.to_dict()})
+    (run / "split.json").write_text(split.to_json() + "\n")
+    write_json(run / "split-summary.json", split.summary())
+    spec.save(run / "spec.json")
+    write_json(run / "history.json", history)
+    write_json(run / "fit.json", {**summary, "command": command_line()})
+    return summary
+
+
+def model_input(patches: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Time-major dB patches -> normalised ``(n, n_mels, patch_frames, 1)`` float32."""
+    return np.ascontiguousarray(
+        spec.normalize(patches).transpose(0, 2, 1)[..., None], dtype=np.float32
+    )
+
+
+# --- evaluate ----------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """What a fit left in its run folder."""
+
+    folder: Path
+    config: dict[str, Any]
+    spec: FeatureSpec
+    labels: list[str]
+    split: Split
+
+    @classmethod
+    def load(cls, folder: Path) -> Run:
+        if not (folder / "model.keras").is_file():
+            raise StreamerError(f"{folder}: no trained model here: run `streamer-train fit` first")
+        config = json.loads((folder / "config.json").read_text())
+        dataset = load_dataset(config["data"])
+        return cls(
+            folder=folder,
+            config=config,
+            spec=FeatureSpec.load(folder / "spec.json"),
+            labels=json.loads((folder / "fit.json").read_text())["labels"],
+            split=read_split_file(folder / "split.json", dataset.tracks),
+        )
+
+    def keras_model(self) -> Any:
+        import keras
+
+        return keras.saving.load_model(self.folder / "model.keras", compile=False)
+
+
+def evaluate(run_folder: Path, *, cache_root: Path, workers: int = 2) -> dict[str, Any]:
+    """Test-split metrics, clean and through the fixed room chain, and the baseline."""
+    from training import augment
+    from training.evaluate import (
+        baseline_accuracy,
+        evaluate_predictions,
+        fit_baseline,
+        format_summary,
+        save_confusion_matrix,
+        save_training_curves,
+    )
+
+    run = Run.load(run_folder)
+    spec, labels, test = run.spec, run.labels, [t for t in run.split.test if t.label in run.labels]
+    if not test:
+        raise StreamerError(f"{run_folder}: the test split is empty: nothing to evaluate")
+    jobs = [(t, variant) for t in test for variant in ("clean", "eval-room")]
+    frames, _ = extract_features(jobs, cache_root=cache_root, spec=spec, workers=workers)
+    model = run.keras_model()
+    groups = {t.key: t.group for t in test}
+    metrics: dict[str, Any] = {}
+    for condition, variant in (("clean", "clean"), ("room", "eval-room")):
+        patches = gather_patches(
+            test, frames, variants=[variant], labels=labels, spec=spec,
+            hop_frames=spec.patch_frames,
+        )  # fmt: skip
+        probabilities = np.asarray(
+            model.predict(model_input(patches.x, spec), batch_size=64, verbose=0)[0]
+        )
+        evaluation = evaluate_predictions(
+            probabilities=probabilities, patch_labels=patches.y, patch_tracks=patches.track,
+            labels=labels, track_groups=groups, seed=run.config["seed"],
+        )  # fmt: skip
+        metrics[condition] = evaluation.to_dict()
+        save_confusion_matrix(
+            evaluation,
+            path_png=run_folder / f"confusion-{condition}.png",
+            path_json=run_folder / f"confusion-{condition}.json",
+        )
+        console.print(f"[bold]test split, {condition}[/]")
+        console.print(format_summary(evaluation))
+    train = [t for t in run.split.train if t.label in labels]
+    room = partial(augment.evaluation_room, sample_rate=spec.sample_rate)
+    baseline_sets = {"train": (train, None), "clean": (test, None), "room": (test, room)}
+    described = {}
+    with progress_bar() as bar:
+        task = bar.add_task("baseline", total=2 * len(test) + len(train), rate="")
+        for name, (tracks, transform) in baseline_sets.items():
+            described[name] = describe_tracks(tracks, spec=spec, transform=transform)
+            bar.advance(task, len(tracks))
+    baseline = fit_baseline(*described["train"])
+    metrics["baseline"] = {
+        "method": "MFCC and spectral statistics per track, standardised, RBF SVM",
+        **{name: baseline_accuracy(baseline, *described[name]) for name in ("clean", "room")},
+    }
+    metrics["room_chain"] = asdict(augment.EVALUATION_ROOM)
+    save_training_curves(
+        json.loads((run_folder / "history.json").read_text()),
+        path_png=run_folder / "training-curves.png",
+    )
+    write_json(run_folder / "metrics.json", metrics)
+    return metrics
+
+
+def describe_tracks(
+    tracks: list[Track], *, spec: FeatureSpec, transform: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Baseline descriptors and labels of the tracks that decode (bad ones are skipped)."""
+    from training.evaluate import track_descriptors
+
+    rows, labels = [], []
+    for track in tracks:
+        try:
+            y = read_audio(track.path, sample_rate=spec.sample_rate)
+        except StreamerError:
+            continue  # fit already reported it
+        y = y if transform is None else transform(y)
+        rows.append(track_descriptors(y, sample_rate=spec.sample_rate))
+        labels.append(track.label)
+    return np.stack(rows), np.array(labels)
+
+
+# --- export ------------------------------------------------------------------------------
+
+
+def export(run_folder: Path, onnx_path: Path, *, corpus: dict[str, Any] | None = None) -> float:
+    """Write the run's model as ONNX with metadata (metrics, split, provenance)."""
+    from training.export import export_model
+
+    run = Run.load(run_folder)
+    metrics_file = run_folder / "metrics.json"
+    if not metrics_file.is_file():
+        raise StreamerError(f"{run_folder}: not evaluated yet: run `streamer-train evaluate`")
+    rng = np.random.default_rng(0)
+    check = rng.standard_normal((8, run.spec.n_mels, run.spec.patch_frames, 1))
+    fit_info = json.loads((run_folder / "fit.json").read_text())
+    return export_model(
+        run.keras_model(),
+        onnx_path,
+        labels=run.labels,
+        spec=run.spec,
+        check_inputs=check,
+        extra={
+            "metrics": json.loads(metrics_file.read_text()),
+            "split": json.loads((run_folder / "split-summary.json").read_text()),
+            "training": {
+                "config": run.config,
+                "command": fit_info["command"],
+                "train_patches": fit_info["train_patches"],
+            },
+            "corpus": corpus or {"data": run.config["data"]},
+            "versions": package_versions(),
+        },
+    )
