@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Idempotent set-up on Debian/Ubuntu: the apt packages, a virtual environment in .venv and
-# this package in it. Sourced by scripts/listen.sh and scripts/test.sh.
-#   usage: source scripts/setup.sh [runtime|test]
+# this package in it. Sourced by scripts/listen.sh, scripts/test.sh and
+# scripts/train-default-model.sh.
+#   usage: source scripts/setup.sh [runtime|test|train]
+#     runtime  streamer itself
+#     test     + the training stack, a PulseAudio null sink, MMA and one small soundfont
+#     train    + every soundfont the default model's corpus is rendered with
 set -euo pipefail
 
 STREAMER_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -9,8 +13,12 @@ STREAMER_VENV="$STREAMER_ROOT/.venv"
 profile="${1:-runtime}"
 
 apt_packages=(libportaudio2)                        # sounddevice's PortAudio
-if [ "$profile" = test ]; then
+if [ "$profile" != runtime ]; then
     apt_packages+=(pulseaudio pulseaudio-utils)     # a real input device without a sound card
+    apt_packages+=(mma timgm6mb-soundfont)          # the synthetic corpus: grooves, a GM font
+fi
+if [ "$profile" = train ]; then
+    apt_packages+=(fluid-soundfont-gm musescore-general-soundfont-small fluidr3mono-gm-soundfont)
 fi
 if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
     apt_packages+=(python3-venv)
@@ -37,12 +45,16 @@ fi
 
 # Reinstall only when pyproject.toml or the wanted extras changed.
 extras=""
-[ "$profile" = test ] && extras="[train,test]"
+[ "$profile" != runtime ] && extras="[train,test]"
 stamp="$STREAMER_VENV/.streamer-installed"
 wanted="$(sha256sum "$STREAMER_ROOT/pyproject.toml" | cut -d' ' -f1) $extras"
 if [ ! -f "$stamp" ] || ! grep -qxF "$wanted" "$stamp"; then
     echo "setup: installing streamer$extras into $STREAMER_VENV" >&2
     "$STREAMER_VENV/bin/python" -m pip install -q --upgrade pip
     "$STREAMER_VENV/bin/python" -m pip install -q -e "$STREAMER_ROOT$extras"
+    if [ -n "$extras" ]; then
+        # tinysoundfont declares pyaudio, which does not build and is not used: no deps.
+        "$STREAMER_VENV/bin/python" -m pip install -q --no-deps "tinysoundfont==0.3.7"
+    fi
     echo "$wanted" >> "$stamp"
 fi

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from streamer import __version__
-from streamer.errors import StreamerError
+from streamer.errors import StreamerError, run_command
 
 EPILOG = """\
 examples:
@@ -81,13 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
-    try:
-        return run(args)
-    except StreamerError as error:
-        print(f"streamer: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return run_command("streamer", lambda: run(args))
 
 
 def run_devices(args: argparse.Namespace) -> int:

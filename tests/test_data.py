@@ -54,13 +54,23 @@ def test_groups_and_tracks_stay_on_one_side() -> None:
     assert split_by_group(tracks, seed=4).to_json() != split.to_json()
 
 
-def test_test_only_condition_never_reaches_training() -> None:
-    tracks = make_tracks()
-    split = split_by_group(tracks, test_fraction=0.25, seed=0, test_only=("sf", "held"))
-    assert all(t.meta["sf"] == "held" for t in split.test)
-    assert all(t.meta["sf"] != "held" for t in split.train + split.valid)
-    assert split.test and split.dropped == len(tracks) - sum(map(len, split.sides().values()))
-    assert split.summary()["test_only"] == ["sf", "held"]
+def test_test_only_condition_is_the_test_side_and_its_groups_leave_training() -> None:
+    tracks = make_tracks()  # index 0 of every group has sf=held
+    held_groups = {"family0-1", "family1-5", "family2-2"}
+    tracks = [
+        Track(t.path, t.label, t.key, t.group, {"held": str(int(t.group in held_groups))})
+        if t.key.endswith(("-0.wav", "-1.wav")) or t.group not in held_groups
+        else t
+        for t in tracks
+    ]
+    split = split_by_group(tracks, valid_fraction=0.2, seed=0, test_only=("held", "1"))
+    assert {t.group for t in split.test} == held_groups
+    assert all(t.meta.get("held") == "1" for t in split.test)
+    assert not held_groups & {t.group for t in split.train + split.valid}
+    assert split.dropped == 3  # the third track of each held group lacks the condition
+    assert split.valid and {t.label for t in split.valid} == {"genre0", "genre1", "genre2"}
+    with pytest.raises(StreamerError, match="no track has held=2"):
+        split_by_group(tracks, test_only=("held", "2"))
 
 
 def test_patches_are_cut_after_the_split() -> None:

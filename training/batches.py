@@ -1,9 +1,11 @@
-"""Keras glue for training: augmented batches and a rich progress bar.
+"""Keras glue for training: augmented batches and a rich progress bar with a time budget.
 
 Kept apart so that importing the rest of `training` does not import TensorFlow.
 """
 
 from __future__ import annotations
+
+import time
 
 import keras
 import numpy as np
@@ -40,10 +42,11 @@ class PatchBatches(keras.utils.PyDataset):
 
 
 class RichEpochs(keras.callbacks.Callback):
-    """A rich progress bar over all training steps, with the latest metrics."""
+    """A rich progress bar over all training steps, the latest metrics, an optional budget."""
 
-    def __init__(self, epochs: int, steps: int) -> None:
+    def __init__(self, epochs: int, steps: int, *, max_minutes: float | None = None) -> None:
         super().__init__()
+        self.deadline = None if max_minutes is None else time.monotonic() + 60 * max_minutes
         self.bar = progress_bar()
         self.task = self.bar.add_task("training", total=epochs * steps, rate="")
         self.epochs = epochs
@@ -61,6 +64,9 @@ class RichEpochs(keras.callbacks.Callback):
         )
         self.bar.update(self.task, rate=text)
         console.print(text)
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            console.print("time budget spent: training stops after this epoch")
+            self.model.stop_training = True
 
     def on_train_end(self, logs: dict | None = None) -> None:
         self.bar.stop()

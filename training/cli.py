@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from streamer.errors import StreamerError
+from streamer.errors import StreamerError, run_command
 
 EPILOG = """\
 examples:
   streamer-train fit ~/gtzan --run runs/gtzan              train on root/<genre>/<file>
-  streamer-train fit corpus/manifest.csv --run runs/synth --test-only soundfont=TimGM6mb
+  streamer-train corpus corpus/ --held-out-soundfont /usr/share/sounds/sf2/TimGM6mb.sf2
+  streamer-train fit corpus/manifest.csv --run runs/synth --test-only held_out=1
   streamer-train fit ~/gtzan --run runs/ff --split-file splits/   fixed train/valid/test lists
   streamer-train evaluate --run runs/gtzan                 test split: clean and room chain
   streamer-train export --run runs/gtzan --out models/genre.onnx
@@ -24,6 +24,7 @@ Features are cached under --cache, keyed by the FeatureSpec and each file's cont
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from training import corpus
     from training.model import CNNConfig
     from training.pipeline import FitConfig
 
@@ -35,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    corpus.build_parser(
+        commands.add_parser("corpus", help="generate the synthetic genre corpus (MMA, soundfonts)")
+    )
 
     def with_run(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--run", type=Path, required=True, help="run folder")
@@ -74,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="fixed split: JSON of train/valid/test keys, or a folder of train/valid/test*.txt",
     )  # fmt: skip
     fit.add_argument("--workers", type=int, default=defaults.workers)
+    fit.add_argument(
+        "--train-hop", type=int, default=defaults.train_hop_frames, metavar="FRAMES",
+        help="frames between two training patches (default: %(default)s)",
+    )  # fmt: skip
+    fit.add_argument(
+        "--max-minutes", type=float,
+        help="stop after the epoch that passes this much training time (best epoch is kept)",
+    )  # fmt: skip
 
     evaluate = commands.add_parser(
         "evaluate", help="test-split metrics, clean and through the room chain, and a baseline"
@@ -88,19 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except StreamerError as error:
-        print(f"streamer-train: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return run_command("streamer-train", lambda: run(args))
 
 
 def run(args: argparse.Namespace) -> int:
     from training import pipeline
     from training.model import CNNConfig
 
+    if args.command == "corpus":
+        from training import corpus
+
+        return corpus.run(args)
     if args.command == "fit":
         test_only = None
         if args.test_only:
@@ -113,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed, room_variants=args.room_variants, test_fraction=args.test_fraction,
             valid_fraction=args.valid_fraction, test_only=test_only,
             split_file=str(args.split_file) if args.split_file else None, workers=args.workers,
+            train_hop_frames=args.train_hop, max_minutes=args.max_minutes,
             cnn=CNNConfig(filters=tuple(args.filters), embedding_size=args.embedding_size),
         )  # fmt: skip
         pipeline.fit(args.data, args.run, config=config, cache_root=args.cache)

@@ -157,38 +157,40 @@ def split_by_group(
     Each group goes to one side; groups are drawn per label (the group's most common
     label) so every label is represented on each side when it has enough groups.
 
-    ``test_only=(column, value)`` holds a condition out of training altogether, e.g.
-    ``("soundfont", "TimGM6mb")``: tracks meeting it are used only in test groups, and test
-    groups keep only such tracks. The test figure then measures unseen groups *and* the
-    unseen condition; tracks meeting neither role are dropped and counted.
+    ``test_only=(column, value)`` makes a condition the test side instead, e.g.
+    ``("held_out", "1")`` for the corpus's held-out grooves rendered with a soundfont no
+    other clip uses: the tracks meeting it are the test side, their groups never appear
+    in train or valid (other tracks of those groups are dropped and counted), and valid is
+    drawn from the remaining groups. `test_fraction` is then unused.
     """
+    tracks = list(tracks)
+    test: list[Track] = []
+    test_groups: set[str] = set()
+    if test_only is not None:
+        column, value = test_only
+        test = [t for t in tracks if t.meta.get(column) == value]
+        if not test:
+            raise StreamerError(f"no track has {column}={value}: nothing to test on")
+        test_groups = {t.group for t in test}
+        test_fraction = 0.0
     by_group: dict[str, list[Track]] = defaultdict(list)
     for track in tracks:
-        by_group[track.group].append(track)
+        if track.group not in test_groups:
+            by_group[track.group].append(track)
     groups_of_label: dict[str, list[str]] = defaultdict(list)
     for group, members in sorted(by_group.items()):
         label = Counter(t.label for t in members).most_common(1)[0][0]
         groups_of_label[label].append(group)
     rng = np.random.default_rng(seed)
-    side_of: dict[str, str] = {}
+    sides: dict[str, list[Track]] = {"train": [], "valid": [], "test": test}
     for label in sorted(groups_of_label):
         groups = list(rng.permutation(groups_of_label[label]))
         n_test = _share(len(groups), test_fraction)
         n_valid = _share(len(groups) - n_test, valid_fraction / (1 - test_fraction))
         for index, group in enumerate(groups):
-            side_of[group] = (
-                "test" if index < n_test else "valid" if index < n_test + n_valid else "train"
-            )
-    sides: dict[str, list[Track]] = {side: [] for side in SIDES}
-    dropped = 0
-    for group, members in sorted(by_group.items()):
-        side = side_of[group]
-        for track in members:
-            held_out = test_only is not None and track.meta.get(test_only[0]) == test_only[1]
-            if test_only is not None and held_out != (side == "test"):
-                dropped += 1
-            else:
-                sides[side].append(track)
+            side = "test" if index < n_test else "valid" if index < n_test + n_valid else "train"
+            sides[side] += by_group[group]
+    dropped = len(tracks) - sum(len(members) for members in sides.values())
     description = {
         "method": "by group, per label",
         "seed": seed,

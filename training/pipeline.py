@@ -63,6 +63,7 @@ class FitConfig:
     test_only: tuple[str, str] | None = None
     split_file: str | None = None
     workers: int = 2
+    max_minutes: float | None = None
     cnn: CNNConfig = field(default_factory=CNNConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -270,7 +271,7 @@ def fit(
         epochs=config.epochs,
         verbose=0,
         callbacks=[
-            RichEpochs(config.epochs, len(train_data)),
+            RichEpochs(config.epochs, len(train_data), max_minutes=config.max_minutes),
             keras.callbacks.ModelCheckpoint(
                 run / "classifier-best.weights.h5", monitor="val_accuracy",
                 save_best_only=True, save_weights_only=True,
