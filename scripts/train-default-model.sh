@@ -15,6 +15,4 @@ train="$STREAMER_VENV/bin/streamer-train"
     --test-only held_out=1 --seed 2026 --epochs 12 --max-minutes 60 \
     --filters 16 32 32 64 --room-variants 1 --train-hop 130
 "$train" evaluate --run "$work/run" --cache "$work/cache"
-"$train" export --run "$work/run" --out models/genre.onnx
-cp "$work/run/confusion-clean.png" "$work/run/confusion-room.png" \
-    "$work/run/training-curves.png" models/
+"$train" export --run "$work/run" --out models/genre.onnx --card

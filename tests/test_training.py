@@ -65,6 +65,7 @@ def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     pipeline.fit(dataset, run, config=config, cache_root=cache, spec=SPEC)
     pipeline.evaluate(run, cache_root=cache)
     pipeline.export(run, onnx)
+    pipeline.publish_card(run, onnx)
     return {"run": run, "cache": cache, "onnx": onnx}
 
 
@@ -138,3 +139,13 @@ def test_runtime_refuses_a_corrupt_or_mismatched_model(
     onnx.write_bytes(bytes(data))
     with pytest.raises(StreamerError, match="does not match its metadata"):
         GenreModel(onnx)
+
+
+def test_model_card_states_the_metadata_figures(trained: dict[str, Path]) -> None:
+    card = (trained["onnx"].parent / "README.md").read_text()
+    info = json.loads(metadata_path(trained["onnx"]).read_text())
+    clean = info["metrics"]["clean"]["track"]["accuracy"]
+    assert f"| clean | {100 * clean:.1f} %" in card
+    assert "| tones |" in card and "## Limits" in card
+    for name in pipeline.PLOTS:
+        assert f"]({name})" in card and (trained["onnx"].parent / name).is_file()

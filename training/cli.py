@@ -15,7 +15,7 @@ examples:
   streamer-train fit corpus/manifest.csv --run runs/synth --test-only held_out=1
   streamer-train fit ~/gtzan --run runs/ff --split-file splits/   fixed train/valid/test lists
   streamer-train evaluate --run runs/gtzan                 test split: clean and room chain
-  streamer-train export --run runs/gtzan --out models/genre.onnx
+  streamer-train export --run runs/gtzan --out models/genre.onnx --card
 
 A run folder keeps the config, the split, the FeatureSpec, the Keras model, the metrics and
 the plots (confusion matrices, training curves), so each step can be repeated alone.
@@ -95,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write ONNX and metadata, checked against Keras")
     with_run(export)
     export.add_argument("--out", type=Path, default=Path("models/genre.onnx"))
+    export.add_argument(
+        "--card", action="store_true",
+        help="also copy the plots beside the model and write its card (README.md) there",
+    )  # fmt: skip
     return parser
 
 
@@ -132,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         difference = pipeline.export(args.run, args.out)
         print(f"wrote {args.out} (onnxruntime vs Keras: max abs difference {difference:.2g})")
+        if args.card:
+            print(f"wrote {pipeline.publish_card(args.run, args.out)}")
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -451,3 +452,15 @@ def export(run_folder: Path, onnx_path: Path, *, corpus: dict[str, Any] | None =
             "versions": package_versions(),
         },
     )
+
+
+PLOTS = ("confusion-clean.png", "confusion-room.png", "training-curves.png")
+
+
+def publish_card(run_folder: Path, onnx_path: Path) -> Path:
+    """Copy the run's plots beside the model and write the model card there."""
+    from training.card import write_card
+
+    for name in PLOTS:
+        shutil.copyfile(run_folder / name, onnx_path.parent / name)
+    return write_card(onnx_path, images=list(PLOTS))
