@@ -112,7 +112,7 @@ def run_devices(args: argparse.Namespace) -> int:
 def run_listen(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from streamer.features import FeatureSpec, StreamingExtractor
+    from streamer.features import FeatureSpec, StreamingExtractor, live_thread_limits
     from streamer.sources import AudioSource, DeviceSource, FileSource
 
     spec = FeatureSpec()
@@ -149,7 +149,7 @@ def run_listen(args: argparse.Namespace) -> int:
             }
         )
 
-    with source:
+    with source, live_thread_limits():
         try:
             while limit is None or heard < limit:
                 chunk = source.read(timeout=0.1)

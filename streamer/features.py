@@ -159,6 +159,18 @@ class FeatureSpec:
         return cls.from_json(Path(path).read_text())
 
 
+def live_thread_limits() -> Any:
+    """Limit BLAS to one thread for the live path (a context manager).
+
+    The per-hop mel product is small: on two busy cores a multi-threaded BLAS made the
+    streaming extractor about 5x slower and erratic (measured: 13.8 vs 2.5 ms per second
+    of audio, bench/bench_features.py), so the live path runs it on one thread.
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def mel_basis(spec: FeatureSpec) -> np.ndarray:
     """The mel filterbank ``(n_mels, 1 + n_fft // 2)`` of `spec`, from librosa.
 

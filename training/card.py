@@ -39,6 +39,13 @@ def _accuracy_row(name: str, metrics: dict[str, Any], baseline: float) -> str:
     )
 
 
+def _describe_corpus(corpus: dict[str, Any]) -> str:
+    text = f"{corpus['tracks']} clips of {corpus['labels']} labels in {corpus['groups']} groups"
+    for column, values in corpus.get("columns", {}).items():
+        text += f"; {column}: {', '.join(values)}"
+    return text + f" (`{corpus['source']}`)."
+
+
 def render_card(onnx_path: Path, *, images: list[str]) -> str:
     """The card's Markdown for the model at `onnx_path`."""
     info = read_model_info(onnx_path)
@@ -60,9 +67,15 @@ def render_card(onnx_path: Path, *, images: list[str]) -> str:
         "",
         "## Figures on the held-out test split",
         "",
-        f"Test side: {split['test_tracks']} clips of {split['test_groups']} groove families "
-        "that training never saw, rendered only with a soundfont that training never heard "
-        f"(`{'='.join(split['test_only'] or ['random groups'])}`). Track accuracy is the "
+        f"Test side: {split['test_tracks']} clips of {split['test_groups']} groups "
+        "(groove families) that training never saw"
+        + (
+            f", selected by `{'='.join(split['test_only'])}`: rendered only with a soundfont "
+            "that training never heard. "
+            if split["test_only"]
+            else ". "
+        )
+        + "Track accuracy is the "
         "vote of a clip's patches (mean probability); the interval is a "
         f"{interval['confidence']:.0%} bootstrap over {interval['n_units']} "
         f"{interval['unit']}s, because whole grooves pass or fail together.",
@@ -97,6 +110,8 @@ def render_card(onnx_path: Path, *, images: list[str]) -> str:
         f"{info.embedding_size}-unit embedding layer, Dense softmax.",
         "",
         "## Training",
+        "",
+        f"Data: {_describe_corpus(extra['corpus'])}",
         "",
         f"Split: {split['train_tracks']} training clips ({split['train_groups']} families), "
         f"{split['valid_tracks']} validation clips ({split['valid_groups']} families); "

@@ -12,6 +12,7 @@ import json
 import platform
 import shutil
 import sys
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -423,7 +424,7 @@ def describe_tracks(
 # --- export ------------------------------------------------------------------------------
 
 
-def export(run_folder: Path, onnx_path: Path, *, corpus: dict[str, Any] | None = None) -> float:
+def export(run_folder: Path, onnx_path: Path) -> float:
     """Write the run's model as ONNX with metadata (metrics, split, provenance)."""
     from training.export import export_model
 
@@ -448,7 +449,7 @@ def export(run_folder: Path, onnx_path: Path, *, corpus: dict[str, Any] | None =
                 "command": fit_info["command"],
                 "train_patches": fit_info["train_patches"],
             },
-            "corpus": corpus or {"data": run.config["data"]},
+            "corpus": describe_dataset(Path(run.config["data"])),
             "versions": package_versions(),
         },
     )
@@ -464,3 +465,23 @@ def publish_card(run_folder: Path, onnx_path: Path) -> Path:
     for name in PLOTS:
         shutil.copyfile(run_folder / name, onnx_path.parent / name)
     return write_card(onnx_path, images=list(PLOTS))
+
+
+DESCRIBED_COLUMNS = ("soundfont", "library")  # manifest columns worth listing on the card
+
+
+def describe_dataset(source: Path) -> dict[str, Any]:
+    """What the model was trained on, in a few numbers, for its metadata and card."""
+    dataset = load_dataset(source)
+    columns = {
+        column: sorted({t.meta[column] for t in dataset.tracks if column in t.meta})
+        for column in DESCRIBED_COLUMNS
+    }
+    return {
+        "source": source.name,
+        "tracks": len(dataset.tracks),
+        "labels": len(dataset.labels),
+        "groups": len({t.group for t in dataset.tracks}),
+        "per_label": dict(Counter(t.label for t in dataset.tracks)),
+        "columns": {k: v for k, v in columns.items() if v},
+    }
