@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.fft
-import scipy.signal
 
 FEATURE_SPEC_VERSION = 1
 
@@ -195,6 +193,8 @@ def power_to_db(mel_power: np.ndarray, spec: FeatureSpec) -> np.ndarray:
 
 def mfcc_from_logmel(logmel: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     """MFCCs ``(n_frames, n_mfcc)`` from log-mel frames, as `librosa.feature.mfcc` does."""
+    import scipy.fft
+
     return scipy.fft.dct(logmel, type=2, norm="ortho", axis=-1)[..., : spec.n_mfcc]
 
 
@@ -271,6 +271,11 @@ class StreamingExtractor:
     def __init__(self, spec: FeatureSpec, *, max_block: int = 65536) -> None:
         self.spec = spec
         self._max_block = max(max_block, spec.hop_length)
+        # scipy loads here, when a stream starts (1-2 s), not when the command line starts.
+        import scipy.fft
+        import scipy.signal
+
+        self._rfft = scipy.fft.rfft
         self._window = scipy.signal.get_window(spec.window, spec.n_fft, fftbins=True)
         self._mel_basis_t = np.ascontiguousarray(mel_basis(spec).T)
         self._buffer = np.zeros(spec.n_fft + self._max_block, dtype=np.float64)
@@ -309,7 +314,7 @@ class StreamingExtractor:
         n_frames = (end - spec.n_fft) // spec.hop_length + 1
         windows = np.lib.stride_tricks.sliding_window_view(self._buffer[:end], spec.n_fft)
         frames = windows[:: spec.hop_length][:n_frames] * self._window
-        spectrum = np.abs(scipy.fft.rfft(frames, axis=1)) ** spec.power
+        spectrum = np.abs(self._rfft(frames, axis=1)) ** spec.power
         logmel = power_to_db(spectrum @ self._mel_basis_t, spec)
         consumed = n_frames * spec.hop_length
         keep = end - consumed

@@ -56,6 +56,11 @@ class AudioSource(ABC):
         """Times the input reported or suffered an overflow."""
         return 0
 
+    @property
+    def backlog_seconds(self) -> float:
+        """Audio captured but not read yet (part of the live latency)."""
+        return 0.0
+
     @abstractmethod
     def start(self) -> None: ...
 
@@ -218,6 +223,10 @@ class DeviceSource(AudioSource):
     @property
     def overflow_events(self) -> int:
         return self._ring.overflow_events + self.status_overflows
+
+    @property
+    def backlog_seconds(self) -> float:
+        return self._ring.available / self.device_rate
 
     @property
     def captured_samples(self) -> int:

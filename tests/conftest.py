@@ -1,4 +1,4 @@
-"""Shared fixtures: generated audio files and a real PulseAudio input device."""
+"""Shared fixtures: generated audio, a real PulseAudio input device, small models."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+
+from streamer.features import FeatureSpec
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -59,3 +61,81 @@ def pulse_device() -> Iterator[dict[str, str]]:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained three-label CNN with small 1 s patches, exported with its metadata.
+
+    Its weights are random: good for checking the plumbing (same inputs, same outputs),
+    not for genre accuracy.
+    """
+    import keras
+
+    from training.export import export_model
+    from training.model import CNNConfig, build_cnn
+
+    keras.utils.set_random_seed(0)
+    spec = FeatureSpec(n_mels=40, n_mfcc=13, patch_frames=43)
+    spec = spec.with_normalization(np.full(40, -50.0), np.full(40, 20.0))
+    model = build_cnn(
+        n_mels=40, patch_frames=43, n_classes=3, config=CNNConfig(filters=(4, 8), embedding_size=8)
+    )
+    path = tmp_path_factory.mktemp("model") / "small.onnx"
+    check = np.random.default_rng(0).standard_normal((4, 40, 43, 1))
+    export_model(model, path, labels=["a", "b", "c"], spec=spec, check_inputs=check, extra={})
+    return path
+
+
+TRAIN_RATE = 22050
+TINY_SPEC = FeatureSpec(n_mels=40, n_mfcc=13, patch_frames=43)  # 1 s patches: quick to train
+
+
+def render_genre(genre: str, rng: np.random.Generator, seconds: float = 3.0) -> np.ndarray:
+    """Three "genres" a tiny CNN tells apart: harmonic tones, noise bursts, click trains."""
+    t = np.arange(int(seconds * TRAIN_RATE)) / TRAIN_RATE
+    if genre == "tones":
+        f = rng.uniform(100, 300)
+        return sum(np.sin(2 * np.pi * k * f * t) / k for k in (1, 2, 3)) * 0.3
+    if genre == "noise":
+        envelope = (np.sin(2 * np.pi * rng.uniform(1, 3) * t) > 0).astype(float)
+        return rng.standard_normal(t.size) * 0.2 * envelope
+    clicks = np.zeros(t.size)
+    clicks[:: int(TRAIN_RATE / rng.uniform(4, 10))] = 0.9
+    return clicks
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("dataset")
+    rng = np.random.default_rng(0)
+    for genre in ("tones", "noise", "clicks"):
+        (root / genre).mkdir()
+        for index in range(6):
+            soundfile.write(root / genre / f"{index}.wav", render_genre(genre, rng), TRAIN_RATE)
+    bad = root / "noise"
+    (bad / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt " + bytes(range(40)))
+    (bad / "text.wav").write_text("this is a text file named .wav\n")
+    (bad / "empty.wav").write_bytes(b"")
+    soundfile.write(bad / "one-sample.wav", np.zeros(1), TRAIN_RATE)
+    (bad / "readme.txt").write_text("not audio")
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny CNN fitted, evaluated and exported on `dataset` (about 40 s on 2 cores)."""
+    from training import pipeline
+    from training.model import CNNConfig
+
+    work = tmp_path_factory.mktemp("run")
+    run, cache, onnx = work / "run", work / "cache", work / "model" / "genre.onnx"
+    config = pipeline.FitConfig(
+        epochs=4, batch_size=16, room_variants=1, workers=2, train_hop_frames=8, test_fraction=0.34,
+        valid_fraction=0.17, cnn=CNNConfig(filters=(8, 16), embedding_size=16),
+    )  # fmt: skip
+    pipeline.fit(dataset, run, config=config, cache_root=cache, spec=TINY_SPEC)
+    pipeline.evaluate(run, cache_root=cache)
+    pipeline.export(run, onnx)
+    pipeline.publish_card(run, onnx)
+    return {"run": run, "cache": cache, "onnx": onnx}

@@ -1,7 +1,7 @@
 """Training end to end on generated audio: fit, evaluate, export, load in the runtime.
 
-Three "genres" that a tiny CNN can tell apart in two epochs: low harmonic tones, noise
-bursts and click trains, plus the bad files a real dataset folder holds.
+The `trained` fixture (conftest.py) trains a tiny CNN on three generated "genres" with the
+bad files a real dataset folder holds.
 """
 
 from __future__ import annotations
@@ -12,61 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile
 
 from streamer.errors import StreamerError
-from streamer.features import FeatureSpec
 from streamer.model import GenreModel, metadata_path
 from training import pipeline
-from training.model import CNNConfig
-
-RATE = 22050
-SPEC = FeatureSpec(n_mels=40, n_mfcc=13, patch_frames=43)  # 1 s patches: quick to train
-
-
-def render(genre: str, rng: np.random.Generator, seconds: float = 3.0) -> np.ndarray:
-    t = np.arange(int(seconds * RATE)) / RATE
-    if genre == "tones":
-        f = rng.uniform(100, 300)
-        return sum(np.sin(2 * np.pi * k * f * t) / k for k in (1, 2, 3)) * 0.3
-    if genre == "noise":
-        envelope = (np.sin(2 * np.pi * rng.uniform(1, 3) * t) > 0).astype(float)
-        return rng.standard_normal(t.size) * 0.2 * envelope
-    clicks = np.zeros(t.size)
-    clicks[:: int(RATE / rng.uniform(4, 10))] = 0.9
-    return clicks
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("dataset")
-    rng = np.random.default_rng(0)
-    for genre in ("tones", "noise", "clicks"):
-        (root / genre).mkdir()
-        for index in range(6):
-            soundfile.write(root / genre / f"{index}.wav", render(genre, rng), RATE)
-    bad = root / "noise"
-    (bad / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt " + bytes(range(40)))
-    (bad / "text.wav").write_text("this is a text file named .wav\n")
-    (bad / "empty.wav").write_bytes(b"")
-    soundfile.write(bad / "one-sample.wav", np.zeros(1), RATE)
-    (bad / "readme.txt").write_text("not audio")
-    return root
-
-
-@pytest.fixture(scope="module")
-def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    work = tmp_path_factory.mktemp("run")
-    run, cache, onnx = work / "run", work / "cache", work / "model" / "genre.onnx"
-    config = pipeline.FitConfig(
-        epochs=4, batch_size=16, room_variants=1, workers=2, train_hop_frames=8, test_fraction=0.34,
-        valid_fraction=0.17, cnn=CNNConfig(filters=(8, 16), embedding_size=16),
-    )  # fmt: skip
-    pipeline.fit(dataset, run, config=config, cache_root=cache, spec=SPEC)
-    pipeline.evaluate(run, cache_root=cache)
-    pipeline.export(run, onnx)
-    pipeline.publish_card(run, onnx)
-    return {"run": run, "cache": cache, "onnx": onnx}
 
 
 def test_bad_files_are_reported_and_skipped(trained: dict[str, Path]) -> None:
@@ -99,7 +48,7 @@ def test_exported_model_matches_keras_in_the_runtime(trained: dict[str, Path]) -
     model = GenreModel(trained["onnx"])
     assert list(model.labels) == run.labels == ["clicks", "noise", "tones"]
     assert model.spec == run.spec and model.spec.norm_mean
-    patches = np.random.default_rng(1).normal(-40, 15, (5, SPEC.patch_frames, SPEC.n_mels))
+    patches = np.random.default_rng(1).normal(-40, 15, (5, run.spec.patch_frames, run.spec.n_mels))
     probabilities, embedding = model.predict(patches)
     keras_probabilities, keras_embedding = run.keras_model().predict_on_batch(
         pipeline.model_input(patches, run.spec)

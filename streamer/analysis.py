@@ -1,0 +1,128 @@
+"""From samples to the model's view of each hop: one processor for live and offline use.
+
+`HopAnalyzer` takes mono samples in blocks of any size and, every hop of audio, runs the
+model on the patch of the most recent frames. Hop boundaries are fixed in samples from the
+start of the stream, and a block is split at each boundary, so the hops, their times and
+their patches do not depend on how the audio was cut into blocks: a file pushed in one
+piece gives the same hops as the same file captured live (madmom's online == offline).
+
+The first hop comes as soon as one patch of audio has been heard, at sample
+``(patch_frames - 1) * hop_length + n_fft - n_fft // 2`` (the first moment ``patch_frames``
+frames are complete); the following ones every ``hop_seconds``. A hop's ``time`` is the
+stream time of its boundary: the end of the audio its patch saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from streamer.features import StreamingExtractor
+from streamer.model import GenreModel
+
+
+@dataclass(frozen=True)
+class Hop:
+    """The model's output for the patch that ends at `time` (stream seconds)."""
+
+    index: int
+    time: float
+    probabilities: np.ndarray
+    embedding: np.ndarray
+    level_dbfs: float  # RMS level of this hop's own audio (the last hop_seconds)
+
+
+def level_dbfs(sum_squares: float, count: int) -> float:
+    """RMS level in dB relative to full scale, floored at -100 dBFS."""
+    rms = np.sqrt(sum_squares / count) if count else 0.0
+    return float(20 * np.log10(max(rms, 1e-5)))
+
+
+class HopAnalyzer:
+    """Samples in; every hop, class probabilities and embedding of the latest patch.
+
+    Parameters
+    ----------
+    model : GenreModel
+        The model; its FeatureSpec defines the features and the patch.
+    hop_seconds : float
+        Audio between two analyses; rounded to whole samples.
+    """
+
+    def __init__(self, model: GenreModel, *, hop_seconds: float = 0.5) -> None:
+        spec = model.spec
+        self.model = model
+        self.spec = spec
+        self.hop_samples = max(1, round(hop_seconds * spec.sample_rate))
+        self.hop_seconds = self.hop_samples / spec.sample_rate
+        self._extractor = StreamingExtractor(spec)
+        # Twice the patch, so appending never reallocates: frames shift down when full.
+        self._frames = np.empty((2 * spec.patch_frames, spec.n_mels))
+        self._filled = 0
+        self._samples = 0
+        first = (spec.patch_frames - 1) * spec.hop_length + spec.n_fft - spec.n_fft // 2
+        self._next_boundary = first
+        self._sum_squares = 0.0
+        self._hops = 0
+
+    @property
+    def samples(self) -> int:
+        """Samples pushed so far: the stream clock."""
+        return self._samples
+
+    @property
+    def window_seconds(self) -> float:
+        """Audio a patch sees."""
+        return self.spec.patch_frames * self.spec.frame_seconds
+
+    def push(self, samples: np.ndarray) -> list[Hop]:
+        """Add samples; return the hops they complete (usually none or one live)."""
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        patches: list[np.ndarray] = []
+        pending: list[tuple[int, float]] = []
+        start = 0
+        while start < samples.size:
+            piece = samples[start : start + self._next_boundary - self._samples]
+            start += piece.size
+            self._consume(piece)
+            if self._samples == self._next_boundary:
+                patches.append(
+                    self._frames[self._filled - self.spec.patch_frames : self._filled].copy()
+                )
+                pending.append((self._hops, level_dbfs(self._sum_squares, self.hop_samples)))
+                self._hops += 1
+                self._sum_squares = 0.0
+                self._next_boundary += self.hop_samples
+        if not patches:
+            return []
+        probabilities, embeddings = self.model.predict(np.stack(patches))
+        rate = self.spec.sample_rate
+        first = self._next_boundary - self.hop_samples * len(pending)
+        return [
+            Hop(index, (first + i * self.hop_samples) / rate, p, e, level)
+            for i, ((index, level), p, e) in enumerate(
+                zip(pending, probabilities, embeddings, strict=True)
+            )
+        ]
+
+    def _consume(self, piece: np.ndarray) -> None:
+        # The level counts only the samples of the hop that ends at the next boundary.
+        counted_from = max(0, self._next_boundary - self.hop_samples - self._samples)
+        tail = piece[counted_from:]
+        self._sum_squares += float(np.dot(tail, tail))
+        self._samples += piece.size
+        frames = self._extractor.push(piece)
+        for first in range(0, len(frames), self.spec.patch_frames):
+            self._append(frames[first : first + self.spec.patch_frames])
+
+    def _append(self, frames: np.ndarray) -> None:
+        """Append at most patch_frames frames, shifting the latest patch down when full."""
+        n = len(frames)
+        capacity = len(self._frames)
+        if self._filled + n > capacity:
+            keep = self.spec.patch_frames - n
+            self._frames[:keep] = self._frames[self._filled - keep : self._filled]
+            self._filled = keep
+        self._frames[self._filled : self._filled + n] = frames
+        self._filled += n

@@ -1,0 +1,236 @@
+"""The websocket protocol, version 1: JSON text messages, each with a ``"type"``.
+
+The server sends ``hello`` once on connecting, then ``update`` (every hop), ``segment``
+(when a segment closes), ``status`` (periodically) and replies (``pong``, ``error``) to
+what the client sent. docs/protocol.md describes it for client authors; the JSON Schemas in
+``streamer/schemas/`` are the exact definition and are what `validate` checks.
+
+The builders take plain keyword arguments and turn numpy scalars into JSON numbers, rounded
+to what a display needs (times to the millisecond, probabilities to 1e-4), which keeps an
+update of a few hundred bytes.
+
+Examples
+--------
+>>> message = segment_message(index=0, start=0, end=12.5, genre="jazz", state="music",
+...                           confidence=0.81234)
+>>> message["confidence"]
+0.8123
+>>> encode(error_message("bad"))
+'{"type":"error","message":"bad"}'
+>>> parse_client_message('{"type": "ping"}')
+{'type': 'ping'}
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from typing import Any
+
+from streamer import __version__
+
+PROTOCOL_VERSION = 1
+SERVER_TYPES = ("hello", "update", "segment", "status", "error", "pong")
+CLIENT_TYPES = ("ping",)
+MAX_CLIENT_MESSAGE = 4096
+"""Longest client message accepted, in characters: client messages are small commands."""
+
+_TIME_DECIMALS = 3
+_VALUE_DECIMALS = 4
+
+
+def schema(name: str) -> dict[str, Any]:
+    """The JSON Schema of message type `name` (a fresh copy: callers may change it)."""
+    if name not in SERVER_TYPES + CLIENT_TYPES:
+        raise ValueError(f"no schema for message type {name!r}")
+    path = resources.files("streamer").joinpath("schemas", f"{name}.schema.json")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def _validator(name: str) -> Any:
+    """A draft 2020-12 validator for `name` that resolves references to the other schemas."""
+    import jsonschema
+    from referencing import Registry, Resource
+
+    schemas = [schema(other) for other in SERVER_TYPES + CLIENT_TYPES]
+    registry = Registry().with_resources(
+        (other["$id"], Resource.from_contents(other)) for other in schemas
+    )
+    return jsonschema.Draft202012Validator(schema(name), registry=registry)
+
+
+def validate(message: Any) -> None:
+    """Raise `ValueError` naming the first problem if `message` breaks its type's schema.
+
+    Needs the ``jsonschema`` package, which the server itself does not: it is for tests and
+    for clients that want to check what they receive.
+    """
+    kind = message.get("type") if isinstance(message, dict) else None
+    if kind not in SERVER_TYPES + CLIENT_TYPES:
+        raise ValueError(f"not a protocol message: unknown or missing type {kind!r}")
+    error = next(iter(_validator(kind).iter_errors(message)), None)
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "the message"
+        raise ValueError(f"invalid {kind} message: {where}: {error.message}")
+
+
+def encode(message: Mapping[str, Any]) -> str:
+    """Compact JSON text; NaN and infinities are refused, as JSON has no such numbers."""
+    return json.dumps(message, separators=(",", ":"), allow_nan=False)
+
+
+def _seconds(value: float) -> float:
+    return round(float(value), _TIME_DECIMALS)
+
+
+def _fraction(value: float) -> float:
+    return round(float(value), _VALUE_DECIMALS)
+
+
+def _label(value: str | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def hello_message(
+    *,
+    labels: Iterable[str],
+    model: Mapping[str, Any],
+    features: Mapping[str, Any],
+    hop_seconds: float,
+    window_seconds: float,
+    state: Mapping[str, Any] | None = None,
+    segments: Iterable[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """The first message of a connection.
+
+    `model` holds ``name`` and ``sha256`` and any provenance; `features` is
+    ``FeatureSpec.to_dict()``. `state` (the latest update) and `segments` (recent closed
+    segments, oldest first) are filled in by the server, which keeps them.
+    """
+    return {
+        "type": "hello",
+        "protocol": PROTOCOL_VERSION,
+        "server": f"streamer {__version__}",
+        "labels": [str(label) for label in labels],
+        "model": dict(model),
+        "features": dict(features),
+        "hop_seconds": float(hop_seconds),
+        "window_seconds": float(window_seconds),
+        "state": None if state is None else dict(state),
+        "segments": [dict(segment) for segment in segments],
+    }
+
+
+def update_message(
+    *,
+    time: float,
+    probabilities: Mapping[str, float],
+    top: str | None,
+    confidence: float,
+    state: str,
+    level_dbfs: float,
+    segment_start: float,
+) -> dict[str, Any]:
+    """The analysis of one hop; `top` is None during silence."""
+    return {
+        "type": "update",
+        "time": _seconds(time),
+        "probabilities": {str(label): _fraction(p) for label, p in probabilities.items()},
+        "top": _label(top),
+        "confidence": _fraction(confidence),
+        "state": state,
+        "level_dbfs": round(float(level_dbfs), 1),
+        "segment_start": _seconds(segment_start),
+    }
+
+
+def segment_message(
+    *,
+    index: int,
+    start: float,
+    end: float,
+    genre: str | None,
+    state: str,
+    confidence: float,
+) -> dict[str, Any]:
+    """A closed segment; `genre` is None for silence."""
+    return {
+        "type": "segment",
+        "index": int(index),
+        "start": _seconds(start),
+        "end": _seconds(end),
+        "genre": _label(genre),
+        "state": state,
+        "confidence": _fraction(confidence),
+    }
+
+
+def status_message(
+    *,
+    time: float,
+    overflow_samples: int,
+    overflow_events: int,
+    latency_ms: float | None,
+    clients: int,
+    dropped_messages: int,
+    source: str,
+) -> dict[str, Any]:
+    """Capture and server health; `latency_ms` is None until the first update went out."""
+    return {
+        "type": "status",
+        "time": _seconds(time),
+        "overflow_samples": int(overflow_samples),
+        "overflow_events": int(overflow_events),
+        "latency_ms": None if latency_ms is None else round(float(latency_ms), 1),
+        "clients": int(clients),
+        "dropped_messages": int(dropped_messages),
+        "source": str(source),
+    }
+
+
+def error_message(message: str) -> dict[str, Any]:
+    return {"type": "error", "message": message}
+
+
+def pong_message() -> dict[str, Any]:
+    return {"type": "pong"}
+
+
+def parse_client_message(text: str | bytes) -> dict[str, Any]:
+    """Check a message a client sent and return it; raise `ValueError` saying what is wrong.
+
+    The checks are by hand, not with the schemas, so that the server does not need
+    ``jsonschema``. Unknown fields are refused rather than ignored, so that a client written
+    for a later protocol learns at once that this server does not understand it.
+
+    >>> parse_client_message('{"type": "subscribe"}')
+    Traceback (most recent call last):
+        ...
+    ValueError: unknown message type 'subscribe'; this server understands ['ping']
+    """
+    if isinstance(text, bytes):
+        raise ValueError("binary messages are not supported: send JSON text")
+    if len(text) > MAX_CLIENT_MESSAGE:
+        raise ValueError(
+            f"message too long: {len(text)} characters, the limit is {MAX_CLIENT_MESSAGE}"
+        )
+    try:
+        message = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not JSON: {error}") from None
+    if not isinstance(message, dict):
+        raise ValueError(f"expected a JSON object, got {type(message).__name__}")
+    if "type" not in message:
+        raise ValueError('missing "type"')
+    kind = message["type"]
+    if kind not in CLIENT_TYPES:
+        raise ValueError(
+            f"unknown message type {kind!r}; this server understands {list(CLIENT_TYPES)}"
+        )
+    unknown = sorted(set(message) - {"type"})
+    if unknown:
+        raise ValueError(f"unexpected fields {unknown} in a {kind} message")
+    return message

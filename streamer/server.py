@@ -1,0 +1,339 @@
+"""The websocket server that pushes every analysis update to any number of clients.
+
+The analysis thread must never wait for a client. `BroadcastServer.publish` encodes the
+message in the caller's thread and hands it to the event loop without blocking; on the loop
+it goes into each client's bounded queue, and one sender task per client drains that queue
+at whatever pace the client reads. A client that falls behind loses its oldest pending
+``update`` and ``status`` messages (later ones supersede them) but never a ``segment`` or a
+reply; one that stays behind is disconnected, and can reconnect to get the current state at
+once from the hello. docs/protocol.md describes this for client authors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import socket
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+
+from streamer import protocol
+from streamer.errors import StreamerError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+SKIPPABLE = frozenset({"update", "status"})
+"""Message types a slow client may miss: each one supersedes the previous of its type."""
+MAX_FRAME_BYTES = 64 * 1024
+"""Larger client messages close the connection (1009) instead of getting an error reply."""
+SEND_BUFFER_BYTES = 16 * 1024
+"""Kernel send buffer and websockets write buffer of each connection, each at most this.
+
+Left alone, the kernel grows a connection's send buffer to megabytes (4 MB measured on
+loopback): a client that stopped reading would hide an hour of updates in it before the
+server noticed anything. Updates are a few hundred bytes every half second, so this is
+still tens of seconds of stream.
+"""
+KEEPALIVE_SECONDS = 20.0
+"""Ping interval and pong timeout: a client that does not answer a ping within this time,
+because it stopped reading or lags that far behind, is closed with 1011."""
+
+
+class _Client:
+    """One connection's queue of ``(type, text)`` messages waiting to be sent."""
+
+    def __init__(self, connection: ServerConnection) -> None:
+        self.connection = connection
+        self.pending: deque[tuple[str, str]] = deque()
+        self.ready = asyncio.Event()
+        self.behind_since: float | None = None  # loop time of the first skip since caught up
+
+
+class BroadcastServer:
+    """Broadcast protocol messages to websocket clients, skipping for slow ones.
+
+    Parameters
+    ----------
+    host, port : str, int
+        Where to listen; port 0 picks a free port (see `port`).
+    hello : callable
+        Builds the hello message (`protocol.hello_message`) for each new connection, on the
+        event loop's thread. The server fills in ``state`` and ``segments`` itself, from
+        what was published.
+    queue_size : int
+        Messages that may wait for one client before its oldest update or status is skipped.
+    recent_segments : int
+        Closed segments kept for the hello of late joiners.
+    slow_seconds : float
+        A client that has not caught up for this long since its first skipped message, or
+        whose queue is full of messages that cannot be skipped, is disconnected (1008).
+    close_timeout : float
+        Seconds a closing client has to answer before its connection is dropped. Without
+        this bound, a client that stopped reading would hold `stop` forever.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        hello: Callable[[], dict[str, Any]],
+        queue_size: int = 64,
+        recent_segments: int = 50,
+        slow_seconds: float = 5.0,
+        close_timeout: float = 5.0,
+    ) -> None:
+        if queue_size < 1 or recent_segments < 0 or slow_seconds <= 0 or close_timeout <= 0:
+            raise ValueError(
+                "need queue_size >= 1, recent_segments >= 0, positive slow_seconds "
+                "and close_timeout"
+            )
+        self.host = host
+        self._requested_port = port
+        self._hello = hello
+        self.queue_size = queue_size
+        self.slow_seconds = slow_seconds
+        self.close_timeout = close_timeout
+        self._latest: dict[str, Any] | None = None
+        self._segments: deque[dict[str, Any]] = deque(maxlen=recent_segments)
+        self._clients: dict[ServerConnection, _Client] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+        self._server: Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._dropped = 0
+        self._disconnected_slow = 0
+
+    @property
+    def port(self) -> int:
+        """The bound port while running (the actual one when 0 was asked for)."""
+        if self._server is None:
+            return self._requested_port
+        return self._server.sockets[0].getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    @property
+    def clients(self) -> int:
+        """Connected clients that still receive the broadcast."""
+        return len(self._clients)
+
+    @property
+    def dropped_messages(self) -> int:
+        """Messages skipped for slow clients, in total over all clients."""
+        return self._dropped
+
+    @property
+    def disconnected_slow(self) -> int:
+        """Clients disconnected for staying behind."""
+        return self._disconnected_slow
+
+    async def start(self) -> None:
+        """Listen; a port that cannot be bound raises a one-line `StreamerError`."""
+        try:
+            self._server = await serve(
+                self._handle,
+                self.host,
+                self._requested_port,
+                max_size=MAX_FRAME_BYTES,
+                write_limit=SEND_BUFFER_BYTES,
+                ping_interval=KEEPALIVE_SECONDS,
+                ping_timeout=KEEPALIVE_SECONDS,
+                close_timeout=self.close_timeout,
+            )
+        except OSError as error:
+            address = f"ws://{self.host}:{self._requested_port}"
+            if error.errno == errno.EADDRINUSE:
+                raise StreamerError(
+                    f"cannot listen on {address}: the port is in use (another streamer?); "
+                    "choose another one with --port"
+                ) from None
+            reason = error.strerror or str(error)
+            raise StreamerError(f"cannot listen on {address}: {reason}") from None
+        self._loop = asyncio.get_running_loop()
+
+    async def stop(self) -> None:
+        """Close every client with 1001 (going away) and stop listening."""
+        server, self._server, self._loop = self._server, None, None
+        if server is None:
+            return
+        await asyncio.gather(
+            *(
+                self._close(connection, CloseCode.GOING_AWAY, "server stopping")
+                for connection in list(self._clients)
+            )
+        )
+        server.close()  # also closes a connection that opened meanwhile
+        await server.wait_closed()
+        if self._closing:
+            await asyncio.gather(*self._closing)
+
+    def publish(self, message: dict[str, Any]) -> None:
+        """Broadcast `message`; callable from any thread, never blocks.
+
+        The message is encoded here, so an unencodable one raises in the caller; it must
+        not be changed afterwards, as the server keeps updates and segments for the hello.
+        Messages published while the server is not running are discarded.
+        """
+        text = protocol.encode(message)
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(self._dispatch, message, text)
+
+    def _dispatch(self, message: dict[str, Any], text: str) -> None:
+        kind = message["type"]
+        if kind == "update":
+            self._latest = message
+        elif kind == "segment":
+            self._segments.append(message)
+        for client in list(self._clients.values()):
+            self._enqueue(client, kind, text)
+
+    def _enqueue(self, client: _Client, kind: str, text: str) -> None:
+        pending = client.pending
+        if len(pending) >= self.queue_size:
+            now = asyncio.get_running_loop().time()
+            if client.behind_since is None:
+                client.behind_since = now
+            oldest = next((i for i, (queued, _) in enumerate(pending) if queued in SKIPPABLE), None)
+            if oldest is None:
+                self._disconnect_slow(client, f"too slow: {len(pending)} messages to catch up")
+                return
+            if now - client.behind_since > self.slow_seconds:
+                self._disconnect_slow(client, f"too slow: behind for {self.slow_seconds:g} s")
+                return
+            del pending[oldest]
+            self._dropped += 1
+        pending.append((kind, text))
+        client.ready.set()
+
+    def _disconnect_slow(self, client: _Client, reason: str) -> None:
+        del self._clients[client.connection]
+        self._disconnected_slow += 1
+        task = asyncio.get_running_loop().create_task(
+            self._close(client.connection, CloseCode.POLICY_VIOLATION, reason)
+        )
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _close(self, connection: ServerConnection, code: int, reason: str) -> None:
+        try:
+            await asyncio.wait_for(connection.close(code, reason), self.close_timeout)
+        except asyncio.TimeoutError:  # the client does not read: the close frame cannot go out
+            connection.transport.abort()
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        """Send the hello, then the broadcast; answer what the client sends."""
+        sock = connection.transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+        client = _Client(connection)
+        hello = {**self._hello(), "state": self._latest, "segments": list(self._segments)}
+        # In the same loop step as the hello is built: nothing published is missed or repeated.
+        self._enqueue(client, "hello", protocol.encode(hello))
+        self._clients[connection] = client
+        sender = asyncio.create_task(self._send(client))
+        try:
+            async for text in connection:
+                try:
+                    protocol.parse_client_message(text)
+                except ValueError as error:
+                    reply = protocol.error_message(str(error))
+                else:
+                    reply = protocol.pong_message()
+                if connection in self._clients:  # not when closing it for being too slow
+                    self._enqueue(client, reply["type"], protocol.encode(reply))
+        except ConnectionClosed:
+            pass
+        finally:
+            self._clients.pop(connection, None)
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+
+    @staticmethod
+    async def _send(client: _Client) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                while not client.pending:
+                    client.behind_since = None
+                    client.ready.clear()
+                    await client.ready.wait()
+                _, text = client.pending.popleft()
+                await client.connection.send(text)
+
+
+class ServerThread:
+    """Run a `BroadcastServer` on its own event loop in a daemon thread.
+
+    For the synchronous engine: `start` returns once the server listens (or raises its
+    `StreamerError`), `server.publish` may then be called from any thread, and `stop` closes
+    the clients and ends the thread. Also a context manager.
+
+    Examples
+    --------
+    >>> from streamer.protocol import hello_message
+    >>> hello = lambda: hello_message(labels=["a", "b"], model={"name": "m", "sha256": "0" * 64},
+    ...                               features={}, hop_seconds=0.5, window_seconds=3.0)
+    >>> with ServerThread(BroadcastServer(port=0, hello=hello)) as running:
+    ...     running.server.port > 0
+    True
+    """
+
+    def __init__(self, server: BroadcastServer) -> None:
+        self.server = server
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, *, timeout: float = 10.0) -> ServerThread:
+        if self._thread is not None:
+            raise RuntimeError("the server thread is already running")
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="streamer-server", daemon=True)
+        self._thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(timeout)
+        except BaseException:
+            self._end(timeout)
+            raise
+        return self
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        """Stop the server, then the loop; waits at most about `timeout` seconds for each."""
+        if self._loop is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(timeout)
+        finally:
+            self._end(timeout)
+
+    def _run(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def _end(self, timeout: float) -> None:
+        loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
+        assert loop is not None and thread is not None
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

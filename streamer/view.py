@@ -1,0 +1,130 @@
+"""The terminal view, drawn from protocol messages only.
+
+`streamer listen` feeds it the messages it broadcasts, `streamer watch` the messages it
+receives over the websocket, so both show exactly the same thing. The view keeps the
+latest state; a rich `Live` redraws it at a steady rate, independent of the analysis.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+PALETTE = (
+    "red", "green", "yellow", "blue", "magenta", "cyan", "bright_red", "bright_green",
+    "bright_yellow", "bright_blue", "bright_magenta", "bright_cyan",
+)  # fmt: skip
+SILENCE_STYLE = "grey37"
+BAR_WIDTH = 30
+TIMELINE_WIDTH = 60
+
+
+class GenreView:
+    """State of the session as the protocol tells it, and its rich rendering.
+
+    Messages may arrive from another thread than the one that renders, so updates and
+    rendering take a lock (held for microseconds; never by the analysis path itself,
+    which hands messages over without waiting).
+    """
+
+    def __init__(self, *, title: str = "streamer") -> None:
+        self.title = title
+        self._lock = threading.Lock()
+        self.labels: list[str] = []
+        self.update: dict[str, Any] | None = None
+        self.status: dict[str, Any] | None = None
+        self.segments: list[dict[str, Any]] = []
+        self.notice = "waiting for audio..."
+
+    def handle(self, message: dict[str, Any]) -> None:
+        """Take one protocol message into the state."""
+        with self._lock:
+            kind = message.get("type")
+            if kind == "hello":
+                self.labels = list(message["labels"])
+                self.update = message.get("state")
+                self.segments = list(message.get("segments", []))
+                self.notice = ""
+            elif kind == "update":
+                self.update = message
+                self.notice = ""
+            elif kind == "segment":
+                self.segments.append(message)
+            elif kind == "status":
+                self.status = message
+
+    def style(self, genre: str | None) -> str:
+        if genre is None or genre not in self.labels:
+            return SILENCE_STYLE
+        return PALETTE[self.labels.index(genre) % len(PALETTE)]
+
+    def __rich__(self) -> RenderableType:
+        with self._lock:
+            parts: list[RenderableType] = [Text(self.title, style="bold")]
+            if self.notice:
+                parts.append(Text(self.notice, style="dim"))
+            if self.update is not None:
+                parts += [self._headline(self.update), self._bars(self.update)]
+            parts.append(self._timeline())
+            parts.append(self._footer())
+            return Group(*parts)
+
+    def _headline(self, update: dict[str, Any]) -> Text:
+        clock = _clock(update["time"])
+        if update["top"] is None:
+            return Text.assemble((f"{clock}  ", "dim"), ("silence", f"bold {SILENCE_STYLE}"))
+        return Text.assemble(
+            (f"{clock}  ", "dim"),
+            (update["top"].upper(), f"bold {self.style(update['top'])}"),
+            f"  {100 * update['confidence']:.0f} %",
+        )
+
+    def _bars(self, update: dict[str, Any]) -> Table:
+        table = Table.grid(padding=(0, 1))
+        for label in self.labels:
+            p = float(update["probabilities"].get(label, 0.0))
+            filled = round(p * BAR_WIDTH)
+            bar = Text("█" * filled, style=self.style(label)) + Text("·" * (BAR_WIDTH - filled))
+            table.add_row(
+                Text(label, style="bold" if label == update["top"] else ""), bar, f"{p:4.0%}"
+            )
+        return table
+
+    def _timeline(self) -> Text:
+        """The session as a strip, one cell per equal slice of time, coloured by genre."""
+        end = self.update["time"] if self.update else 0.0
+        if end <= 0:
+            return Text("")
+        spans = [(s["start"], s["end"], s["genre"]) for s in self.segments]
+        if self.update is not None:
+            spans.append((self.update["segment_start"], end, self.update["top"]))
+        strip = Text()
+        for cell in range(TIMELINE_WIDTH):
+            t = (cell + 0.5) * end / TIMELINE_WIDTH
+            genre = next((g for start, stop, g in spans if start <= t < stop), None)
+            strip.append("█", style=self.style(genre))
+        return Text.assemble(("0:00 ", "dim"), strip, (f" {_clock(end)}", "dim"))
+
+    def _footer(self) -> Text:
+        level = self.update["level_dbfs"] if self.update else -100.0
+        meter = max(0, min(20, round((level + 60) / 3)))
+        text = Text.assemble("input ", ("▮" * meter, "green"), ("▯" * (20 - meter), "dim"))
+        text.append(f" {level:6.1f} dBFS")
+        if self.status is not None:
+            status = self.status
+            text.append(
+                f"   latency {status['latency_ms']:.0f} ms   overflows "
+                f"{status['overflow_events']} ({status['overflow_samples']} samples)   "
+                f"clients {status['clients']}"
+            )
+        return text
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
