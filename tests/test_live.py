@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -124,3 +125,50 @@ def test_sigterm_closes_the_segment_the_record_and_the_clients(
     recorded = [json.loads(line) for line in record.read_text().splitlines()]
     assert recorded, "the open segment was not closed and written"
     assert recorded[-1]["end"] >= 2.5
+
+
+def test_the_websockets_librarys_own_client_receives_valid_json(
+    small_model: Path, sine_44k: Path
+) -> None:
+    process, url = start_listen(small_model, {}, "--file", str(sine_44k))
+    client = subprocess.Popen(
+        [sys.executable, "-m", "websockets", url],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(3.0)  # the first update comes after one window of the paced file
+        output, _ = client.communicate(input="", timeout=10)  # EOF on stdin ends the client
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=20)
+    received = [json.loads(m) for m in re.findall(r"< (\{.*\})", output)]
+    for message in received:
+        protocol.validate(message)
+    kinds = [m["type"] for m in received]
+    assert kinds[0] == "hello" and "update" in kinds, output
+
+
+def test_sigkill_keeps_every_closed_segment_in_the_record(
+    trained: dict[str, Path], two_genres: Path, tmp_path: Path
+) -> None:
+    record = tmp_path / "set.jsonl"
+    process, url = start_listen(
+        trained["onnx"], {}, "--file", str(two_genres), "--record", str(record)
+    )
+    try:
+        with connect(url) as client:
+            segments: list[dict] = []
+            deadline = time.monotonic() + 30
+            while not segments and time.monotonic() < deadline:
+                message = json.loads(client.recv(timeout=30))
+                if message["type"] == "segment":
+                    segments.append(message)
+            time.sleep(0.3)  # the writer thread's fsync follows the broadcast closely
+            process.kill()
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+    assert process.returncode == -signal.SIGKILL
+    assert segments, "no segment closed before the kill"
+    recorded = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [{**r, "type": "segment"} for r in recorded][: len(segments)] == segments
