@@ -82,4 +82,5 @@ def _write_atomically(path: Path, data: bytes) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(handle, "wb") as stream:
         stream.write(data)
+    os.chmod(temporary, 0o644)  # mkstemp makes it private; a model is for everyone to read
     os.replace(temporary, path)

@@ -1,0 +1,315 @@
+"""Websocket fan-out: many loopback clients, every update to every client, delivery delay.
+
+The `BroadcastServer` runs in this process on its `ServerThread`, as in `streamer listen`;
+the clients run in a child process (websockets' asyncio client, default settings, so
+permessage-deflate is negotiated as a browser would). Once all are connected, updates are
+published at a steady pace; each client stamps every update it receives with
+`time.monotonic()` (CLOCK_MONOTONIC: one clock for all processes on Linux), and the delay
+is receive time minus the moment `publish` was called. The clients' own event loop shares
+the two cores with the server, so the delays include the time the client process takes to
+read 500 sockets. The same run with 1 client is the baseline.
+
+    .venv/bin/python bench/bench_fanout.py [--clients 500] [--updates 40] [--interval 0.1]
+        [--no-deflate] [--client-processes 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import resource
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+from websockets.asyncio.client import ClientConnection, connect
+
+from streamer import protocol
+from streamer.server import BroadcastServer, ServerThread
+
+GOAL_P99_MS = 50.0
+LABELS = [f"genre{i}" for i in range(10)]
+CONCURRENT_HANDSHAKES = 50  # below the listen backlog (100), so no SYN is dropped
+OPEN_TIMEOUT = 30.0
+STEP_TIMEOUT = 120.0  # any one wait between the two processes
+
+
+def raise_file_limit(needed: int) -> None:
+    """Raise the soft open-file limit to `needed` (at most the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def update(index: int, rng: np.random.Generator) -> dict[str, Any]:
+    """A realistic update: ten labels, stream time 0.5 s per hop (unique per index)."""
+    probabilities = rng.dirichlet(np.ones(len(LABELS)))
+    top = int(np.argmax(probabilities))
+    return protocol.update_message(
+        time=0.5 * (index + 1),
+        probabilities=dict(zip(LABELS, probabilities.tolist(), strict=True)),
+        top=LABELS[top],
+        confidence=float(probabilities[top]),
+        state="music",
+        level_dbfs=-18.0,
+        segment_start=0.0,
+    )
+
+
+def hello() -> dict[str, Any]:
+    return protocol.hello_message(
+        labels=LABELS,
+        model={"name": "bench", "sha256": "0" * 64},
+        features={},
+        hop_seconds=0.5,
+        window_seconds=3.0,
+    )
+
+
+# --- the client process ------------------------------------------------------------------
+
+
+def run_clients(url: str, count: int, updates: int, deflate: bool, pipe: Connection) -> None:
+    """Child process entry point: connect, receive, report the receive times."""
+    raise_file_limit(count + 256)
+    try:
+        asyncio.run(clients(url, count, updates, deflate, pipe))
+    except Exception as error:  # reported to the parent, which raises it
+        pipe.send(("error", repr(error)))
+    finally:
+        pipe.close()
+
+
+async def clients(url: str, count: int, updates: int, deflate: bool, pipe: Connection) -> None:
+    loop = asyncio.get_running_loop()
+    handshakes = asyncio.Semaphore(CONCURRENT_HANDSHAKES)
+
+    async def open_one() -> ClientConnection:
+        async with handshakes:
+            connection = await connect(
+                url, open_timeout=OPEN_TIMEOUT, compression="deflate" if deflate else None
+            )
+            try:
+                first = json.loads(await asyncio.wait_for(connection.recv(), OPEN_TIMEOUT))
+                if first["type"] != "hello":
+                    raise RuntimeError(f"expected hello, got {first['type']}")
+            except BaseException:
+                await connection.close()
+                raise
+            return connection
+
+    started = time.monotonic()
+    opened = await asyncio.gather(*(open_one() for _ in range(count)), return_exceptions=True)
+    connect_seconds = time.monotonic() - started
+    connections = [c for c in opened if isinstance(c, ClientConnection)]
+    errors = sorted({repr(e) for e in opened if not isinstance(e, ClientConnection)})
+    received: list[dict[float, float]] = [{} for _ in connections]
+
+    async def receive(connection: ClientConnection, times: dict[float, float]) -> None:
+        async for text in connection:
+            at = time.monotonic()  # before parsing: the parse is the client's own cost
+            message = json.loads(text)
+            if message["type"] == "update":
+                times[message["time"]] = at
+                if len(times) == updates:
+                    return
+
+    tasks = [asyncio.create_task(receive(c, t)) for c, t in zip(connections, received, strict=True)]
+    cpu = time.process_time()
+    try:
+        pipe.send(("ready", len(connections), connect_seconds, errors))
+        # the parent publishes, then says so; wait for that without blocking the loop
+        if not await loop.run_in_executor(None, pipe.poll, STEP_TIMEOUT):
+            raise RuntimeError("the publisher did not finish in time")
+        pipe.recv()
+        grace = 10.0
+        await asyncio.wait(tasks, timeout=grace)
+        cpu = time.process_time() - cpu
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.wait_for(
+            asyncio.gather(*(c.close() for c in connections), return_exceptions=True),
+            OPEN_TIMEOUT,
+        )
+    pipe.send(("received", received, cpu))
+
+
+# --- the server side ---------------------------------------------------------------------
+
+
+@dataclass
+class Fanout:
+    clients: int  # connected, as the server counted them when publishing began
+    connect_seconds: float
+    errors: list[str]
+    updates: int
+    complete_clients: int  # clients that received every update
+    missing: int  # (client, update) pairs never received
+    delays: np.ndarray  # seconds, every (client, update) received
+    last_delays: np.ndarray  # per update: delay of the last client to get it
+    dropped: int
+    disconnected_slow: int
+    server_cpu: float  # seconds, this process, from the first publish to the clients' report
+    client_cpu: float  # seconds, the client process, from ready to the last update received
+
+    def ms(self, q: float, values: np.ndarray | None = None) -> float:
+        values = self.delays if values is None else values
+        return 1e3 * float(np.percentile(values, q)) if values.size else float("nan")
+
+
+def expect(pipe: Connection, kind: str) -> tuple[Any, ...]:
+    """The child's next report, which must be `kind` (its error is raised here)."""
+    if not pipe.poll(STEP_TIMEOUT):
+        raise RuntimeError(f"no {kind!r} report from the client process in {STEP_TIMEOUT:g} s")
+    report = pipe.recv()
+    if report[0] != kind:
+        raise RuntimeError(f"the client process failed: {report[1]}")
+    return report
+
+
+def fan_out(
+    count: int, updates: int, interval: float, *, deflate: bool, processes: int = 1
+) -> Fanout:
+    """One session: a server here, `count` clients spread over `processes` child processes,
+    `updates` published."""
+    raise_file_limit(count + 256)
+    server = BroadcastServer(port=0, hello=hello)
+    context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+    rng = np.random.default_rng(0)
+    messages = [update(i, rng) for i in range(updates)]
+    published: dict[float, float] = {}
+    shares = [len(part) for part in np.array_split(np.arange(count), max(1, processes))]
+    children: list[tuple[Any, Connection]] = []
+    with ServerThread(server):
+        try:
+            for share in shares:
+                here, there = context.Pipe()
+                child = context.Process(
+                    target=run_clients, args=(server.url, share, updates, deflate, there)
+                )
+                child.daemon = True
+                child.start()
+                there.close()
+                children.append((child, here))
+            readies = [expect(here, "ready") for _, here in children]
+            connected = sum(r[1] for r in readies)
+            connect_seconds = max(r[2] for r in readies)
+            errors = sorted({e for r in readies for e in r[3]})
+            deadline = time.monotonic() + 10
+            while server.clients < connected and time.monotonic() < deadline:
+                time.sleep(0.01)
+            counted = server.clients
+            server_cpu = time.process_time()
+            due = time.monotonic() + interval
+            for message in messages:
+                time.sleep(max(0.0, due - time.monotonic()))
+                published[message["time"]] = time.monotonic()
+                server.publish(message)
+                due += interval
+            for _, here in children:
+                here.send("published")
+            reports = [expect(here, "received") for _, here in children]
+            server_cpu = time.process_time() - server_cpu
+            received = [times for report in reports for times in report[1]]
+            client_cpu = sum(report[2] for report in reports)
+            dropped, slow = server.dropped_messages, server.disconnected_slow
+        finally:
+            for child, here in children:
+                child.join(timeout=30)
+                if child.is_alive():
+                    child.terminate()
+                    child.join(timeout=10)
+                here.close()
+    delays = [at - published[t] for times in received for t, at in times.items()]
+    last = [
+        max(times[t] for times in received if t in times) - published[t]
+        for t in published
+        if any(t in times for times in received)
+    ]
+    return Fanout(
+        clients=counted,
+        connect_seconds=connect_seconds,
+        errors=errors,
+        updates=updates,
+        complete_clients=sum(len(times) == updates for times in received),
+        missing=sum(updates - len(times) for times in received) + updates * (count - connected),
+        delays=np.array(delays),
+        last_delays=np.array(last),
+        dropped=dropped,
+        disconnected_slow=slow,
+        server_cpu=server_cpu,
+        client_cpu=client_cpu,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=500)
+    parser.add_argument("--updates", type=int, default=40, help="updates to publish")
+    parser.add_argument("--interval", type=float, default=0.1, help="seconds between updates")
+    parser.add_argument(
+        "--no-deflate", action="store_true", help="clients do not offer permessage-deflate"
+    )
+    parser.add_argument(
+        "--client-processes", type=int, default=1,
+        help="spread the clients over this many child processes (default: %(default)s)",
+    )  # fmt: skip
+    args = parser.parse_args()
+
+    deflate = not args.no_deflate
+    baseline = fan_out(1, args.updates, args.interval, deflate=deflate)
+    many = fan_out(
+        args.clients, args.updates, args.interval, deflate=deflate,
+        processes=args.client_processes,
+    )  # fmt: skip
+
+    print(
+        f"{args.updates} updates published every {args.interval:g} s; loopback; server here, "
+        f"clients in {args.client_processes} child process(es); permessage-deflate "
+        f"{'on' if deflate else 'off'}; delay = receive - publish (CLOCK_MONOTONIC)"
+    )
+    for name, run in (("1 client (baseline)", baseline), (f"{args.clients} clients", many)):
+        print(f"{name}:")
+        print(
+            f"   connected {run.clients} (server count) in {run.connect_seconds:.2f} s"
+            + (f"; connect errors: {', '.join(run.errors)}" if run.errors else "")
+        )
+        print(
+            f"   every update to every client: {'yes' if run.missing == 0 else 'NO'} "
+            f"({run.complete_clients}/{run.clients} clients complete, {run.missing} missing; "
+            f"server dropped {run.dropped}, disconnected {run.disconnected_slow} as slow)"
+        )
+        print(
+            f"   delivery delay: p50 {run.ms(50):6.2f} ms   p99 {run.ms(99):6.2f} ms   "
+            f"max {run.ms(100):6.2f} ms"
+        )
+        print(
+            f"   last client of each update: p50 {run.ms(50, run.last_delays):6.2f} ms   "
+            f"p99 {run.ms(99, run.last_delays):6.2f} ms"
+        )
+        sent = max(1, run.clients * run.updates)
+        print(
+            f"   CPU while publishing: server process {run.server_cpu:.2f} s "
+            f"({1e6 * run.server_cpu / sent:.0f} us per message sent), client process "
+            f"{run.client_cpu:.2f} s ({1e6 * run.client_cpu / sent:.0f} us per message)"
+        )
+    print(
+        f"ratio {args.clients} clients / 1 client: p50 {many.ms(50) / baseline.ms(50):.1f}x   "
+        f"p99 {many.ms(99) / baseline.ms(99):.1f}x"
+    )
+    goal = many.ms(99) < GOAL_P99_MS and many.missing == 0
+    print(
+        f"goal: every client gets every update, p99 < {GOAL_P99_MS:g} ms with "
+        f"{args.clients} clients: {'met' if goal else 'NOT met'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
