@@ -116,8 +116,9 @@ class GenreView:
         text.append(f" {level:6.1f} dBFS")
         if self.status is not None:
             status = self.status
+            latency = status["latency_ms"]  # None until the first update went out
             text.append(
-                f"   latency {status['latency_ms']:.0f} ms   overflows "
+                f"   latency {'-' if latency is None else f'{latency:.0f}'} ms   overflows "
                 f"{status['overflow_events']} ({status['overflow_samples']} samples)   "
                 f"clients {status['clients']}"
             )

@@ -1,0 +1,64 @@
+"""The terminal view renders every protocol message the engine sends, in every state."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from streamer import protocol
+from streamer.view import GenreView
+
+LABELS = ["jazz", "rock"]
+
+
+def render(view: GenreView) -> str:
+    console = Console(width=100, record=True, color_system=None)
+    console.print(view)
+    return console.export_text()
+
+
+def update(time: float, top: str | None, state: str = "music") -> dict:
+    return protocol.update_message(
+        time=time,
+        probabilities={"jazz": 0.2, "rock": 0.8},
+        top=top,
+        confidence=0.8,
+        state=state,
+        level_dbfs=-12.0,
+        segment_start=40.0,
+    )
+
+
+def test_view_renders_a_session_as_the_protocol_tells_it() -> None:
+    view = GenreView(title="session")
+    view.handle(
+        protocol.hello_message(
+            labels=LABELS,
+            model={"name": "m", "sha256": "0" * 64},
+            features={},
+            hop_seconds=0.5,
+            window_seconds=3.0,
+        )
+    )
+    view.handle(
+        protocol.status_message(
+            time=0.0,
+            overflow_samples=0,
+            overflow_events=0,
+            latency_ms=None,
+            clients=0,
+            dropped_messages=0,
+            source="test",
+        )
+    )
+    assert "latency - ms" in render(view)  # before the first update: no latency yet
+    view.handle(update(3.0, None))  # music, genre not decided yet
+    assert "silence" in render(view)
+    view.handle(
+        protocol.segment_message(
+            index=0, start=0.0, end=40.0, genre="jazz", state="music", confidence=0.7
+        )
+    )
+    view.handle(update(95.5, "rock"))
+    text = render(view)
+    assert "ROCK" in text and "80 %" in text and "1:35" in text
+    assert "-12.0 dBFS" in text
