@@ -17,7 +17,11 @@ Frames are returned time-major, shape ``(n_frames, n_mels)``.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
+import zipfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -169,11 +173,13 @@ def live_thread_limits() -> Any:
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def mel_basis(spec: FeatureSpec) -> np.ndarray:
-    """The mel filterbank ``(n_mels, 1 + n_fft // 2)`` of `spec`, from librosa.
+def user_cache_dir() -> Path:
+    """streamer's cache folder: ``$XDG_CACHE_HOME/streamer`` (``~/.cache/streamer``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "streamer"
 
-    Computed once per extractor (start-up), never per frame.
-    """
+
+def mel_basis(spec: FeatureSpec) -> np.ndarray:
+    """The mel filterbank ``(n_mels, 1 + n_fft // 2)`` of `spec`, from librosa."""
     import librosa.filters
 
     return librosa.filters.mel(
@@ -184,6 +190,34 @@ def mel_basis(spec: FeatureSpec) -> np.ndarray:
         fmax=spec.fmax,
         dtype=np.float64,
     )
+
+
+def analysis_kernels(spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The periodic window and the mel filterbank of `spec`, cached on disk.
+
+    Building them imports scipy.signal and librosa (1.5-2.5 s, measured): too slow for the
+    start of a live session, so they are computed once per spec and kept in the user's
+    cache folder. A missing, unreadable or stale cache file is simply rebuilt.
+    """
+    shape = {k: spec.to_dict()[k] for k in ("sample_rate", "n_fft", "window", "n_mels")}
+    shape |= {"fmin": spec.fmin, "fmax": spec.fmax}
+    key = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+    path = user_cache_dir() / f"kernels-{key}.npz"
+    try:
+        with np.load(path) as cached:
+            return cached["window"], cached["mel_basis"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        pass
+    import scipy.signal
+
+    window = scipy.signal.get_window(spec.window, spec.n_fft, fftbins=True)
+    basis = mel_basis(spec)
+    with contextlib.suppress(OSError):  # a read-only home still works, only slower
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(temporary, window=window, mel_basis=basis)
+        os.replace(temporary, path)
+    return window, basis
 
 
 def power_to_db(mel_power: np.ndarray, spec: FeatureSpec) -> np.ndarray:
@@ -271,13 +305,11 @@ class StreamingExtractor:
     def __init__(self, spec: FeatureSpec, *, max_block: int = 65536) -> None:
         self.spec = spec
         self._max_block = max(max_block, spec.hop_length)
-        # scipy loads here, when a stream starts (1-2 s), not when the command line starts.
-        import scipy.fft
-        import scipy.signal
+        import scipy.fft  # here, not when the command line starts
 
         self._rfft = scipy.fft.rfft
-        self._window = scipy.signal.get_window(spec.window, spec.n_fft, fftbins=True)
-        self._mel_basis_t = np.ascontiguousarray(mel_basis(spec).T)
+        self._window, basis = analysis_kernels(spec)
+        self._mel_basis_t = np.ascontiguousarray(basis.T)
         self._buffer = np.zeros(spec.n_fft + self._max_block, dtype=np.float64)
         self._pending = spec.n_fft // 2  # the leading zero padding is known in advance
         self.frames_emitted = 0

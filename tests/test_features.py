@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import librosa
 import numpy as np
 import pytest
+import scipy.signal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,6 +15,8 @@ from streamer.features import (
     BatchExtractor,
     FeatureSpec,
     StreamingExtractor,
+    analysis_kernels,
+    mel_basis,
     mfcc_from_logmel,
 )
 
@@ -141,3 +146,23 @@ def test_spec_rejects_inconsistent_values(change: dict, message: str) -> None:
 def test_spec_rejects_unknown_keys() -> None:
     with pytest.raises(ValueError, match="unknown keys"):
         FeatureSpec.from_dict({**SPEC.to_dict(), "hop": 3})
+
+
+def test_analysis_kernels_are_cached_and_rebuilt_when_damaged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    window, basis = analysis_kernels(SMALL)
+    np.testing.assert_array_equal(basis, mel_basis(SMALL))
+    np.testing.assert_allclose(window, scipy.signal.get_window("hann", SMALL.n_fft, fftbins=True))
+    (cached,) = (tmp_path / "streamer").glob("kernels-*.npz")
+    written = cached.stat().st_mtime_ns
+    np.testing.assert_array_equal(analysis_kernels(SMALL)[1], basis)
+    assert cached.stat().st_mtime_ns == written  # read back, not rebuilt
+    assert len(list((tmp_path / "streamer").glob("kernels-*.npz"))) == 1
+    assert analysis_kernels(SPEC)[1].shape == (SPEC.n_mels, 1 + SPEC.n_fft // 2)  # own file
+    for damage in (b"damaged", cached.read_bytes()[:100]):  # garbage, a truncated zip
+        cached.write_bytes(damage)
+        np.testing.assert_array_equal(analysis_kernels(SMALL)[1], basis)
+    with np.load(cached) as repaired:
+        np.testing.assert_array_equal(repaired["mel_basis"], basis)

@@ -14,6 +14,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from streamer.features import user_cache_dir
+
 EXPORT_TIMEOUT_S = 120.0
 
 
@@ -29,8 +31,7 @@ class CachedScore:
 
 
 def default_cache_dir() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "streamer" / "music21-midi"
+    return user_cache_dir() / "music21-midi"
 
 
 def _slug(work: str) -> str:
