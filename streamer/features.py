@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import zipfile
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from streamer.files import write_atomically
 
 FEATURE_SPEC_VERSION = 1
 
@@ -214,9 +217,9 @@ def analysis_kernels(spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
     basis = mel_basis(spec)
     with contextlib.suppress(OSError):  # a read-only home still works, only slower
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(temporary, window=window, mel_basis=basis)
-        os.replace(temporary, path)
+        buffer = io.BytesIO()
+        np.savez(buffer, window=window, mel_basis=basis)
+        write_atomically(path, buffer.getvalue())
     return window, basis
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -23,6 +24,7 @@ import numpy as np
 
 from streamer.errors import StreamerError
 from streamer.features import BatchExtractor, FeatureSpec
+from streamer.files import write_atomically
 from streamer.sources import read_audio
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus"})
@@ -276,9 +278,9 @@ class FeatureCache:
         if transform is not None:
             y = transform(y)
         frames = self._extractor.logmel(y).astype(np.float32)
-        temporary = cached.with_suffix(".tmp.npy")
-        np.save(temporary, frames)
-        temporary.replace(cached)
+        buffer = io.BytesIO()
+        np.save(buffer, frames)
+        write_atomically(cached, buffer.getvalue())
         return frames
 
 

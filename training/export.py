@@ -8,14 +8,13 @@ bytes) is written beside it, and the runtime refuses the pair if either is alter
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from streamer.features import FeatureSpec
+from streamer.files import write_atomically
 from streamer.model import INPUT_NAME, ModelInfo, file_sha256, metadata_path
 
 ONNX_OPSET = 17  # tf2onnx 1.17 supports opsets up to 18 (shared/NOTES.md)
@@ -64,7 +63,7 @@ def export_model(
         )
     onnx_path = Path(onnx_path)
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(onnx_path, onnx_bytes)
+    write_atomically(onnx_path, onnx_bytes)
     info = ModelInfo(
         labels=tuple(labels),
         spec=spec,
@@ -73,14 +72,5 @@ def export_model(
         extra={**extra, "export": {"opset": ONNX_OPSET, "max_abs_difference": difference}},
     )
     text = json.dumps(info.to_dict(), indent=2) + "\n"
-    _write_atomically(metadata_path(onnx_path), text.encode())
+    write_atomically(metadata_path(onnx_path), text.encode())
     return difference
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so a crash never leaves half a model."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "wb") as stream:
-        stream.write(data)
-    os.chmod(temporary, 0o644)  # mkstemp makes it private; a model is for everyone to read
-    os.replace(temporary, path)
