@@ -93,6 +93,14 @@ def read_model_info(onnx_path: str | Path) -> ModelInfo:
     return ModelInfo(labels, spec, embedding_size, sha256, extra)
 
 
+def model_input(logmel_patches: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Normalised model input ``(n, n_mels, patch_frames, 1)`` float32 from time-major dB
+    patches ``(n, patch_frames, n_mels)`` as the extractors emit them; training and the
+    runtime both use it, so the model sees the same numbers in both."""
+    normalized = spec.normalize(np.asarray(logmel_patches, dtype=np.float64))
+    return np.ascontiguousarray(normalized.transpose(0, 2, 1)[..., None], dtype=np.float32)
+
+
 class GenreModel:
     """Batch inference on log-mel patches with onnxruntime, on the CPU.
 
@@ -148,12 +156,8 @@ class GenreModel:
             )
 
     def model_input(self, logmel_patches: np.ndarray) -> np.ndarray:
-        """Normalised model input ``(n, n_mels, patch_frames, 1)`` from time-major patches.
-
-        `logmel_patches` has shape ``(n, patch_frames, n_mels)``, as the extractors emit.
-        """
-        normalized = self.spec.normalize(np.asarray(logmel_patches, dtype=np.float64))
-        return np.ascontiguousarray(normalized.transpose(0, 2, 1)[..., None], dtype=np.float32)
+        """This model's input from time-major patches (see `model_input`)."""
+        return model_input(logmel_patches, self.spec)
 
     def predict(self, logmel_patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Class probabilities ``(n, n_labels)`` and embeddings ``(n, embedding_size)``."""

@@ -55,10 +55,6 @@ class RingBuffer:
         return self._written - self._read
 
     @property
-    def total_written(self) -> int:
-        return self._written
-
-    @property
     def total_read(self) -> int:
         return self._read
 

@@ -228,11 +228,6 @@ class DeviceSource(AudioSource):
     def backlog_seconds(self) -> float:
         return self._ring.available / self.device_rate
 
-    @property
-    def captured_samples(self) -> int:
-        """Device-rate samples the callback stored so far."""
-        return self._ring.total_written
-
     def start(self) -> None:
         try:
             self._stream = self._sd.InputStream(

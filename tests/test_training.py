@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from streamer.errors import StreamerError
-from streamer.model import GenreModel, metadata_path
+from streamer.model import GenreModel, metadata_path, model_input
 from training import pipeline
 
 
@@ -51,7 +51,7 @@ def test_exported_model_matches_keras_in_the_runtime(trained: dict[str, Path]) -
     patches = np.random.default_rng(1).normal(-40, 15, (5, run.spec.patch_frames, run.spec.n_mels))
     probabilities, embedding = model.predict(patches)
     keras_probabilities, keras_embedding = run.keras_model().predict_on_batch(
-        pipeline.model_input(patches, run.spec)
+        model_input(patches, run.spec)
     )
     assert np.abs(probabilities - np.asarray(keras_probabilities)).max() < 1e-4
     assert np.abs(embedding - np.asarray(keras_embedding)).max() < 1e-4

@@ -11,8 +11,9 @@ import keras
 import numpy as np
 
 from streamer.features import FeatureSpec
+from streamer.model import model_input
 from training.augment import augment_batch
-from training.pipeline import Patches, console, model_input, progress_bar
+from training.pipeline import Patches, console, progress_bar
 
 
 class PatchBatches(keras.utils.PyDataset):

@@ -33,6 +33,7 @@ from rich.progress import (
 
 from streamer.errors import StreamerError
 from streamer.features import FeatureSpec
+from streamer.model import model_input
 from streamer.sources import read_audio
 from training.data import (
     Dataset,
@@ -297,13 +298,6 @@ def fit(
     write_json(run / "history.json", history)
     write_json(run / "fit.json", {**summary, "command": command_line()})
     return summary
-
-
-def model_input(patches: np.ndarray, spec: FeatureSpec) -> np.ndarray:
-    """Time-major dB patches -> normalised ``(n, n_mels, patch_frames, 1)`` float32."""
-    return np.ascontiguousarray(
-        spec.normalize(patches).transpose(0, 2, 1)[..., None], dtype=np.float32
-    )
 
 
 # --- evaluate ----------------------------------------------------------------------------
