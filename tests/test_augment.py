@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import scipy.signal
@@ -35,7 +37,7 @@ EVERY_STAGE = RoomDistribution(
     p_drift=1, p_compress=1, p_clip=1, p_filter=1, p_reverb=1, p_noise=1, p_crowd=1
 )
 NOTHING = PatchAugment(
-    gain_db=0, max_shift_frames=0, p_mix=0, time_masks=0, freq_masks=0
+    gain_db=0, timbre_db=0, max_shift_frames=0, p_mix=0, time_masks=0, freq_masks=0
 )  # fmt: skip
 
 
@@ -375,9 +377,7 @@ def test_nothing_enabled_is_identity() -> None:
 
 def test_time_shift_is_a_circular_roll() -> None:
     x = patches(1)[0]
-    only_shift = PatchAugment(
-        gain_db=0, max_shift_frames=10, p_mix=0, time_masks=0, freq_masks=0
-    )  # fmt: skip
+    only_shift = replace(NOTHING, max_shift_frames=10)
     out = augment_patch(x, rng=np.random.default_rng(4), settings=only_shift)
     matches = [k for k in range(-10, 11) if np.array_equal(out, np.roll(x, k, axis=1))]
     assert len(matches) == 1
@@ -385,7 +385,7 @@ def test_time_shift_is_a_circular_roll() -> None:
 
 def test_gain_is_one_offset_per_patch_within_range() -> None:
     x = patches(10)
-    only_gain = PatchAugment(gain_db=6, max_shift_frames=0, p_mix=0, time_masks=0, freq_masks=0)
+    only_gain = replace(NOTHING, gain_db=6)
     delta = augment_batch(x, rng=np.random.default_rng(0), settings=only_gain) - x
     offsets = delta[:, 0, 0]
     np.testing.assert_allclose(
@@ -395,12 +395,27 @@ def test_gain_is_one_offset_per_patch_within_range() -> None:
     assert np.ptp(offsets) > 2.0  # drawn per patch, not once for the batch
 
 
+def test_timbre_is_a_smooth_curve_per_patch_within_range() -> None:
+    x = patches(10)
+    only_timbre = replace(NOTHING, timbre_db=6, timbre_order=4)
+    delta = augment_batch(x, rng=np.random.default_rng(0), settings=only_timbre) - x
+    curves = delta[:, :, 0]
+    np.testing.assert_allclose(delta, np.broadcast_to(curves[:, :, None], delta.shape), atol=1e-4)
+    assert np.max(np.abs(curves)) <= 6.0 + 1e-4
+    assert np.ptp(np.abs(curves).max(axis=1)) > 1.0  # a strength drawn per patch
+    # Smooth: band-to-band steps are small next to the curve itself (about 1.4 for noise,
+    # at most 2 sin(pi order / (2 (bands - 1))) = 0.40 for cosines up to order 4 on 32 bands).
+    rms = np.sqrt(np.mean(curves**2, axis=1))
+    step_rms = np.sqrt(np.mean(np.diff(curves, axis=1) ** 2, axis=1))
+    assert np.all(step_rms <= 0.41 * rms)
+    assert not np.allclose(curves[0], curves[1], atol=0.5)  # a shape drawn per patch
+
+
 def test_masks_set_whole_bands_and_frame_ranges_to_the_mean() -> None:
     x = patches(1)[0]
-    fixed_masks = PatchAugment(
-        gain_db=0, max_shift_frames=0, p_mix=0,
-        time_masks=1, time_mask_frames=(7, 7), freq_masks=1, freq_mask_bands=(5, 5),
-    )  # fmt: skip
+    fixed_masks = replace(
+        NOTHING, time_masks=1, time_mask_frames=(7, 7), freq_masks=1, freq_mask_bands=(5, 5)
+    )
     out = augment_patch(x, rng=np.random.default_rng(5), settings=fixed_masks)
     fill = np.float32(x.astype(np.float64).mean())
     masked = out == fill
@@ -417,7 +432,7 @@ def test_masks_set_whole_bands_and_frame_ranges_to_the_mean() -> None:
 
 def test_mixing_never_lowers_a_bin_and_sits_below_the_patch() -> None:
     x = patches(8)
-    only_mix = PatchAugment(gain_db=0, max_shift_frames=0, p_mix=1, time_masks=0, freq_masks=0)
+    only_mix = replace(NOTHING, p_mix=1)
     out = augment_batch(x, rng=np.random.default_rng(6), others=x[::-1], settings=only_mix)
     assert np.all(out >= x)
     assert np.any(out > x + 0.1)

@@ -103,6 +103,11 @@ class EvaluationRoom:
 class PatchAugment:
     """What `augment_batch` draws from, on log-mel patches in dB.
 
+    The timbre curve stands in for what differs between soundfonts, instruments and
+    speakers at the level of a mel spectrum: a broad, smooth colouring of the bands. The
+    held-out soundfont is what the evaluation measures, and three training soundfonts alone
+    teach their own colour.
+
     Masks are filled with the augmented patch's mean, not its minimum: the minimum of a
     render is often the -100 dB floor of digital silence, and a 100 dB hole with sharp edges
     is something no real input contains, so the network would learn to spot masks instead of
@@ -111,6 +116,8 @@ class PatchAugment:
     """
 
     gain_db: float = 6.0  # uniform offset within +-gain_db
+    timbre_db: float = 6.0  # a smooth random EQ curve over the bands, peak within +-timbre_db
+    timbre_order: int = 4  # cosines in that curve: 1 is a tilt, more add broad bumps
     max_shift_frames: int = 65  # circular roll within +-max_shift_frames
     p_mix: float = 0.3
     mix_snr_db: tuple[float, float] = (6.0, 20.0)  # mean power of patch over the mixed one
@@ -576,7 +583,8 @@ def augment_batch(
     In order: circular time shift (the live analyzer's windows start anywhere in a bar),
     mixing with a random patch of `others` in the power domain (another sound in the room:
     ``10 log10(10**(a/10) + g 10**(b/10))``, which never lowers a bin), a gain offset (the
-    features use a fixed dB reference, so input level shows up as an offset), then time
+    features use a fixed dB reference, so input level shows up as an offset), a smooth
+    random EQ curve over the bands (another soundfont or speaker), then time
     and frequency masks filled with each patch's mean (see `PatchAugment` for why).
 
     Parameters
@@ -613,6 +621,13 @@ def augment_batch(
         x[chosen] = mix_power(x[chosen], other, snr_db=rng.uniform(*s.mix_snr_db, chosen.size))
 
     x = x + rng.uniform(-s.gain_db, s.gain_db, batch)[:, None, None]
+    if s.timbre_db > 0 and s.timbre_order > 0:
+        x = (
+            x
+            + timbre_curves(rng, batch, n_mels, peak_db=s.timbre_db, order=s.timbre_order)[
+                :, :, None
+            ]
+        )
 
     fill = x.mean(axis=(1, 2))
     masked_frames = _random_spans(rng, batch, n_frames, s.time_masks, s.time_mask_frames)
@@ -665,6 +680,28 @@ def _mean_power_db(x: np.ndarray) -> np.ndarray:
     top = x.max(axis=axes, keepdims=True)
     relative = np.mean(10.0 ** ((x - top) / 10.0), axis=axes, keepdims=True)
     return (top + 10.0 * np.log10(relative)).reshape(len(x))
+
+
+def timbre_curves(
+    rng: np.random.Generator, batch: int, n_bands: int, *, peak_db: float, order: int
+) -> np.ndarray:
+    """Smooth random EQ curves ``(batch, n_bands)`` in dB, each peaking at most `peak_db`.
+
+    A sum of the first `order` cosines over the band index (``cos(pi k b / (B - 1))``,
+    k = 1..order, uniform random weights), scaled so that each curve's peak is uniform in
+    ``[0, peak_db]``. No constant term: the gain offset is drawn separately.
+
+    Examples
+    --------
+    >>> curves = timbre_curves(np.random.default_rng(0), 4, 128, peak_db=6.0, order=3)
+    >>> curves.shape, bool(np.abs(curves).max() <= 6.0)
+    ((4, 128), True)
+    """
+    k = np.arange(1, order + 1)[:, None]
+    basis = np.cos(np.pi * k * np.arange(n_bands)[None, :] / max(n_bands - 1, 1))
+    curves = rng.uniform(-1.0, 1.0, (batch, order)) @ basis
+    peak = np.abs(curves).max(axis=1, keepdims=True) + 1e-12
+    return curves / peak * rng.uniform(0.0, peak_db, (batch, 1))
 
 
 def _random_spans(
