@@ -1,16 +1,16 @@
 """Websocket fan-out: many loopback clients, every update to every client, delivery delay.
 
 The `BroadcastServer` runs in this process on its `ServerThread`, as in `streamer listen`;
-the clients run in a child process (websockets' asyncio client, default settings, so
-permessage-deflate is negotiated as a browser would). Once all are connected, updates are
-published at a steady pace; each client stamps every update it receives with
-`time.monotonic()` (CLOCK_MONOTONIC: one clock for all processes on Linux), and the delay
-is receive time minus the moment `publish` was called. The clients' own event loop shares
-the two cores with the server, so the delays include the time the client process takes to
-read 500 sockets. The same run with 1 client is the baseline.
+the clients run in a child process (websockets' asyncio client, default settings: they
+offer permessage-deflate as a browser would, and the server declines it). Once all are
+connected, updates are published at a steady pace; each client stamps every update it
+receives with `time.monotonic()` (CLOCK_MONOTONIC: one clock for all processes on Linux),
+and the delay is receive time minus the moment `publish` was called. The clients' own
+event loop shares the two cores with the server, so the delays include the time the client
+process takes to read 500 sockets. The same run with 1 client is the baseline.
 
     .venv/bin/python bench/bench_fanout.py [--clients 500] [--updates 40] [--interval 0.1]
-        [--no-deflate] [--client-processes 1]
+        [--client-processes 1]
 """
 
 from __future__ import annotations
@@ -74,26 +74,24 @@ def hello() -> dict[str, Any]:
 # --- the client process ------------------------------------------------------------------
 
 
-def run_clients(url: str, count: int, updates: int, deflate: bool, pipe: Connection) -> None:
+def run_clients(url: str, count: int, updates: int, pipe: Connection) -> None:
     """Child process entry point: connect, receive, report the receive times."""
     raise_file_limit(count + 256)
     try:
-        asyncio.run(clients(url, count, updates, deflate, pipe))
+        asyncio.run(clients(url, count, updates, pipe))
     except Exception as error:  # reported to the parent, which raises it
         pipe.send(("error", repr(error)))
     finally:
         pipe.close()
 
 
-async def clients(url: str, count: int, updates: int, deflate: bool, pipe: Connection) -> None:
+async def clients(url: str, count: int, updates: int, pipe: Connection) -> None:
     loop = asyncio.get_running_loop()
     handshakes = asyncio.Semaphore(CONCURRENT_HANDSHAKES)
 
     async def open_one() -> ClientConnection:
         async with handshakes:
-            connection = await connect(
-                url, open_timeout=OPEN_TIMEOUT, compression="deflate" if deflate else None
-            )
+            connection = await connect(url, open_timeout=OPEN_TIMEOUT)
             try:
                 first = json.loads(await asyncio.wait_for(connection.recv(), OPEN_TIMEOUT))
                 if first["type"] != "hello":
@@ -174,9 +172,7 @@ def expect(pipe: Connection, kind: str) -> tuple[Any, ...]:
     return report
 
 
-def fan_out(
-    count: int, updates: int, interval: float, *, deflate: bool, processes: int = 1
-) -> Fanout:
+def fan_out(count: int, updates: int, interval: float, *, processes: int = 1) -> Fanout:
     """One session: a server here, `count` clients spread over `processes` child processes,
     `updates` published."""
     raise_file_limit(count + 256)
@@ -192,7 +188,7 @@ def fan_out(
             for share in shares:
                 here, there = context.Pipe()
                 child = context.Process(
-                    target=run_clients, args=(server.url, share, updates, deflate, there)
+                    target=run_clients, args=(server.url, share, updates, there)
                 )
                 child.daemon = True
                 child.start()
@@ -255,25 +251,18 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=40, help="updates to publish")
     parser.add_argument("--interval", type=float, default=0.1, help="seconds between updates")
     parser.add_argument(
-        "--no-deflate", action="store_true", help="clients do not offer permessage-deflate"
-    )
-    parser.add_argument(
         "--client-processes", type=int, default=1,
         help="spread the clients over this many child processes (default: %(default)s)",
     )  # fmt: skip
     args = parser.parse_args()
 
-    deflate = not args.no_deflate
-    baseline = fan_out(1, args.updates, args.interval, deflate=deflate)
-    many = fan_out(
-        args.clients, args.updates, args.interval, deflate=deflate,
-        processes=args.client_processes,
-    )  # fmt: skip
+    baseline = fan_out(1, args.updates, args.interval)
+    many = fan_out(args.clients, args.updates, args.interval, processes=args.client_processes)
 
     print(
         f"{args.updates} updates published every {args.interval:g} s; loopback; server here, "
-        f"clients in {args.client_processes} child process(es); permessage-deflate "
-        f"{'on' if deflate else 'off'}; delay = receive - publish (CLOCK_MONOTONIC)"
+        f"clients in {args.client_processes} child process(es); "
+        "delay = receive - publish (CLOCK_MONOTONIC)"
     )
     for name, run in (("1 client (baseline)", baseline), (f"{args.clients} clients", many)):
         print(f"{name}:")
