@@ -21,7 +21,6 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 import zipfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from streamer.files import write_atomically
+from streamer.files import user_cache_dir, write_atomically
 
 FEATURE_SPEC_VERSION = 1
 
@@ -174,11 +173,6 @@ def live_thread_limits() -> Any:
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1, user_api="blas")
-
-
-def user_cache_dir() -> Path:
-    """streamer's cache folder: ``$XDG_CACHE_HOME/streamer`` (``~/.cache/streamer``)."""
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "streamer"
 
 
 def mel_basis(spec: FeatureSpec) -> np.ndarray:

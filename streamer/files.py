@@ -1,4 +1,4 @@
-"""Writing files so that a crash never leaves half of one behind."""
+"""Where streamer keeps its files, and writing them so that a crash never leaves half of one."""
 
 from __future__ import annotations
 
@@ -18,3 +18,18 @@ def write_atomically(path: Path, data: bytes) -> None:
         stream.write(data)
     os.chmod(temporary, 0o644)  # mkstemp makes it private; these files are for all to read
     os.replace(temporary, path)
+
+
+def user_cache_dir() -> Path:
+    """streamer's cache folder: ``$XDG_CACHE_HOME/streamer`` (``~/.cache/streamer``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "streamer"
+
+
+def user_data_dir() -> Path:
+    """streamer's data folder: ``$XDG_DATA_HOME/streamer`` (``~/.local/share/streamer``)."""
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "streamer"
+
+
+def default_catalogue_path() -> Path:
+    """The library catalogue of `streamer index` when no ``--db`` is given."""
+    return user_data_dir() / "library.sqlite"

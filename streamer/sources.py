@@ -22,6 +22,8 @@ from streamer.errors import StreamerError
 from streamer.ringbuffer import RingBuffer
 
 AUDIO_FORMATS = "wav, flac, ogg or mp3"
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus"})
+"""Extensions of the files soundfile (libsndfile) decodes: what a folder scan picks up."""
 NO_INPUT_DEVICE = (
     "no audio input device found: connect a microphone or line-in (and check that "
     "PulseAudio/ALSA sees it), or analyse a file with `streamer listen --file PATH`"

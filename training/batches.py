@@ -12,8 +12,9 @@ import numpy as np
 
 from streamer.features import FeatureSpec
 from streamer.model import model_input
+from streamer.progress import console, progress_bar
 from training.augment import augment_batch
-from training.pipeline import Patches, console, progress_bar
+from training.pipeline import Patches
 
 
 class PatchBatches(keras.utils.PyDataset):

@@ -25,9 +25,8 @@ import numpy as np
 from streamer.errors import StreamerError
 from streamer.features import BatchExtractor, FeatureSpec
 from streamer.files import write_atomically
-from streamer.sources import read_audio
+from streamer.sources import AUDIO_EXTENSIONS, read_audio
 
-AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus"})
 SIDES = ("train", "valid", "test")
 
 

@@ -21,19 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from streamer.errors import StreamerError
 from streamer.features import FeatureSpec
 from streamer.model import model_input
+from streamer.progress import console, progress_bar
 from streamer.sources import read_audio
 from training.data import (
     Dataset,
@@ -47,8 +39,6 @@ from training.data import (
     split_by_group,
 )
 from training.model import CNNConfig
-
-console = Console(stderr=True)
 
 
 @dataclass
@@ -71,18 +61,6 @@ class FitConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "cnn": self.cnn.to_dict()}
-
-
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
 
 
 # --- features for many tracks, in parallel -----------------------------------------------

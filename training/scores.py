@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamer.features import user_cache_dir
+from streamer.files import user_cache_dir
 
 EXPORT_TIMEOUT_S = 120.0
 
