@@ -14,6 +14,7 @@ from typing import Any
 
 from streamer import __version__
 from streamer.errors import StreamerError, run_command
+from streamer.files import default_catalogue_path
 from streamer.model import DEFAULT_MODEL
 from streamer.server import DEFAULT_HOST, DEFAULT_PORT
 from streamer.smoothing import SmoothingConfig
@@ -28,6 +29,10 @@ examples:
   streamer listen --no-view --duration 60 > session.jsonl
                                          headless: every protocol message as a JSON line
   streamer watch ws://127.0.0.1:8765     follow a running listen from another terminal
+  streamer index ~/Music                 analyse your library (again: only what changed)
+  streamer recommend ~/Music/a.flac      tracks of your library that fit a.flac
+  streamer listen --library              live recommendations from the indexed library
+  streamer library stats                 what the library holds, and what failed
 
 Run `streamer COMMAND --help` for the options of a command.
 """
@@ -118,7 +123,71 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-view", action="store_true",
         help="no terminal view: print every protocol message as a JSON line on stdout",
     )  # fmt: skip
+    listen.add_argument(
+        "--library", type=Path, nargs="?", const=default_catalogue_path(), metavar="DB",
+        help="recommend tracks from this catalogue while listening (without DB: the "
+        "default one, see `streamer index`)",
+    )  # fmt: skip
+    add_recommendation_options(listen)
     listen.set_defaults(run=run_listen)
+
+    index = commands.add_parser(
+        "index",
+        help="analyse the audio files of folders into the library catalogue",
+        description="Analyse every audio file under the folders (genre distribution and "
+        "embedding from the model, tempo, key, timbre; tags from the file) into a SQLite "
+        "catalogue. Run it again after changes: unchanged files are not decoded again, "
+        "moved files are followed, deleted ones removed. A file that cannot be read is "
+        "listed with its reason and skipped; Ctrl-C keeps every finished track.",
+        epilog="examples:\n  streamer index ~/Music\n"
+        "  streamer index ~/Music /mnt/usb/crates --db crates.sqlite --workers 4",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    index.add_argument("folders", nargs="+", type=Path, metavar="FOLDER")
+    add_db_option(index)
+    index.add_argument(
+        "--model", type=Path, default=DEFAULT_MODEL, metavar="ONNX",
+        help="genre model (default: the shipped model); a new model re-analyses every track",
+    )  # fmt: skip
+    index.add_argument(
+        "--workers", type=int, metavar="N",
+        help="files analysed in parallel (default: one per CPU core)",
+    )  # fmt: skip
+    index.set_defaults(run=run_index)
+
+    recommend = commands.add_parser(
+        "recommend",
+        help="tracks of the library that fit a track or an audio file",
+        description="The library tracks most similar to a catalogue track (by id or path) "
+        "or to any audio file (analysed now), with the reasons: genre, tempo, key "
+        "compatibility on the Camelot wheel, and overall similarity.",
+        epilog="examples:\n  streamer recommend ~/Music/track.flac -k 5\n"
+        "  streamer recommend 42 --harmonic --tempo 120-130",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    recommend.add_argument("track", metavar="TRACK_OR_FILE", help="catalogue id or audio file")
+    add_db_option(recommend)
+    recommend.add_argument(
+        "--model", type=Path, default=DEFAULT_MODEL, metavar="ONNX",
+        help="the model the library was indexed with, to analyse a file (default: shipped)",
+    )  # fmt: skip
+    add_recommendation_options(recommend, default_k=10)
+    recommend.set_defaults(run=run_recommend)
+
+    library = commands.add_parser(
+        "library",
+        help="what the library catalogue holds; remove entries",
+        description="`stats`: tracks, hours, genres (by the model and by the files' tags) "
+        "and the files that failed, with why. `remove`: forget files or whole folders.",
+    )
+    library_commands = library.add_subparsers(dest="library_command", required=True)
+    stats = library_commands.add_parser("stats", help="counts, genres and failures")
+    add_db_option(stats)
+    stats.set_defaults(run=run_library_stats)
+    remove = library_commands.add_parser("remove", help="forget files or folders")
+    remove.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    add_db_option(remove)
+    remove.set_defaults(run=run_library_remove)
 
     watch = commands.add_parser(
         "watch",
@@ -136,6 +205,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watch.set_defaults(run=run_watch)
     return parser
+
+
+def add_db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db", type=Path, default=default_catalogue_path(), metavar="PATH",
+        help="the library catalogue (default: %(default)s)",
+    )  # fmt: skip
+
+
+def tempo_range(text: str) -> tuple[float, float]:
+    """``"118-128"`` -> (118.0, 128.0)."""
+    try:
+        low, high = (float(part) for part in text.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a BPM range such as 118-128") from None
+    if not 0 < low <= high:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a BPM range such as 118-128")
+    return low, high
+
+
+def add_recommendation_options(parser: argparse.ArgumentParser, *, default_k: int = 5) -> None:
+    parser.add_argument(
+        "-k", "--recommendations", dest="k", type=int, default=default_k, metavar="N",
+        help="how many tracks to recommend (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--genre", action="append", default=[], metavar="GENRE",
+        help="only tracks of this genre (repeat for several)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--tempo", type=tempo_range, metavar="MIN-MAX",
+        help="only tracks in this BPM range (half or double time counts)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--harmonic", action="store_true",
+        help="only keys that mix harmonically with the music (Camelot wheel neighbours)",
+    )  # fmt: skip
+
+
+def recommendation_filters(args: argparse.Namespace) -> Any:
+    from streamer.recommend import Filters
+
+    return Filters(genres=frozenset(args.genre), tempo=args.tempo, harmonic=args.harmonic)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -205,7 +317,18 @@ def run_listen(args: argparse.Namespace) -> int:
             window_seconds=analyzer.window_seconds,
         )
 
-    server = BroadcastServer(host=args.host, port=args.port, hello=hello)
+    recommender = None
+    if args.library:
+        from streamer.live_recommend import LiveRecommender
+        from streamer.recommend import Library, Session
+
+        library = Library.open(args.library, labels=model.labels)
+        session = Session(library, k=args.k, filters=recommendation_filters(args))
+        recommender = LiveRecommender(session, sample_rate=rate, hop_seconds=analyzer.hop_seconds)
+    server = BroadcastServer(
+        host=args.host, port=args.port, hello=hello,
+        on_message=None if recommender is None else recommender.feedback,
+    )  # fmt: skip
     writers: list[JsonLinesWriter] = []
     sinks = [server.publish]
     if args.record:
@@ -228,6 +351,7 @@ def run_listen(args: argparse.Namespace) -> int:
         tracker=tracker,
         sinks=sinks,
         clients=lambda: (server.clients, server.dropped_messages),
+        recommender=recommender,
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -240,6 +364,8 @@ def run_listen(args: argparse.Namespace) -> int:
         except BaseException as error:  # handed to the main thread, which reports it
             failure.append(error)
 
+    if recommender is not None:
+        recommender.start()
     running = ServerThread(server).start()
     print(f"streamer: websocket on {server.url}", file=sys.stderr)
     analysis = threading.Thread(target=analyse, name="analysis")
@@ -252,10 +378,129 @@ def run_listen(args: argparse.Namespace) -> int:
         stop.set()
         analysis.join()
         running.stop()
+        if recommender is not None:
+            recommender.stop()
         for writer in writers:
             writer.close()
     if failure:
         raise failure[0]
+    return 0
+
+
+def run_index(args: argparse.Namespace) -> int:
+    from streamer.catalogue import Catalogue
+    from streamer.indexer import index
+    from streamer.progress import console
+
+    with Catalogue(args.db) as catalogue:
+        report = index(args.folders, catalogue=catalogue, model_path=args.model,
+                       workers=args.workers)  # fmt: skip
+    minutes = report.wall_seconds / 60
+    done = [
+        f"{report.analysed} analysed ({report.audio_seconds / 60:.1f} min of audio "
+        f"in {minutes:.1f} min)",
+        f"{report.unchanged} unchanged",
+        f"{report.moved} moved",
+        f"{report.removed} removed (gone)",
+        f"{len(report.failed)} failed",
+        f"{report.ignored} other files ignored",
+    ]
+    console.print(f"{args.db}: " + ", ".join(done))
+    if report.interrupted:
+        console.print("interrupted: every finished track is kept; run the same command to go on")
+        return 130
+    return 0
+
+
+def run_recommend(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from streamer.describe import camelot
+    from streamer.indexer import analyse_file
+    from streamer.model import GenreModel
+    from streamer.recommend import Basis, Library
+
+    library = Library.open(args.db)
+    found = library.lookup(args.track)
+    if found is not None:
+        query, exclude = library.vector(found.id), {found.id}
+        basis = Basis(genre=found.genre, tempo=found.tempo, key=found.key)
+        title = f"like {found.name} (library track {found.id})"
+    elif Path(args.track).is_file():
+        model = GenreModel(args.model)
+        if list(model.labels) != library.labels:
+            raise StreamerError(f"{args.db}: indexed with another model than {args.model}")
+        record = analyse_file(Path(args.track).resolve(), model)
+        query = library.query(record.embedding, record.probabilities, record.descriptor_vector)
+        top = int(record.probabilities.argmax())
+        basis = Basis(genre=library.labels[top], tempo=record.tempo, key=record.key)
+        exclude, title = set(), f"like {Path(args.track).name}"
+    else:
+        raise StreamerError(
+            f"{args.track}: neither a track id or path in {args.db} nor an audio file"
+        )
+    results = library.recommend(
+        query, k=args.k, basis=basis, exclude=exclude, filters=recommendation_filters(args)
+    )
+    table = Table(title=title)
+    for column in ("#", "id", "track", "genre", "BPM", "key", "similarity", "why"):
+        table.add_column(column, justify="right" if column in ("#", "id", "BPM") else "left")
+    for rank, result in enumerate(results, 1):
+        track = result.track
+        table.add_row(
+            str(rank), str(track.id), track.name, track.genre,
+            "" if track.tempo is None else f"{track.tempo:.0f}",
+            "" if track.key is None else f"{track.key} ({camelot(track.key)})",
+            f"{result.similarity:.3f}", "; ".join(result.reasons[1:]),
+        )  # fmt: skip
+    Console().print(table)
+    if not results:
+        print("no track passes the filters", file=sys.stderr)
+    return 0
+
+
+def run_library_stats(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from streamer.catalogue import Catalogue
+
+    with Catalogue(args.db, readonly=True) as catalogue:
+        stats = catalogue.stats()
+        failures = catalogue.failures()
+    console = Console()
+    console.print(
+        f"{args.db}: {stats.tracks} tracks, {stats.total_seconds / 3600:.1f} hours, "
+        f"{stats.failures} failed"
+    )
+    for title, counts in (("genre (model)", stats.by_genre), ("genre (tags)", stats.by_genre_tag)):
+        if counts:
+            table = Table(title=title)
+            table.add_column("genre")
+            table.add_column("tracks", justify="right")
+            for genre, count in sorted(counts.items(), key=lambda item: -item[1]):
+                table.add_row(str(genre), str(count))
+            console.print(table)
+    if failures:
+        table = Table(title="failed files")
+        table.add_column("file", overflow="fold")
+        table.add_column("reason", overflow="fold")
+        for failure in failures:
+            table.add_row(str(failure.path), failure.reason)
+        console.print(table)
+    return 0
+
+
+def run_library_remove(args: argparse.Namespace) -> int:
+    from streamer.catalogue import Catalogue
+
+    removed = 0
+    with Catalogue(args.db) as catalogue:
+        for path in args.paths:
+            path = path.expanduser().resolve()  # a file, or a folder (gone or not)
+            removed += catalogue.remove([path]) + catalogue.remove_under(path)
+    print(f"{args.db}: {removed} entries removed")
     return 0
 
 

@@ -5,7 +5,8 @@ ring buffer; `Engine.run` (the analysis thread) reads it, runs `HopAnalyzer` and
 `GenreTracker`, and hands each protocol message to its sinks. Sinks never block: the
 websocket server queues per client, the view swaps its state under a short lock, and files
 and stdout are written by `JsonLinesWriter` threads. So a slow disk, terminal or client
-never stalls the analysis, and the analysis never stalls capture.
+never stalls the analysis, and the analysis never stalls capture. A live recommender
+(``--library``) gets copies of the audio and hops and does its work on its own thread.
 
 The stream clock is the count of samples analysed: update and segment times are stream
 seconds, exact whatever the wall clock or the machine load did.
@@ -20,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from streamer import protocol
 from streamer.analysis import Hop, HopAnalyzer
@@ -28,6 +29,9 @@ from streamer.errors import StreamerError
 from streamer.features import live_thread_limits
 from streamer.smoothing import GenreTracker, Segment
 from streamer.sources import AudioSource
+
+if TYPE_CHECKING:  # the recommender pulls in librosa and the catalogue: only with --library
+    from streamer.live_recommend import LiveRecommender
 
 Sink = Callable[[dict[str, Any]], None]
 _STOP = object()
@@ -99,6 +103,8 @@ class Engine:
         ``() -> (connected clients, dropped messages)`` for the status message.
     status_seconds : float
         Stream seconds between two status messages.
+    recommender : LiveRecommender, optional
+        Sees the audio and every hop; its ``recommendations`` messages go to the sinks.
     """
 
     def __init__(
@@ -110,6 +116,7 @@ class Engine:
         sinks: list[Sink],
         clients: Callable[[], tuple[int, int]] = lambda: (0, 0),
         status_seconds: float = 2.0,
+        recommender: LiveRecommender | None = None,
     ) -> None:
         self.source = source
         self.analyzer = analyzer
@@ -117,6 +124,7 @@ class Engine:
         self.sinks = sinks
         self.clients = clients
         self.status_seconds = status_seconds
+        self.recommender = recommender
         self.latency_ms: float | None = None
         self._next_status = 0.0
 
@@ -136,8 +144,13 @@ class Engine:
                 read_at = time.perf_counter()
                 if limit is not None:
                     chunk = chunk[: limit - self.analyzer.samples]
+                if self.recommender is not None:
+                    self.recommender.audio(chunk)
                 for hop in self.analyzer.push(chunk):
                     self._publish_hop(hop, read_at)
+                if self.recommender is not None:
+                    for message in self.recommender.ready():
+                        self._emit(message)
                 if self.stream_seconds >= self._next_status:
                     self._publish_status()
         last = self.tracker.finish(time=self.stream_seconds)
@@ -152,6 +165,8 @@ class Engine:
         )
         if update.closed is not None:
             self._emit(segment_to_message(update.closed))
+        if self.recommender is not None:
+            self.recommender.hop(hop, update)
         labels = self.tracker.labels
         self._emit(
             protocol.update_message(

@@ -25,15 +25,16 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
 from typing import Any
 
 from streamer import __version__
 
 PROTOCOL_VERSION = 1
-SERVER_TYPES = ("hello", "update", "segment", "status", "error", "pong")
-CLIENT_TYPES = ("ping",)
+SERVER_TYPES = ("hello", "update", "segment", "status", "recommendations", "error", "pong")
+CLIENT_TYPES = ("ping", "feedback")
+FEEDBACK_ACTIONS = ("like", "skip", "played")
 MAX_CLIENT_MESSAGE = 4096
 """Longest client message accepted, in characters: client messages are small commands."""
 
@@ -191,6 +192,23 @@ def status_message(
     }
 
 
+def recommendations_message(
+    *,
+    time: float,
+    basis: Mapping[str, Any],
+    now_playing: Mapping[str, Any] | None,
+    tracks: Iterable[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """Library tracks that fit the audio heard up to `time` (`Recommendation.to_message`)."""
+    return {
+        "type": "recommendations",
+        "time": _seconds(time),
+        "basis": dict(basis),
+        "now_playing": None if now_playing is None else dict(now_playing),
+        "tracks": [dict(track) for track in tracks],
+    }
+
+
 def error_message(message: str) -> dict[str, Any]:
     return {"type": "error", "message": message}
 
@@ -209,7 +227,7 @@ def parse_client_message(text: str | bytes) -> dict[str, Any]:
     >>> parse_client_message('{"type": "subscribe"}')
     Traceback (most recent call last):
         ...
-    ValueError: unknown message type 'subscribe'; this server understands ['ping']
+    ValueError: unknown message type 'subscribe'; this server understands ['ping', 'feedback']
     """
     if isinstance(text, bytes):
         raise ValueError("binary messages are not supported: send JSON text")
@@ -230,7 +248,33 @@ def parse_client_message(text: str | bytes) -> dict[str, Any]:
         raise ValueError(
             f"unknown message type {kind!r}; this server understands {list(CLIENT_TYPES)}"
         )
-    unknown = sorted(set(message) - {"type"})
+    fields = _CLIENT_FIELDS[kind]
+    unknown = sorted(set(message) - {"type", *fields})
     if unknown:
         raise ValueError(f"unexpected fields {unknown} in a {kind} message")
+    for name, check in fields.items():
+        if name not in message:
+            raise ValueError(f'missing "{name}" in a {kind} message')
+        problem = check(message[name])
+        if problem:
+            raise ValueError(f'"{name}" {problem}')
     return message
+
+
+def _track_id(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return "must be a track id (a positive integer) from a recommendations message"
+    return None
+
+
+def _action(value: Any) -> str | None:
+    if value not in FEEDBACK_ACTIONS:
+        return f"must be one of {list(FEEDBACK_ACTIONS)}"
+    return None
+
+
+_CLIENT_FIELDS: dict[str, dict[str, Callable[[Any], str | None]]] = {
+    "ping": {},
+    "feedback": {"track": _track_id, "action": _action},
+}
+"""The fields of each client message besides ``type``, with their checks."""

@@ -91,6 +91,10 @@ class BroadcastServer:
     close_timeout : float
         Seconds a closing client has to answer before its connection is dropped. Without
         this bound, a client that stopped reading would hold `stop` forever.
+    on_message : callable, optional
+        Called on the event loop's thread with each valid client message other than a ping
+        (a feedback); must not block. A `ValueError` it raises goes back to that client as
+        an error. None: such messages get an error.
     """
 
     def __init__(
@@ -103,6 +107,7 @@ class BroadcastServer:
         recent_segments: int = 50,
         slow_seconds: float = 5.0,
         close_timeout: float = 5.0,
+        on_message: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         if queue_size < 1 or recent_segments < 0 or slow_seconds <= 0 or close_timeout <= 0:
             raise ValueError(
@@ -115,7 +120,9 @@ class BroadcastServer:
         self.queue_size = queue_size
         self.slow_seconds = slow_seconds
         self.close_timeout = close_timeout
+        self._on_message = on_message
         self._latest: dict[str, Any] | None = None
+        self._recommendations: dict[str, Any] | None = None
         self._segments: deque[dict[str, Any]] = deque(maxlen=recent_segments)
         self._clients: dict[ServerConnection, _Client] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -217,6 +224,8 @@ class BroadcastServer:
             self._latest = message
         elif kind == "segment":
             self._segments.append(message)
+        elif kind == "recommendations":
+            self._recommendations = message
         now: list[ServerConnection] = []
         later: list[_Client] = []
         for client in self._clients.values():
@@ -268,19 +277,16 @@ class BroadcastServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         client = _Client(connection)
         hello = {**self._hello(), "state": self._latest, "segments": list(self._segments)}
+        if self._recommendations is not None:
+            hello["recommendations"] = self._recommendations
         # In the same loop step as the hello is built: nothing published is missed or repeated.
         self._enqueue(client, "hello", protocol.encode(hello))
         self._clients[connection] = client
         sender = asyncio.create_task(self._send(client))
         try:
             async for text in connection:
-                try:
-                    protocol.parse_client_message(text)
-                except ValueError as error:
-                    reply = protocol.error_message(str(error))
-                else:
-                    reply = protocol.pong_message()
-                if connection in self._clients:  # not when closing it for being too slow
+                reply = self._answer(text)
+                if reply is not None and connection in self._clients:  # not if closing
                     self._enqueue(client, reply["type"], protocol.encode(reply))
         except ConnectionClosed:
             pass
@@ -289,6 +295,19 @@ class BroadcastServer:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
+
+    def _answer(self, text: str | bytes) -> dict[str, Any] | None:
+        """The reply to a client message: pong, nothing (handled) or an error."""
+        try:
+            message = protocol.parse_client_message(text)
+            if message["type"] == "ping":
+                return protocol.pong_message()
+            if self._on_message is None:
+                raise ValueError(f"this server takes no {message['type']} messages")
+            self._on_message(message)
+        except ValueError as error:
+            return protocol.error_message(str(error))
+        return None
 
     @staticmethod
     async def _send(client: _Client) -> None:

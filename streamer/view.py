@@ -38,6 +38,7 @@ class GenreView:
         self.update: dict[str, Any] | None = None
         self.status: dict[str, Any] | None = None
         self.segments: list[dict[str, Any]] = []
+        self.recommendations: dict[str, Any] | None = None
         self.notice = "waiting for audio..."
 
     def handle(self, message: dict[str, Any]) -> None:
@@ -48,6 +49,7 @@ class GenreView:
                 self.labels = list(message["labels"])
                 self.update = message.get("state")
                 self.segments = list(message.get("segments", []))
+                self.recommendations = message.get("recommendations")
                 self.notice = ""
             elif kind == "update":
                 self.update = message
@@ -56,6 +58,8 @@ class GenreView:
                 self.segments.append(message)
             elif kind == "status":
                 self.status = message
+            elif kind == "recommendations":
+                self.recommendations = message
 
     def style(self, genre: str | None) -> str:
         if genre is None or genre not in self.labels:
@@ -70,6 +74,8 @@ class GenreView:
             if self.update is not None:
                 parts += [self._headline(self.update), self._bars(self.update)]
             parts.append(self._timeline())
+            if self.recommendations is not None:
+                parts.append(self._recommendations(self.recommendations))
             parts.append(self._footer())
             return Group(*parts)
 
@@ -108,6 +114,34 @@ class GenreView:
             genre = next((g for start, stop, g in spans if start <= t < stop), None)
             strip.append("█", style=self.style(genre))
         return Text.assemble(("0:00 ", "dim"), strip, (f" {_clock(end)}", "dim"))
+
+    def _recommendations(self, message: dict[str, Any]) -> Table:
+        """Library tracks that fit now: name, genre, tempo, key (Camelot), similarity."""
+        basis = message["basis"]
+        heard = " ".join(
+            part
+            for part in (
+                basis["tempo"] and f"{basis['tempo']:.0f} BPM",
+                basis["key"] and f"{basis['key']} ({basis['camelot']})",
+            )
+            if part
+        )
+        table = Table(title=f"next from your library (heard: {heard or '-'})", title_justify="left",
+                      box=None, padding=(0, 1))  # fmt: skip
+        for column in ("track", "genre", "BPM", "key", "match"):
+            table.add_column(column, justify="right" if column in ("BPM", "match") else "left")
+        playing = message["now_playing"]
+        if playing is not None:
+            table.add_row(Text(f"now: {playing['name']}", style="dim"), "", "", "", "")
+        for track in message["tracks"]:
+            table.add_row(
+                track["name"],
+                Text(track["genre"], style=self.style(track["genre"])),
+                "" if track["tempo"] is None else f"{track['tempo']:.0f}",
+                track["camelot"] or "",
+                f"{track['similarity']:.0%}",
+            )
+        return table
 
     def _footer(self) -> Text:
         level = self.update["level_dbfs"] if self.update else -100.0

@@ -107,6 +107,20 @@ def serve() -> Iterator[Callable[..., ServerThread]]:
 
 # The protocol
 
+TRACK = {
+    "id": 4, "name": "Band - Song", "file": "song.flac", "title": "Song", "artist": "Band",
+    "album": None, "genre": "jazz", "tempo": 121.5, "key": "A minor", "camelot": "8A",
+}  # fmt: skip
+
+
+def recommendations() -> dict[str, Any]:
+    return protocol.recommendations_message(
+        time=12.5,
+        basis={"genre": "jazz", "tempo": 120.0, "key": "C major", "camelot": "8B"},
+        now_playing={**TRACK, "id": 2, "similarity": 0.99},
+        tracks=[{**TRACK, "similarity": 0.8, "reasons": ["same genre: jazz (70%)"]}],
+    )
+
 
 def test_every_builder_output_validates() -> None:
     updates = [update(3), {**update(4), "top": None, "state": "silence"}]
@@ -123,6 +137,10 @@ def test_every_builder_output_validates() -> None:
         protocol.error_message("no"),
         protocol.pong_message(),
         protocol.parse_client_message('{"type": "ping"}'),
+        protocol.parse_client_message('{"type": "feedback", "track": 3, "action": "skip"}'),
+        recommendations(),
+        {**make_hello(), "recommendations": recommendations()},
+        {**recommendations(), "now_playing": None, "tracks": []},
     ]
     for message in messages:
         protocol.validate(message)
@@ -165,6 +183,20 @@ def test_builders_turn_numpy_scalars_into_json_numbers() -> None:
         ({**make_hello(), "segments": [{**segment(0), "end": None}]}, "segments/0"),
         ({**make_hello(), "state": {**update(1), "top": 3}}, "state"),
         (protocol.error_message(""), "message"),
+        ({**recommendations(), "basis": {}}, "basis"),
+        ({**recommendations(), "tracks": [{"id": 1}]}, "tracks/0"),
+        (
+            {
+                **recommendations(),
+                "tracks": [{**TRACK, "similarity": 0.5, "reasons": [], "path": "/"}],
+            },
+            "tracks/0",
+        ),
+        (
+            {**recommendations(), "now_playing": {**TRACK, "camelot": "13A", "similarity": 1}},
+            "now_playing",
+        ),
+        ({"type": "feedback", "track": 0, "action": "like"}, "track"),
         ({"type": "bogus"}, "unknown or missing type 'bogus'"),
         (["update"], "unknown or missing type None"),
     ],
@@ -197,6 +229,11 @@ def test_each_schema_is_a_valid_draft_2020_12_schema_named_after_its_type() -> N
         ('{"type": "ping", "id": 3}', "unexpected fields ['id']"),
         ('{"type": "ping", "pad": "' + "x" * protocol.MAX_CLIENT_MESSAGE + '"}', "too long"),
         (b'{"type": "ping"}', "binary messages are not supported"),
+        ('{"type": "feedback", "action": "like"}', 'missing "track"'),
+        ('{"type": "feedback", "track": "7", "action": "like"}', '"track" must be a track id'),
+        ('{"type": "feedback", "track": true, "action": "like"}', '"track" must be a track id'),
+        ('{"type": "feedback", "track": 7, "action": "love"}', '"action" must be one of'),
+        ('{"type": "feedback", "track": 7, "action": ["like"]}', '"action" must be one of'),
     ],
 )
 def test_client_messages_are_checked(text: str | bytes, problem: str) -> None:
@@ -315,6 +352,39 @@ def test_invalid_client_messages_get_an_error_and_the_connection_survives(
         assert problem in reply["message"]
     assert replies[-2:] == [protocol.pong_message(), update(1)]
     assert closed.rcvd is not None and closed.rcvd.code == 1009
+
+
+def test_feedback_goes_to_the_handler_whose_errors_go_back_to_the_client(
+    serve: Callable[..., ServerThread],
+) -> None:
+    taken: list[dict[str, Any]] = []
+
+    def handler(message: dict[str, Any]) -> None:
+        if message["track"] == 99:
+            raise ValueError("no track 99 in the library")
+        taken.append(message)
+
+    with_handler = serve(on_message=handler).server
+    without = serve().server
+
+    async def exchange(url: str, *texts: str) -> list[dict[str, Any]]:
+        async with connect(url) as client:
+            await receive(client)
+            for text in texts:
+                await client.send(text)
+            await client.send('{"type": "ping"}')  # its pong ends the replies
+            replies = [await receive(client)]
+            while replies[-1]["type"] != "pong":
+                replies.append(await receive(client))
+            return replies
+
+    good = '{"type": "feedback", "track": 3, "action": "like"}'
+    unknown = '{"type": "feedback", "track": 99, "action": "skip"}'
+    replies = asyncio.run(exchange(with_handler.url, good, unknown))
+    assert taken == [{"type": "feedback", "track": 3, "action": "like"}]
+    assert replies == [protocol.error_message("no track 99 in the library"), {"type": "pong"}]
+    replies = asyncio.run(exchange(without.url, good))
+    assert replies[0]["type"] == "error" and "no feedback" in replies[0]["message"]
 
 
 def test_stuck_client_is_skipped_then_dropped_while_a_good_client_keeps_pace(

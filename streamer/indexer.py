@@ -1,0 +1,321 @@
+"""`streamer index`: analyse the audio files of a music library into the catalogue.
+
+Each file is decoded block by block (bounded memory, whatever its length) and analysed in
+one pass: the genre model on consecutive patches (mean genre distribution, mean embedding,
+and one embedding per 30 s section, which lets the live engine recognise a track as it
+plays) and the hand-crafted descriptors (`streamer.describe`); its tags come from mutagen.
+
+Re-indexing is incremental: a file whose size and modification time are unchanged, and
+that was analysed by the same model, is not decoded again, nor is an unchanged file that
+failed before. A file moved or renamed (same name, size and modification time, new place)
+is moved in the catalogue without decoding; a file that is gone is removed. Files are
+analysed in worker processes, and the main process writes each result at once in its own
+transaction, so an interrupted run keeps every track it finished.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from streamer.analysis import HopAnalyzer
+from streamer.catalogue import Catalogue, TrackRecord
+from streamer.describe import SECTION_SECONDS, DescriptorAccumulator
+from streamer.errors import StreamerError
+from streamer.model import GenreModel, file_sha256
+from streamer.progress import console, progress_bar
+from streamer.sources import AUDIO_EXTENSIONS, FileSource
+
+UNSUPPORTED_AUDIO = {
+    ".m4a": "AAC/ALAC in MP4",
+    ".mp4": "AAC/ALAC in MP4",
+    ".aac": "AAC",
+    ".alac": "ALAC",
+    ".wma": "Windows Media Audio",
+    ".ape": "Monkey's Audio",
+    ".wv": "WavPack",
+    ".mid": "MIDI (notes, not audio)",
+    ".midi": "MIDI (notes, not audio)",
+}
+"""Audio-looking extensions that libsndfile cannot decode: recorded as failures, so the
+user learns which tracks are missing and why. Other files (covers, playlists, text) are
+not music and are passed over silently, only counted."""
+BLOCK_SECONDS = 10.0  # decoded at a time: bounds memory, and batches model inference
+
+
+@dataclass
+class Plan:
+    """What an index run has to do, from a folder scan and the catalogue."""
+
+    analyse: list[Path] = field(default_factory=list)
+    unsupported: list[Path] = field(default_factory=list)
+    moved: list[tuple[Path, Path]] = field(default_factory=list)
+    gone: list[Path] = field(default_factory=list)
+    unchanged: int = 0
+    ignored: int = 0  # files that are not audio
+
+
+@dataclass
+class Report:
+    """What an index run did."""
+
+    analysed: int = 0
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    moved: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    ignored: int = 0
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    interrupted: bool = False
+
+
+def scan(roots: Iterable[Path]) -> tuple[list[Path], list[Path], int]:
+    """Audio files, unsupported audio files and the count of other files under `roots`."""
+    audio: list[Path] = []
+    unsupported: list[Path] = []
+    ignored = 0
+    for root in roots:
+        if not root.is_dir():
+            raise StreamerError(f"{root}: not a folder: give the folder of your music")
+        for folder, _, names in os.walk(root):
+            for name in names:
+                path = Path(folder, name).resolve()
+                suffix = path.suffix.lower()
+                if suffix in AUDIO_EXTENSIONS:
+                    audio.append(path)
+                elif suffix in UNSUPPORTED_AUDIO:
+                    unsupported.append(path)
+                else:
+                    ignored += 1
+    return sorted(audio), sorted(unsupported), ignored
+
+
+def file_state(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def plan(catalogue: Catalogue, roots: list[Path], *, model_sha256: str) -> Plan:
+    """Compare a scan of `roots` with what the catalogue holds for them."""
+    audio, unsupported, ignored = scan(roots)
+    result = Plan(ignored=ignored)
+    present = set(audio) | set(unsupported)
+    known = catalogue.known_paths(roots)
+    gone = {path: catalogue.state(path) for path in sorted(known - present)}
+    by_signature = {(path.name, state): path for path, state in gone.items() if state}
+    for path in audio:
+        state = file_state(path)
+        recorded = catalogue.state(path)
+        if recorded is None:
+            old = by_signature.pop((path.name, state), None)
+            if old is not None:
+                result.moved.append((old, path))
+                del gone[old]
+                continue
+        elif recorded == state and catalogue.model_of(path) in (model_sha256, None):
+            result.unchanged += 1
+            continue
+        result.analyse.append(path)
+    for path in unsupported:
+        if catalogue.state(path) == file_state(path):
+            result.unchanged += 1
+        else:
+            result.unsupported.append(path)
+    result.gone = sorted(gone)
+    return result
+
+
+# --- one file, in a worker process ------------------------------------------------------
+
+_model: GenreModel | None = None
+
+
+def _start_worker(model_path: str) -> None:
+    """Worker set-up: the model once, one thread each, Ctrl-C left to the main process."""
+    global _model
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    _model = GenreModel(model_path, threads=1)
+
+
+def analyse_file(path: Path, model: GenreModel) -> TrackRecord:
+    """Analyse one file into a catalogue record; a bad file raises `StreamerError`."""
+    size, mtime_ns = file_state(path)
+    analyzer = HopAnalyzer(model, hop_seconds=model.spec.patch_seconds)
+    descriptors = DescriptorAccumulator(sample_rate=model.spec.sample_rate)
+    probabilities: list[np.ndarray] = []
+    embeddings: list[np.ndarray] = []
+    starts: list[float] = []
+    with FileSource(
+        path, sample_rate=model.spec.sample_rate, block_seconds=BLOCK_SECONDS
+    ) as source:
+        while (block := source.read()) is not None:
+            descriptors.push(block)
+            for hop in analyzer.push(block):
+                probabilities.append(hop.probabilities)
+                embeddings.append(hop.embedding)
+                starts.append(hop.time - analyzer.window_seconds)
+    duration = analyzer.samples / model.spec.sample_rate
+    if not embeddings:
+        raise StreamerError(
+            f"{path}: too short ({duration:.1f} s): the model needs {analyzer.window_seconds:.1f} s"
+        )
+    embedding = np.mean(embeddings, axis=0)
+    section_of = (np.asarray(starts) // SECTION_SECONDS).astype(int)
+    sections = [
+        (
+            float(index * SECTION_SECONDS),
+            np.mean(np.asarray(embeddings)[section_of == index], axis=0),
+        )
+        for index in np.unique(section_of)
+    ]
+    described = descriptors.result()
+    tags = read_tags(path)
+    return TrackRecord(
+        path=path,
+        size=size,
+        mtime_ns=mtime_ns,
+        duration=duration,
+        title=tags.get("title"),
+        artist=tags.get("artist"),
+        album=tags.get("album"),
+        genre_tag=tags.get("genre"),
+        model_sha256=model.info.sha256,
+        labels=list(model.labels),
+        probabilities=np.mean(probabilities, axis=0),
+        embedding=embedding,
+        descriptors=described.to_dict(),
+        descriptor_vector=described.vector(),
+        key=described.key,
+        tempo=described.tempo_bpm,
+        indexed_at=time.time(),
+        sections=sections,
+    )
+
+
+def read_tags(path: Path) -> dict[str, str]:
+    """Title, artist, album and genre from the file's tags (empty when it has none)."""
+    import mutagen
+
+    try:
+        tagged = mutagen.File(path, easy=True)
+    except Exception:  # mutagen raises many types for damaged tags; the audio may be fine
+        return {}
+    if tagged is None or tagged.tags is None:
+        return {}
+    found = {}
+    for name in ("title", "artist", "album", "genre"):
+        values = tagged.tags.get(name)
+        if values:
+            found[name] = str(values[0])
+    return found
+
+
+def _work(path: Path) -> TrackRecord | str:
+    """Worker entry: the record, or the reason the file could not be analysed."""
+    assert _model is not None, "worker not started"
+    try:
+        return analyse_file(path, _model)
+    except StreamerError as error:
+        return str(error).removeprefix(f"{path}: ")
+    except Exception as error:  # a decoder crash on one file must not end the run
+        return f"analysis failed ({type(error).__name__}: {error})"
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+def index(
+    roots: list[Path],
+    *,
+    catalogue: Catalogue,
+    model_path: Path,
+    workers: int | None = None,
+) -> Report:
+    """Bring the catalogue up to date with `roots`; see the module doc.
+
+    Ctrl-C stops the run after the files in progress: every finished track is kept, and
+    the next run goes on where this one stopped.
+    """
+    started = time.monotonic()
+    roots = [Path(root).resolve() for root in roots]
+    sha = file_sha256(model_path)
+    todo = plan(catalogue, roots, model_sha256=sha)
+    report = Report(unchanged=todo.unchanged, ignored=todo.ignored)
+    for old, new in todo.moved:
+        catalogue.move(old, new)
+    report.moved = len(todo.moved)
+    report.removed = catalogue.remove(todo.gone)
+    for path in todo.unsupported:
+        reason = (
+            f"unsupported format ({UNSUPPORTED_AUDIO[path.suffix.lower()]}): convert it to FLAC"
+        )
+        _fail(catalogue, report, path, reason)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo.analyse) or 1))
+    try:
+        _analyse_all(todo.analyse, catalogue=catalogue, report=report, model_path=model_path,
+                     workers=workers)  # fmt: skip
+    except KeyboardInterrupt:
+        report.interrupted = True
+    report.wall_seconds = time.monotonic() - started
+    return report
+
+
+def _analyse_all(
+    paths: list[Path], *, catalogue: Catalogue, report: Report, model_path: Path, workers: int
+) -> None:
+    if not paths:
+        return
+    context = get_context("spawn")  # no fork of a process with onnxruntime threads
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(str(model_path),)
+    )
+    with progress_bar() as bar:
+        task = bar.add_task("indexing", total=len(paths), rate="")
+        try:
+            for path, result in _results(pool, paths, workers):
+                if isinstance(result, str):
+                    _fail(catalogue, report, path, result)
+                else:
+                    catalogue.put_track(result)
+                    report.analysed += 1
+                    report.audio_seconds += result.duration
+                minutes = max(time.monotonic() - bar.tasks[0].start_time, 1e-9) / 60
+                done = report.analysed + len(report.failed)
+                bar.update(task, advance=1, rate=f"{done / minutes:.0f} files/min")
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _results(
+    pool: ProcessPoolExecutor, paths: list[Path], workers: int
+) -> Iterator[tuple[Path, TrackRecord | str]]:
+    """Results as they finish, with at most two files queued per worker (a prompt Ctrl-C)."""
+    waiting = iter(paths)
+    running: dict[Future[TrackRecord | str], Path] = {}
+    while True:
+        while len(running) < 2 * workers and (path := next(waiting, None)) is not None:
+            running[pool.submit(_work, path)] = path
+        if not running:
+            return
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in done:
+            yield running.pop(future), future.result()
+
+
+def _fail(catalogue: Catalogue, report: Report, path: Path, reason: str) -> None:
+    size, mtime_ns = file_state(path)
+    catalogue.put_failure(path, size=size, mtime_ns=mtime_ns, reason=reason)
+    report.failed.append((path, reason))
+    console.print(f"[yellow]skipped[/] {path}: {reason}")

@@ -1,0 +1,281 @@
+"""The music library: `streamer index` into a real SQLite catalogue, incremental re-index,
+interruption, recommendations by similarity, and their live delivery over the websocket.
+
+The library is made of generated clips of the three synthetic "genres" the tiny test
+model was trained on (conftest), plus bad files of every kind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mutagen.flac
+import numpy as np
+import pytest
+import soundfile
+from conftest import TRAIN_RATE, render_genre
+from test_live import start_listen
+from websockets.sync.client import connect
+
+from streamer import protocol
+from streamer.catalogue import Catalogue
+from streamer.cli import main
+from streamer.recommend import Basis, Filters, Library, Session
+
+GENRES = ("clicks", "noise", "tones")
+PER_GENRE = 6
+PRECISION_AT_5 = 0.8  # stated threshold: same-genre share of the 5 nearest tracks
+BAD = {
+    "corrupt.wav": "not a readable audio file",
+    "text.mp3": "not a readable audio file",
+    "empty.flac": "empty",
+    "short.wav": "too short",
+    "song.m4a": "unsupported format",
+}
+
+
+def make_library(folder: Path, *, seed: int = 11) -> Path:
+    """6 clips per genre (4 s, the first one of each tagged) and one bad file of each kind."""
+    rng = np.random.default_rng(seed)
+    for genre in GENRES:
+        (folder / genre).mkdir(parents=True)
+        for index in range(PER_GENRE):
+            path = folder / genre / f"{genre}-{index}.flac"
+            soundfile.write(path, render_genre(genre, rng, seconds=4.0), TRAIN_RATE)
+            if index == 0:
+                tags = mutagen.flac.FLAC(path)
+                tags.update({"title": f"First {genre}", "artist": "Test Band", "genre": genre})
+                tags.save()
+    bad = folder / "bad"
+    bad.mkdir()
+    (bad / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt " + bytes(range(40)))
+    (bad / "text.mp3").write_text("a text file named .mp3\n")
+    (bad / "empty.flac").write_bytes(b"")
+    soundfile.write(bad / "short.wav", np.zeros(TRAIN_RATE // 4), TRAIN_RATE)
+    (bad / "song.m4a").write_bytes(b"\x00\x00\x00\x18ftypM4A ")
+    (bad / "cover.jpg").write_bytes(b"\xff\xd8\xff")  # not music: ignored, not a failure
+    return folder
+
+
+def index(folder: Path, db: Path, model: Path, *extra: str) -> int:
+    return main(["index", str(folder), "--db", str(db), "--model", str(model), *extra])
+
+
+@pytest.fixture(scope="module")
+def indexed(trained: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    work = tmp_path_factory.mktemp("library")
+    folder, db = make_library(work / "music"), work / "library.sqlite"
+    assert index(folder, db, trained["onnx"]) == 0
+    return {"folder": folder, "db": db, "model": trained["onnx"]}
+
+
+def test_index_keeps_every_good_file_and_lists_every_bad_one(indexed: dict[str, Path]) -> None:
+    with Catalogue(indexed["db"], readonly=True) as catalogue:
+        tracks = catalogue.tracks()
+        failures = {f.path.name: f.reason for f in catalogue.failures()}
+        stats = catalogue.stats()
+    good = sorted(p for genre in GENRES for p in (indexed["folder"] / genre).iterdir())
+    assert sorted(Path(t.path) for t in tracks) == good
+    assert set(failures) == set(BAD)
+    for name, reason in BAD.items():
+        assert reason in failures[name], failures[name]
+    assert stats.tracks == len(good) and stats.failures == len(BAD)
+    for track in tracks:
+        assert track.duration == pytest.approx(4.0, abs=0.01)
+        assert track.sections and track.embedding.shape == track.sections[0][1].shape
+        assert track.key and 30 <= track.tempo <= 300
+    tagged = [t for t in tracks if t.title]
+    assert sorted(t.title for t in tagged) == [f"First {g}" for g in GENRES]
+    assert {t.genre_tag for t in tagged} == set(GENRES)
+    # the model's view of each clip: the genre it was rendered as, for all but a few
+    right = sum(t.labels[int(np.argmax(t.probabilities))] in Path(t.path).name for t in tracks)
+    assert right >= 0.8 * len(tracks)
+
+
+def test_reindex_decodes_only_what_changed(
+    indexed: dict[str, Path], tmp_path: Path, trained: dict[str, Path]
+) -> None:
+    folder, db = tmp_path / "music", tmp_path / "library.sqlite"
+    shutil.copytree(indexed["folder"], folder)
+    assert index(folder, db, trained["onnx"]) == 0
+    with Catalogue(db, readonly=True) as catalogue:
+        before = {Path(t.path): t.indexed_at for t in catalogue.tracks()}
+    touched = folder / "tones" / "tones-1.flac"
+    deleted = folder / "noise" / "noise-2.flac"
+    moved = folder / "clicks" / "clicks-3.flac"
+    renamed_to = folder / "bad" / "clicks-3.flac"
+    os.utime(touched, ns=(time.time_ns(), time.time_ns()))
+    deleted.unlink()
+    os.replace(moved, renamed_to)  # same name, size and time: a move, not a new file
+    assert index(folder, db, trained["onnx"]) == 0
+    with Catalogue(db, readonly=True) as catalogue:
+        after = {Path(t.path): t.indexed_at for t in catalogue.tracks()}
+    assert deleted not in after and moved not in after
+    assert after[renamed_to] == before[moved]  # moved without decoding
+    changed = {path for path in after if path != renamed_to and after[path] != before[path]}
+    assert changed == {touched}
+
+
+def test_an_interrupted_index_keeps_finished_tracks_and_goes_on(
+    trained: dict[str, Path], tmp_path: Path
+) -> None:
+    folder = make_library(tmp_path / "music", seed=12)
+    shutil.rmtree(folder / "bad")
+    db = tmp_path / "library.sqlite"
+    command = [sys.executable, "-m", "streamer", "index", str(folder), "--db", str(db),
+               "--model", str(trained["onnx"]), "--workers", "1"]  # fmt: skip
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    finished = 0
+    while finished < 3 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+        if db.exists():
+            with Catalogue(db, readonly=True) as catalogue:
+                finished = catalogue.stats().tracks
+    assert 3 <= finished < 3 * PER_GENRE, "too fast or too slow to interrupt"
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 130, process.stderr.read()
+    with Catalogue(db, readonly=True) as catalogue:
+        kept = {Path(t.path): t.indexed_at for t in catalogue.tracks()}
+    assert len(kept) >= finished
+    assert index(folder, db, trained["onnx"]) == 0
+    with Catalogue(db, readonly=True) as catalogue:
+        tracks = catalogue.tracks()
+    paths = [Path(t.path) for t in tracks]
+    assert len(paths) == len(set(paths)) == 3 * PER_GENRE
+    assert all(t.indexed_at == kept[Path(t.path)] for t in tracks if Path(t.path) in kept)
+
+
+def test_recommendations_rank_the_same_genre_first(indexed: dict[str, Path]) -> None:
+    library = Library.open(indexed["db"])
+    precisions = []
+    for track in library.tracks.values():
+        genre = track.path.parent.name
+        found = library.recommend(
+            library.vector(track.id), k=5, basis=Basis(genre=track.genre), exclude={track.id}
+        )
+        precisions.append(np.mean([r.track.path.parent.name == genre for r in found]))
+        assert found[0].similarity >= found[-1].similarity
+    assert np.mean(precisions) >= PRECISION_AT_5, precisions
+
+
+def test_filters_and_feedback_shape_a_session(indexed: dict[str, Path]) -> None:
+    library = Library.open(indexed["db"])
+    tones = next(t for t in library.tracks.values() if t.genre == "tones")
+    record = library.records[tones.id]
+    only_noise = Session(library, k=3, filters=Filters(genres=frozenset({"noise"})))
+    found, _ = only_noise.recommend(record.embedding, record.probabilities)
+    assert found and all(r.track.genre == "noise" for r in found)
+
+    session = Session(library, k=3)
+    found, playing = session.recommend(record.embedding, record.probabilities)
+    assert playing is not None and playing[0].id == tones.id  # its own audio: playing now
+    assert tones.id not in {r.track.id for r in found}
+    skipped = found[0].track.id
+    session.feedback(skipped, "skip")
+    again, _ = session.recommend(record.embedding, record.probabilities)
+    assert skipped not in {r.track.id for r in again}
+    session.new_round()  # what this round showed is not offered in the next
+    shown = {r.track.id for r in again}
+    later, _ = session.recommend(record.embedding, record.probabilities)
+    assert not shown & {r.track.id for r in later}
+    with pytest.raises(ValueError, match="no track"):
+        session.feedback(10_000, "like")
+
+
+def test_like_pulls_the_next_recommendations_towards_the_liked_track(
+    indexed: dict[str, Path],
+) -> None:
+    library = Library.open(indexed["db"])
+    tones = next(t for t in library.tracks.values() if t.genre == "tones")
+    clicks = [t.id for t in library.tracks.values() if t.genre == "clicks"]
+    record = library.records[tones.id]
+    plain = Session(library, k=len(library))
+    liking = Session(library, k=len(library))
+    liking.feedback(clicks[0], "like")
+
+    def mean_rank_of_clicks(session: Session) -> float:
+        found, _ = session.recommend(record.embedding, record.probabilities)
+        ranks = [i for i, r in enumerate(found) if r.track.id in clicks[1:]]
+        return float(np.mean(ranks))
+
+    assert mean_rank_of_clicks(liking) < mean_rank_of_clicks(plain)
+
+
+def test_recommend_command_explains_its_choices(
+    indexed: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")  # whole paths on one line
+    clip = indexed["folder"] / "noise" / "noise-0.flac"
+    common = ["--db", str(indexed["db"]), "--model", str(indexed["model"])]
+    assert main(["recommend", str(clip), "-k", "3", *common]) == 0
+    out = capsys.readouterr().out
+    assert "noise" in out and "BPM" in out and "sounds" not in out  # reasons, not the score
+    assert main(["library", "stats", "--db", str(indexed["db"])]) == 0
+    out = capsys.readouterr().out
+    assert f"{3 * PER_GENRE} tracks" in out and "song.m4a" in out
+
+
+def test_library_remove_forgets_a_folder(indexed: dict[str, Path], tmp_path: Path) -> None:
+    db = tmp_path / "copy.sqlite"
+    shutil.copy(indexed["db"], db)
+    assert main(["library", "remove", str(indexed["folder"] / "noise"), "--db", str(db)]) == 0
+    with Catalogue(db, readonly=True) as catalogue:
+        assert {Path(t.path).parent.name for t in catalogue.tracks()} == {"clicks", "tones"}
+
+
+def test_a_bad_catalogue_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "notes.sqlite"
+    db.write_text("not a database\n")
+    assert main(["library", "stats", "--db", str(db)]) != 0
+    error = capsys.readouterr().err.strip()
+    assert "not a streamer catalogue" in error and len(error.splitlines()) == 1
+
+
+def test_live_recommendations_follow_the_audio_and_the_feedback(
+    indexed: dict[str, Path], tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(21)
+    playing = tmp_path / "tones-live.wav"
+    soundfile.write(playing, render_genre("tones", rng, seconds=30.0), TRAIN_RATE)
+    process, url = start_listen(
+        indexed["model"], {}, "--file", str(playing), "--library", str(indexed["db"]), "-k", "3"
+    )
+    lists = []
+    try:
+        with connect(url) as client:
+            protocol.validate(json.loads(client.recv(timeout=10)))
+            while not lists:
+                message = json.loads(client.recv(timeout=20))
+                if message["type"] == "recommendations":
+                    lists.append(message)
+            skipped = lists[0]["tracks"][0]["id"]
+            client.send(json.dumps({"type": "feedback", "track": skipped, "action": "skip"}))
+            client.send(json.dumps({"type": "feedback", "track": skipped, "action": "love"}))
+            errors = []
+            while len(lists) < 3:
+                message = json.loads(client.recv(timeout=20))
+                protocol.validate(message)
+                if message["type"] == "recommendations":
+                    lists.append(message)
+                elif message["type"] == "error":
+                    errors.append(message["message"])
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0, process.stderr.read()
+    for message in lists:
+        protocol.validate(message)
+        assert len(message["tracks"]) == 3
+        assert message["basis"]["genre"] == "tones"
+    assert lists[1]["time"] == lists[0]["time"]  # the answer to the feedback, at once
+    assert all(skipped not in {t["id"] for t in m["tracks"]} for m in lists[1:])
+    assert errors and "action" in errors[0]
