@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext, suppress
 from pathlib import Path
@@ -14,11 +15,13 @@ from typing import Any
 
 from streamer import __version__
 from streamer.errors import StreamerError, run_command
+from streamer.exports import FORMATS as EXPORT_FORMATS
 from streamer.files import default_catalogue_path
 from streamer.model import DEFAULT_MODEL
 from streamer.server import DEFAULT_HOST, DEFAULT_PORT
 from streamer.smoothing import SmoothingConfig
 
+DEFAULT_EXPORTS = ("json", "csv", "cue")
 EPILOG = """\
 examples:
   streamer devices                       list inputs, pick one by index or name
@@ -33,6 +36,8 @@ examples:
   streamer recommend ~/Music/a.flac      tracks of your library that fit a.flac
   streamer listen --library              live recommendations from the indexed library
   streamer library stats                 what the library holds, and what failed
+  streamer tag set.flac --plot           tag a recording: segments, CUE sheet, picture
+  streamer export set.jsonl --format cue the exports of a live --record file
 
 Run `streamer COMMAND --help` for the options of a command.
 """
@@ -88,25 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", type=Path, default=DEFAULT_MODEL, metavar="ONNX",
         help="genre model with its .json metadata beside it (default: the shipped model)",
     )  # fmt: skip
-    listen.add_argument(
-        "--hop", type=float, default=0.5, metavar="SECONDS",
-        help="seconds of audio between two analyses (default: %(default)s)",
-    )  # fmt: skip
-    smoothing = SmoothingConfig()
-    listen.add_argument(
-        "--stay-probability", type=float, default=smoothing.stay_probability, metavar="P",
-        help="smoothing: chance per hop that the genre stays; higher is steadier, slower "
-        "to follow a change (default: %(default)s)",
-    )  # fmt: skip
-    listen.add_argument(
-        "--confirm-hops", type=int, default=smoothing.confirm_hops, metavar="N",
-        help="smoothing: hops a new genre must lead before the tag changes "
-        "(default: %(default)s)",
-    )  # fmt: skip
-    listen.add_argument(
-        "--silence-dbfs", type=float, default=smoothing.silence_dbfs, metavar="DB",
-        help="input level below which audio counts as silence (default: %(default)s)",
-    )  # fmt: skip
+    add_analysis_options(listen)
     listen.add_argument(
         "--host", default=DEFAULT_HOST,
         help="websocket address to bind (default: %(default)s, this machine only)",
@@ -189,6 +176,39 @@ def build_parser() -> argparse.ArgumentParser:
     add_db_option(remove)
     remove.set_defaults(run=run_library_remove)
 
+    tag = commands.add_parser(
+        "tag",
+        help="tag recordings offline: genre segments, exports, a picture of the set",
+        description="Tag each recording as fast as the machine allows, with the same "
+        "analysis, smoothing and segmentation as `streamer listen` (a file tags exactly as "
+        "it would have sounded live), in bounded memory whatever its length. Writes the "
+        "chosen exports beside each file or into --out. A file that cannot be read is "
+        "reported and the others are still tagged.",
+        epilog="examples:\n  streamer tag set.flac\n"
+        "  streamer tag *.mp3 --format cue,tracklist --plot --out tagged/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tag.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    tag.add_argument(
+        "--model", type=Path, default=DEFAULT_MODEL, metavar="ONNX",
+        help="genre model with its .json metadata beside it (default: the shipped model)",
+    )  # fmt: skip
+    add_analysis_options(tag)
+    add_export_options(tag)
+    tag.set_defaults(run=run_tag)
+
+    export = commands.add_parser(
+        "export",
+        help="turn a `listen --record` file into the exports of `streamer tag`",
+        description="Read the segments a live session recorded (`streamer listen --record "
+        "FILE`) and write them in the chosen formats; --plot draws the timeline (without "
+        "probabilities, which a record does not keep).",
+        epilog="example: streamer export set.jsonl --format cue,csv",
+    )
+    export.add_argument("record", type=Path, metavar="RECORD.jsonl")
+    add_export_options(export)
+    export.set_defaults(run=run_export)
+
     watch = commands.add_parser(
         "watch",
         help="follow a running `streamer listen` over its websocket",
@@ -205,6 +225,58 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watch.set_defaults(run=run_watch)
     return parser
+
+
+def add_analysis_options(parser: argparse.ArgumentParser) -> None:
+    """Hop and smoothing: the same for live listening and offline tagging."""
+    parser.add_argument(
+        "--hop", type=float, default=0.5, metavar="SECONDS",
+        help="seconds of audio between two analyses (default: %(default)s)",
+    )  # fmt: skip
+    smoothing = SmoothingConfig()
+    parser.add_argument(
+        "--stay-probability", type=float, default=smoothing.stay_probability, metavar="P",
+        help="smoothing: chance per hop that the genre stays; higher is steadier, slower "
+        "to follow a change (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--confirm-hops", type=int, default=smoothing.confirm_hops, metavar="N",
+        help="smoothing: hops a new genre must lead before the tag changes "
+        "(default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--silence-dbfs", type=float, default=smoothing.silence_dbfs, metavar="DB",
+        help="input level below which audio counts as silence (default: %(default)s)",
+    )  # fmt: skip
+
+
+def smoothing_config(args: argparse.Namespace) -> SmoothingConfig:
+    return SmoothingConfig(
+        stay_probability=args.stay_probability,
+        confirm_hops=args.confirm_hops,
+        silence_dbfs=args.silence_dbfs,
+    )
+
+
+def add_export_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format", dest="formats", action="append", metavar="FORMAT[,FORMAT]",
+        help=f"what to write: {', '.join(EXPORT_FORMATS)}; repeat or separate with commas "
+        f"(default: {','.join(DEFAULT_EXPORTS)}; layouts: `python -m pydoc streamer.exports`)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--out", type=Path, metavar="DIR",
+        help="write the exports into DIR (default: beside each input file)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--plot", action="store_true",
+        help="also draw the set as a PNG: genre timeline and probabilities over time",
+    )  # fmt: skip
+
+
+def export_formats(args: argparse.Namespace) -> list[str]:
+    """``--format json,csv --format cue`` -> ["json", "csv", "cue"] (checked by `export`)."""
+    return [f.strip() for item in args.formats or DEFAULT_EXPORTS for f in item.split(",")]
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
@@ -301,12 +373,9 @@ def run_listen(args: argparse.Namespace) -> int:
     else:
         source = DeviceSource(sample_rate=rate, device=args.device, device_rate=args.device_rate)
     analyzer = HopAnalyzer(model, hop_seconds=args.hop)
-    config = SmoothingConfig(
-        stay_probability=args.stay_probability,
-        confirm_hops=args.confirm_hops,
-        silence_dbfs=args.silence_dbfs,
+    tracker = GenreTracker(
+        model.labels, config=smoothing_config(args), window_seconds=analyzer.window_seconds
     )
-    tracker = GenreTracker(model.labels, config=config)
 
     def hello() -> dict[str, Any]:
         return protocol.hello_message(
@@ -502,6 +571,63 @@ def run_library_remove(args: argparse.Namespace) -> int:
             removed += catalogue.remove([path]) + catalogue.remove_under(path)
     print(f"{args.db}: {removed} entries removed")
     return 0
+
+
+def run_tag(args: argparse.Namespace) -> int:
+    from streamer.features import live_thread_limits
+    from streamer.model import GenreModel
+    from streamer.progress import console, progress_bar
+    from streamer.tagging import tag_file
+
+    formats = export_formats(args)
+    model = GenreModel(args.model)
+    failed = 0
+    with progress_bar() as bar, live_thread_limits():
+        for path in args.files:
+            task = bar.add_task(path.name, total=None, rate="")
+            started = time.monotonic()
+
+            def progress(done: float, total: float, task: Any = task, t0: float = started) -> None:
+                speed = done / max(time.monotonic() - t0, 1e-9)
+                bar.update(task, completed=done, total=total, rate=f"{speed:.0f}x real time")
+
+            try:
+                timeline = tag_file(
+                    path, model=model, hop_seconds=args.hop, smoothing=smoothing_config(args),
+                    progress=progress,
+                )  # fmt: skip
+                written = write_outputs(timeline, formats, args)
+            except StreamerError as error:
+                failed += 1
+                bar.update(task, rate="[red]failed")
+                console.print(f"[red]error[/] {error}")
+                continue
+            music = [s for s in timeline.segments if s.state == "music"]
+            console.print(
+                f"{path}: {len(music)} music segments, {len(timeline.segments) - len(music)} "
+                f"silent; wrote {', '.join(str(p) for p in written)}"
+            )
+    return 1 if failed else 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from streamer.exports import timeline_from_record
+
+    timeline = timeline_from_record(args.record)
+    for path in write_outputs(timeline, export_formats(args), args):
+        print(path)
+    return 0
+
+
+def write_outputs(timeline: Any, formats: list[str], args: argparse.Namespace) -> list[Path]:
+    from streamer.exports import export, output_path
+
+    written = export(timeline, formats, out_dir=args.out)
+    if args.plot:
+        from streamer.plot import plot_timeline
+
+        written.append(plot_timeline(timeline, output_path(timeline, ".png", out_dir=args.out)))
+    return written
 
 
 def run_watch(args: argparse.Namespace) -> int:

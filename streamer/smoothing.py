@@ -36,11 +36,15 @@ stream, since the next track owes nothing to the last. Silence ends at the first
 least ``silence_hysteresis_db`` above the threshold. A stream starts in silence.
 
 Times are whatever the caller passes for each hop, e.g. the stream time at the end of the
-analysed window; they must increase. A segment starts at the time of the hop at which its
-state or genre was decided (a silence segment at the first quiet hop), and ends where the
-next one starts, so segments tile the stream from the first hop to `GenreTracker.finish`.
-Boundaries are not shifted back for the model's window: they trail the audio by the
-latency above. Offline tagging (`track_offline`) feeds the same tracker hop by hop: its
+analysed window; they must increase. A silence segment starts at the first quiet hop, the
+music after it at the first loud hop (levels are of each hop's own audio, with no window).
+A change of genre is decided late, but dated early: the new segment starts at the first
+hop of the lead that confirmed it, less half the model's window (``window_seconds``, the
+moment the new music began to fill what the model heard), never before the open segment's
+start. So a DJ's tracklist puts the change where it happened in the audio, not where the
+tracker became sure of it (2.5 s later with the shipped model). Segments end where the
+next one starts, so they tile the stream from the first hop to `GenreTracker.finish`.
+Offline tagging (`track_offline`, `streamer tag`) feeds the same tracker hop by hop: its
 output is the live output, exactly.
 """
 
@@ -175,6 +179,10 @@ class GenreTracker:
         Genre names, in the order of the model's probabilities (two or more).
     config : SmoothingConfig
         Smoothing and silence parameters.
+    window_seconds : float
+        The audio each hop's probabilities saw; a change of genre is dated half of it
+        before the first hop of the lead that confirmed it (see the module notes). 0 dates
+        it at that hop.
 
     Examples
     --------
@@ -191,9 +199,14 @@ class GenreTracker:
     """
 
     def __init__(
-        self, labels: Sequence[str], *, config: SmoothingConfig = SmoothingConfig()
+        self,
+        labels: Sequence[str],
+        *,
+        config: SmoothingConfig = SmoothingConfig(),
+        window_seconds: float = 0.0,
     ) -> None:
         self.labels = tuple(labels)
+        self.window_seconds = window_seconds
         if len(self.labels) < 2:
             raise ValueError("GenreTracker needs two or more labels")
         self.config = config
@@ -213,6 +226,7 @@ class GenreTracker:
         self._quiet_count = 0
         self._challenger: int | None = None  # genre leading the displayed one by the margin
         self._lead_hops = 0  # consecutive hops it has done so
+        self._lead_since = 0.0  # time of the first of those hops
         self._last_time = -math.inf
         self._finished = False
 
@@ -308,14 +322,16 @@ class GenreTracker:
             self._challenger, self._lead_hops = None, 0
             return None
         if best != self._challenger:
-            self._challenger, self._lead_hops = best, 0
+            self._challenger, self._lead_hops, self._lead_since = best, 0, time
         self._lead_hops += 1
         if self._lead_hops < self.config.confirm_hops:
             return None
         if self._genre is None:
             self._genre = best
             return None
-        return self._begin(time, "music", best)
+        assert self._start is not None
+        began = self._lead_since - self.window_seconds / 2
+        return self._begin(began if began > self._start else time, "music", best)
 
     def _music_confidence(self) -> float:
         genre = int(np.argmax(self._filtered)) if self._genre is None else self._genre
@@ -366,6 +382,7 @@ def track_offline(
     levels_dbfs: Sequence[float] | np.ndarray,
     labels: Sequence[str],
     config: SmoothingConfig = SmoothingConfig(),
+    window_seconds: float = 0.0,
     end: float | None = None,
 ) -> tuple[list[TrackerUpdate], list[Segment]]:
     """Smooth and segment a whole recording by feeding `GenreTracker` hop by hop.
@@ -376,7 +393,7 @@ def track_offline(
     """
     if not len(times) == len(probabilities) == len(levels_dbfs):
         raise ValueError("times, probabilities and levels_dbfs must have one entry per hop")
-    tracker = GenreTracker(labels, config=config)
+    tracker = GenreTracker(labels, config=config, window_seconds=window_seconds)
     updates = [
         tracker.update(time=float(t), probabilities=p, level_dbfs=float(level))
         for t, p, level in zip(times, probabilities, levels_dbfs, strict=True)

@@ -131,7 +131,7 @@ def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     work = tmp_path_factory.mktemp("run")
     run, cache, onnx = work / "run", work / "cache", work / "model" / "genre.onnx"
     config = pipeline.FitConfig(
-        epochs=4, batch_size=16, room_variants=1, workers=2, train_hop_frames=8, test_fraction=0.34,
+        epochs=8, batch_size=16, room_variants=1, workers=2, train_hop_frames=8, test_fraction=0.34,
         valid_fraction=0.17, cnn=CNNConfig(filters=(8, 16), embedding_size=16),
     )  # fmt: skip
     pipeline.fit(dataset, run, config=config, cache_root=cache, spec=TINY_SPEC)

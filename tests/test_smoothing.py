@@ -67,7 +67,8 @@ def test_clean_change_is_followed_after_the_stated_latency() -> None:
     assert tops(updates) == [None] + ["jazz"] * (switch - 1) + ["metal"] * (60 - switch)
     assert summary(segments) == [("music", "jazz"), ("music", "metal")]
     assert segments[0].start == times[0]
-    assert segments[0].end == segments[1].start == times[switch]
+    # decided at `switch`, dated at the first hop of the confirming lead (no window given)
+    assert segments[0].end == segments[1].start == times[switch - 1]
     assert updates[switch].closed == segments[0]
     assert segments[1].end == times[-1]
     jazz_hops = [u.confidence for u in updates[:switch]]
@@ -89,6 +90,27 @@ def test_change_through_the_model_window_shows_within_window_plus_two_hops() -> 
     first_disco = tops(updates).index("disco")
     assert change < first_disco <= change + WINDOW_HOPS + 2
     assert summary(segments) == [("music", "reggae"), ("music", "disco")]
+
+
+def test_a_change_is_dated_back_to_where_the_audio_changed() -> None:
+    """Hop `change` is the first whose window holds the new genre (one hop of it), so the
+    audio changed at the previous hop's time; the segment starts within two hops of that
+    (the filter needs the new genre past the margin, a little after half the window)."""
+    change, n = 40, 80
+    fraction = np.clip((np.arange(n) - change + 1) / WINDOW_HOPS, 0, 1)
+    logits = np.zeros((n, len(LABELS)))
+    logits[:, LABELS.index("reggae")] = 5 * (1 - fraction)
+    logits[:, LABELS.index("disco")] = 5 * fraction
+    times = hop_times(n)
+    updates, segments = track_offline(
+        times=times, probabilities=softmax(logits), levels_dbfs=np.full(n, LOUD),
+        labels=LABELS, window_seconds=WINDOW_HOPS * HOP,
+    )  # fmt: skip
+    assert summary(segments) == [("music", "reggae"), ("music", "disco")]
+    decided = next(u.time for u in updates if u.closed is not None)
+    assert abs(segments[1].start - times[change - 1]) <= 2 * HOP
+    assert decided - segments[1].start >= 2.0  # the decision itself came seconds later
+    assert segments[0].end == segments[1].start
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -1,0 +1,192 @@
+"""`streamer tag` and `streamer export`: a generated mix of three sections with crossfades
+is segmented where the sections change, exactly as the live engine segments it, bad files
+do not stop the others, and a two-hour file is tagged in bounded memory."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from conftest import TRAIN_RATE, render_genre
+from test_live import start_listen
+
+from streamer.cli import main
+from streamer.exports import timeline_from_record
+from streamer.model import GenreModel
+from streamer.tagging import tag_file
+
+SECTIONS = ("tones", "noise", "clicks")
+SECTION_SECONDS = 8.0
+CROSSFADE_SECONDS = 1.0
+# A boundary is found once the 1 s window has mostly moved into the new section and the
+# smoother has seen it lead for --confirm-hops (2) hops of 0.5 s: tolerance window + 3 hops.
+BOUNDARY_TOLERANCE = 2.5
+
+
+def crossfaded_mix(seed: int = 3) -> np.ndarray:
+    """The sections, each faded into the next over CROSSFADE_SECONDS (equal power)."""
+    rng = np.random.default_rng(seed)
+    fade = round(CROSSFADE_SECONDS * TRAIN_RATE)
+    length = round(SECTION_SECONDS * TRAIN_RATE)
+    parts = [render_genre(g, rng, SECTION_SECONDS + CROSSFADE_SECONDS) for g in SECTIONS]
+    mix = np.zeros(length * len(SECTIONS) + fade)
+    ramp = np.sin(np.linspace(0, np.pi / 2, fade)) ** 2
+    for index, part in enumerate(parts):
+        gain = np.ones(part.size)
+        if index > 0:
+            gain[:fade] = ramp
+        if index < len(parts) - 1:
+            gain[-fade:] = ramp[::-1]
+        start = index * length
+        mix[start : start + part.size] += np.sqrt(gain) * part
+    return mix[: length * len(SECTIONS)]
+
+
+@pytest.fixture(scope="module")
+def mix(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tag") / "mix.wav"
+    soundfile.write(path, crossfaded_mix(), TRAIN_RATE)
+    return path
+
+
+def test_tag_finds_the_sections_of_a_crossfaded_mix(trained: dict[str, Path], mix: Path) -> None:
+    timeline = tag_file(mix, model=GenreModel(trained["onnx"]))
+    music = [s for s in timeline.segments if s.state == "music"]
+    assert [s.genre for s in music] == list(SECTIONS)
+    for segment, true_start in zip(music[1:], (SECTION_SECONDS, 2 * SECTION_SECONDS), strict=True):
+        assert abs(segment.start - true_start) <= BOUNDARY_TOLERANCE, segment
+    assert timeline.segments[-1].end == pytest.approx(len(SECTIONS) * SECTION_SECONDS)
+    assert all(a.end == b.start for a, b in itertools.pairwise(timeline.segments))
+    assert len(timeline.times) == len(timeline.probabilities) > 0
+
+
+def test_live_engine_on_the_paced_file_gives_the_same_segments(
+    trained: dict[str, Path], mix: Path, tmp_path: Path
+) -> None:
+    record = tmp_path / "live.jsonl"
+    process, _ = start_listen(trained["onnx"], {}, "--file", str(mix), "--record", str(record))
+    assert process.wait(timeout=60) == 0, process.stderr.read()
+    live = timeline_from_record(record).segments
+    offline = tag_file(mix, model=GenreModel(trained["onnx"])).segments
+    assert [(s.genre, s.state) for s in live] == [(s.genre, s.state) for s in offline]
+    for a, b in zip(live, offline, strict=True):
+        assert a.start == pytest.approx(b.start, abs=1e-3)  # the record keeps milliseconds
+        assert a.end == pytest.approx(b.end, abs=1e-3)
+        assert a.confidence == pytest.approx(b.confidence, abs=1e-3)
+
+
+def parse_cue(text: str) -> list[tuple[str, int]]:
+    """(TITLE, INDEX 01 in frames of 1/75 s) per TRACK."""
+    tracks: list[tuple[str, int]] = []
+    title = ""
+    for line in text.splitlines():
+        words = line.split()
+        if words[:1] == ["TITLE"]:
+            title = line.split('"')[1]
+        elif words[:2] == ["INDEX", "01"]:
+            minutes, seconds, frames = (int(part) for part in words[2].split(":"))
+            tracks.append((title, (minutes * 60 + seconds) * 75 + frames))
+    return tracks
+
+
+def test_tag_command_writes_every_format_and_a_plot_and_survives_bad_files(
+    trained: dict[str, Path], mix: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt " + bytes(range(40)))
+    empty = tmp_path / "empty.flac"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.txt"
+    text.write_text("not audio\n")
+    out = tmp_path / "out"
+    code = main(["tag", str(corrupt), str(mix), str(empty), str(text), "--model",
+                 str(trained["onnx"]), "--format", "json,csv", "--format", "cue,audacity,tracklist",
+                 "--plot", "--out", str(out)])  # fmt: skip
+    errors = capsys.readouterr().err
+    assert code == 1
+    for bad in (corrupt, empty, text):
+        assert str(bad) in errors
+    written = sorted(p.name for p in out.iterdir())
+    suffixes = ("json", "csv", "cue", "labels.txt", "tracklist.txt", "png")
+    assert written == sorted(f"mix.{suffix}" for suffix in suffixes)
+    assert (out / "mix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    tagged = json.loads((out / "mix.json").read_text())
+    segments = tagged["segments"]
+    assert [s["genre"] for s in segments if s["state"] == "music"] == list(SECTIONS)
+    cue = parse_cue((out / "mix.cue").read_text())
+    # one track per segment; the first starts the file, the others exactly where theirs do
+    assert [title for title, _ in cue] == [s["genre"] or "silence" for s in segments]
+    assert [frames for _, frames in cue] == [0] + [int(s["start"] * 75 + 0.5) for s in segments[1:]]
+
+
+def test_export_turns_a_record_into_the_same_formats(
+    trained: dict[str, Path], mix: Path, tmp_path: Path
+) -> None:
+    record = tmp_path / "set.jsonl"
+    segments = [
+        {"type": "segment", "index": i, "start": 30.0 * i, "end": 30.0 * (i + 1),
+         "genre": g, "state": "music", "confidence": 0.8}
+        for i, g in enumerate(("tones", "noise", "tones"))
+    ]  # fmt: skip
+    record.write_text("".join(json.dumps(s) + "\n" for s in segments))
+    assert main(["export", str(record), "--format", "cue", "--out", str(tmp_path / "x")]) == 0
+    cue = parse_cue((tmp_path / "x" / "set.cue").read_text())
+    assert cue == [("tones", 0), ("noise", 30 * 75), ("tones", 60 * 75)]
+
+
+PEAK_RSS_GROWTH_MB = 30.0
+"""Stated bound: tagging two hours takes at most this much more memory than two minutes."""
+
+
+def write_long_file(path: Path, seconds: float) -> None:
+    """Minutes of alternating sections, written block by block (never held whole)."""
+    rng = np.random.default_rng(9)
+    with soundfile.SoundFile(path, "w", TRAIN_RATE, 1, subtype="PCM_16") as sound:
+        for index in range(round(seconds / 60)):
+            sound.write(0.5 * render_genre(SECTIONS[index % 3], rng, 60.0))
+
+
+def peak_rss_mb(*args: str) -> float:
+    """Peak RSS of `streamer ARGS` in a fresh process: VmHWM, which (unlike ru_maxrss, kept
+    across exec from the forking pytest process) counts this program's memory only."""
+    code = (
+        "import re, sys; from streamer.cli import main; main(sys.argv[1:]); "
+        "print(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read())[1])"
+    )
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          check=True, timeout=600)  # fmt: skip
+    return int(done.stdout.split()[-1]) / 1024
+
+
+def test_two_hours_are_tagged_in_bounded_memory(trained: dict[str, Path], tmp_path: Path) -> None:
+    short, long = tmp_path / "two-minutes.wav", tmp_path / "two-hours.wav"
+    write_long_file(short, 120)
+    write_long_file(long, 7200)
+    options = ["--model", str(trained["onnx"]), "--format", "json,cue", "--out", str(tmp_path)]
+    baseline = peak_rss_mb("tag", str(short), *options)
+    peak = peak_rss_mb("tag", str(long), *options)
+    print(f"peak RSS: 2 min {baseline:.0f} MB, 2 h {peak:.0f} MB")
+    assert peak - baseline < PEAK_RSS_GROWTH_MB
+    tagged = json.loads((tmp_path / "two-hours.json").read_text())
+    assert tagged["duration"] == pytest.approx(7200)
+    assert len(tagged["hops"]["times"]) > 14_000
+
+
+def test_sigint_during_tagging_is_a_clean_stop(trained: dict[str, Path], tmp_path: Path) -> None:
+    long = tmp_path / "ten-minutes.wav"
+    write_long_file(long, 600)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamer", "tag", str(long), "--model", str(trained["onnx"])],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    process.stderr.readline()  # the progress bar has started
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) != 0
+    assert "Traceback" not in process.stderr.read()
