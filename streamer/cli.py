@@ -103,6 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="websocket port; 0 picks a free one (default: %(default)s)",
     )  # fmt: skip
     listen.add_argument(
+        "--token",
+        help="clients must present this token (?token=... in the URL); made up and printed "
+        "when --host is not loopback and none is given",
+    )  # fmt: skip
+    listen.add_argument(
+        "--allow-origin", action="append", default=[], metavar="ORIGIN",
+        help="let browser pages from ORIGIN connect, e.g. https://overlay.example (repeat); "
+        "pages served by streamer itself always may",
+    )  # fmt: skip
+    listen.add_argument(
+        "--max-clients", type=int, default=1000, metavar="N",
+        help="refuse websocket clients beyond N (default: %(default)s)",
+    )  # fmt: skip
+    listen.add_argument(
         "--record", type=Path, metavar="FILE",
         help="append each closed segment to FILE as a JSON line, on disk at once",
     )  # fmt: skip
@@ -357,6 +371,7 @@ def run_listen(args: argparse.Namespace) -> int:
     from rich.live import Live
 
     from streamer import protocol
+    from streamer.access import AccessPolicy, is_loopback, new_token
     from streamer.analysis import HopAnalyzer
     from streamer.engine import Engine, JsonLinesWriter
     from streamer.model import GenreModel
@@ -394,8 +409,14 @@ def run_listen(args: argparse.Namespace) -> int:
         library = Library.open(args.library, labels=model.labels)
         session = Session(library, k=args.k, filters=recommendation_filters(args))
         recommender = LiveRecommender(session, sample_rate=rate, hop_seconds=analyzer.hop_seconds)
+    token = args.token
+    if token is None and not is_loopback(args.host):
+        token = new_token()
+    access = AccessPolicy(
+        token=token, origins=frozenset(args.allow_origin), max_clients=args.max_clients
+    )
     server = BroadcastServer(
-        host=args.host, port=args.port, hello=hello,
+        host=args.host, port=args.port, hello=hello, access=access,
         on_message=None if recommender is None else recommender.feedback,
     )  # fmt: skip
     writers: list[JsonLinesWriter] = []
@@ -437,6 +458,8 @@ def run_listen(args: argparse.Namespace) -> int:
         recommender.start()
     running = ServerThread(server).start()
     print(f"streamer: websocket on {server.url}", file=sys.stderr)
+    if token is not None:
+        print(f"streamer: clients connect with {server.url}/?token={token}", file=sys.stderr)
     analysis = threading.Thread(target=analyse, name="analysis")
     try:
         analysis.start()

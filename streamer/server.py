@@ -23,8 +23,10 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
 
 from streamer import protocol
+from streamer.access import OPEN_ON_LOOPBACK, AccessPolicy, is_loopback
 from streamer.errors import StreamerError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -46,6 +48,10 @@ COMPRESSION = None
 deflating them for each client separately (the extension keeps a context per connection)
 cost 2.5 times the CPU of the whole send: 61 us against 23 us per client and message,
 measured by bench/bench_fanout.py with 500 clients."""
+MAX_CLIENT_ERRORS = 20
+"""Invalid messages a client may send (each answered with an error) before it is closed
+with 1008: a client that keeps sending garbage is broken or hostile, and answering it
+costs the server what its well-behaved clients need."""
 KEEPALIVE_SECONDS = 20.0
 """Ping interval and pong timeout: a client that does not answer a ping within this time,
 because it stopped reading or lags that far behind, is closed with 1011."""
@@ -60,6 +66,7 @@ class _Client:
         self.ready = asyncio.Event()
         self.sending = False  # the sender task holds a message it has not finished writing
         self.behind_since: float | None = None  # loop time of the first skip since caught up
+        self.errors = 0  # invalid messages it sent
 
     def caught_up(self) -> bool:
         """Nothing waits and the connection takes more: a message may be written at once."""
@@ -95,6 +102,9 @@ class BroadcastServer:
         Called on the event loop's thread with each valid client message other than a ping
         (a feedback); must not block. A `ValueError` it raises goes back to that client as
         an error. None: such messages get an error.
+    access : AccessPolicy
+        Token, allowed origins and the most clients (`streamer.access`). A host other than
+        loopback needs a token: without one the server refuses to start.
     """
 
     def __init__(
@@ -108,13 +118,20 @@ class BroadcastServer:
         slow_seconds: float = 5.0,
         close_timeout: float = 5.0,
         on_message: Callable[[dict[str, Any]], None] | None = None,
+        access: AccessPolicy = OPEN_ON_LOOPBACK,
     ) -> None:
         if queue_size < 1 or recent_segments < 0 or slow_seconds <= 0 or close_timeout <= 0:
             raise ValueError(
                 "need queue_size >= 1, recent_segments >= 0, positive slow_seconds "
                 "and close_timeout"
             )
+        if access.token is None and not is_loopback(host):
+            raise StreamerError(
+                f"refusing to listen on {host} without a token: anyone on the network could "
+                "connect; give --token (streamer listen makes one up if you give none)"
+            )
         self.host = host
+        self.access = access
         self._requested_port = port
         self._hello = hello
         self.queue_size = queue_size
@@ -130,6 +147,7 @@ class BroadcastServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dropped = 0
         self._disconnected_slow = 0
+        self._refused = 0
 
     @property
     def port(self) -> int:
@@ -153,6 +171,11 @@ class BroadcastServer:
         return self._dropped
 
     @property
+    def refused(self) -> int:
+        """Handshakes refused by the access policy (token, origin, capacity)."""
+        return self._refused
+
+    @property
     def disconnected_slow(self) -> int:
         """Clients disconnected for staying behind."""
         return self._disconnected_slow
@@ -170,6 +193,7 @@ class BroadcastServer:
                 ping_interval=KEEPALIVE_SECONDS,
                 ping_timeout=KEEPALIVE_SECONDS,
                 close_timeout=self.close_timeout,
+                process_request=self._admit,
             )
         except OSError as error:
             address = f"ws://{self.host}:{self._requested_port}"
@@ -271,6 +295,20 @@ class BroadcastServer:
         except asyncio.TimeoutError:  # the client does not read: the close frame cannot go out
             connection.transport.abort()
 
+    def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
+        """The access policy, during the handshake: refuse with an HTTP status, or None."""
+        refused = self.access.refusal(
+            path=request.path,
+            headers=request.headers.raw_items(),
+            host=self.host,
+            port=self.port,
+            clients=len(self._clients),
+        )
+        if refused is None:
+            return None
+        self._refused += 1
+        return connection.respond(*refused)
+
     async def _handle(self, connection: ServerConnection) -> None:
         """Send the hello, then the broadcast; answer what the client sends."""
         sock = connection.transport.get_extra_info("socket")
@@ -286,6 +324,14 @@ class BroadcastServer:
         try:
             async for text in connection:
                 reply = self._answer(text)
+                if reply is not None and reply["type"] == "error":
+                    client.errors += 1
+                    if client.errors > MAX_CLIENT_ERRORS:
+                        self._clients.pop(connection, None)
+                        await self._close(
+                            connection, CloseCode.POLICY_VIOLATION, "too many invalid messages"
+                        )
+                        break
                 if reply is not None and connection in self._clients:  # not if closing
                     self._enqueue(client, reply["type"], protocol.encode(reply))
         except ConnectionClosed:
