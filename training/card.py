@@ -116,7 +116,8 @@ def render_card(onnx_path: Path, *, images: list[str]) -> str:
         f"Split: {split['train_tracks']} training clips ({split['train_groups']} families), "
         f"{split['valid_tracks']} validation clips ({split['valid_groups']} families); "
         f"{training['train_patches']} training patches per epoch including room-simulated "
-        "copies, with spectrogram augmentation (gain, shift, mixing, masks).",
+        "copies, with spectrogram augmentation (gain, shift, mixing, a random EQ curve, "
+        f"masks); {_epochs(training)}.",
         "",
         f"Command: `{training['command']}`. The whole model is reproduced from a clean clone "
         "by `scripts/train-default-model.sh` (corpus, fit, evaluate, export, this card).",
@@ -129,6 +130,14 @@ def render_card(onnx_path: Path, *, images: list[str]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _epochs(training: dict) -> str:
+    """How long it trained: a time budget may stop a run before its planned epochs."""
+    planned, run = training.get("epochs"), training.get("epochs_run", training.get("epochs"))
+    if run == planned:
+        return f"{run} epochs"
+    return f"{run} of {planned} planned epochs (stopped by its time budget)"
 
 
 def write_card(onnx_path: Path, *, images: list[str]) -> Path:

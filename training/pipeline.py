@@ -427,6 +427,8 @@ def export(run_folder: Path, onnx_path: Path) -> float:
                 "config": run.config,
                 "command": fit_info["command"],
                 "train_patches": fit_info["train_patches"],
+                "epochs": fit_info["epochs"],
+                "epochs_run": fit_info.get("epochs_run", fit_info["epochs"]),
             },
             "corpus": describe_dataset(Path(run.config["data"])),
             "versions": package_versions(),
