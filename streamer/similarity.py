@@ -29,13 +29,16 @@ from typing import Protocol
 
 import numpy as np
 
+from streamer.describe import N_CONTRAST, N_MFCC, PITCH_CLASSES, Descriptors
+
 PART_WEIGHTS = {"embedding": 0.5, "genre": 0.25, "descriptors": 0.25}
+_TEXTURE = 2 * N_MFCC + N_CONTRAST + 1  # end of contrast and log centroid
 DESCRIPTOR_GROUPS = {
-    # name: (slice of Descriptors.vector(), share of the descriptor part)
-    "timbre": (slice(0, 40), 0.4),
-    "texture": (slice(40, 48), 0.2),
-    "harmony": (slice(48, 60), 0.2),
-    "tempo": (slice(60, 61), 0.2),
+    # name: (slice of Descriptors.vector(), share of the descriptor part), in its order
+    "timbre": (slice(0, 2 * N_MFCC), 0.4),
+    "texture": (slice(2 * N_MFCC, _TEXTURE), 0.2),
+    "harmony": (slice(_TEXTURE, _TEXTURE + len(PITCH_CLASSES)), 0.2),
+    "tempo": (slice(_TEXTURE + len(PITCH_CLASSES), Descriptors.VECTOR_SIZE), 0.2),
 }
 
 
