@@ -98,7 +98,8 @@ def render_genre(genre: str, rng: np.random.Generator, seconds: float = 3.0) -> 
         f = rng.uniform(100, 300)
         return sum(np.sin(2 * np.pi * k * f * t) / k for k in (1, 2, 3)) * 0.3
     if genre == "noise":
-        envelope = (np.sin(2 * np.pi * rng.uniform(1, 3) * t) > 0).astype(float)
+        # Bursts over a noise floor: every 1 s window holds noise, so none looks like a gap
+        envelope = 0.3 + 0.7 * (np.sin(2 * np.pi * rng.uniform(1, 3) * t) > 0)
         return rng.standard_normal(t.size) * 0.2 * envelope
     clicks = np.zeros(t.size)
     clicks[:: int(TRAIN_RATE / rng.uniform(4, 10))] = 0.9
