@@ -1,13 +1,15 @@
 """Websocket fan-out: many loopback clients, every update to every client, delivery delay.
 
 The `BroadcastServer` runs in this process on its `ServerThread`, as in `streamer listen`;
-the clients run in a child process (websockets' asyncio client, default settings: they
-offer permessage-deflate as a browser would, and the server declines it). Once all are
-connected, updates are published at a steady pace; each client stamps every update it
-receives with `time.monotonic()` (CLOCK_MONOTONIC: one clock for all processes on Linux),
-and the delay is receive time minus the moment `publish` was called. The clients' own
-event loop shares the two cores with the server, so the delays include the time the client
-process takes to read 500 sockets. The same run with 1 client is the baseline.
+the clients run in child processes, each a selector over plain sockets driving websockets'
+sans-I/O protocol (`LightClient`). Once all are connected, updates are published at a
+steady pace; each client stamps every update it receives with `time.monotonic()`
+(CLOCK_MONOTONIC: one clock for all processes on Linux), and the delay is receive time
+minus the moment `publish` was called. The client processes share the two cores with the
+server, so the delays still include the time they take to read 500 sockets; an asyncio
+client per connection (websockets' own) cost about 100 us per message, which on 2 cores
+made the clients, not the server, the bottleneck. The same run with 1 client is the
+baseline.
 
     .venv/bin/python bench/bench_fanout.py [--clients 500] [--updates 40] [--interval 0.1]
         [--client-processes 1]
@@ -16,17 +18,23 @@ process takes to read 500 sockets. The same run with 1 client is the baseline.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import json
 import multiprocessing
+import re
 import resource
+import selectors
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.uri import WebSocketURI, parse_uri
 
 from streamer import protocol
 from streamer.server import BroadcastServer, ServerThread
@@ -36,6 +44,8 @@ LABELS = [f"genre{i}" for i in range(10)]
 CONCURRENT_HANDSHAKES = 50  # below the listen backlog (100), so no SYN is dropped
 OPEN_TIMEOUT = 30.0
 STEP_TIMEOUT = 120.0  # any one wait between the two processes
+UPDATE_TIME = re.compile(rb'\{"type":"update","time":([0-9.]+),')
+"""An update's stream time, from the compact JSON `protocol.encode` writes."""
 
 
 def raise_file_limit(needed: int) -> None:
@@ -74,69 +84,106 @@ def hello() -> dict[str, Any]:
 # --- the client process ------------------------------------------------------------------
 
 
+class LightClient:
+    """A websocket client with as little overhead as Python allows: websockets' sans-I/O
+    protocol core on a plain socket, driven by one selector for all clients. It costs a
+    fraction of an asyncio connection per message, so the delays measure the server and
+    not the clients' event loop."""
+
+    def __init__(self, uri: WebSocketURI) -> None:
+        self.protocol = ClientProtocol(uri, max_size=None)
+        self.socket = socket.create_connection((uri.host, uri.port), timeout=OPEN_TIMEOUT)
+        self.socket.setblocking(False)
+        self.protocol.send_request(self.protocol.connect())
+        self.flush()
+        self.greeted = False
+        self.times: dict[float, float] = {}
+
+    def flush(self) -> None:
+        """Send what the protocol has to say (the handshake, pongs, the close)."""
+        for data in self.protocol.data_to_send():
+            if data:
+                self.socket.setblocking(True)
+                self.socket.sendall(data)
+                self.socket.setblocking(False)
+
+    def readable(self, at: float) -> None:
+        """Read what arrived at `at` (time.monotonic) and stamp the updates in it."""
+        data = self.socket.recv(1 << 16)
+        if data:
+            self.protocol.receive_data(data)
+        else:
+            self.protocol.receive_eof()
+        for event in self.protocol.events_received():
+            if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                stamp = UPDATE_TIME.match(event.data)  # cheaper than parsing all of it
+                if stamp is not None:
+                    self.times[float(stamp[1])] = at
+                elif json.loads(event.data)["type"] == "hello":
+                    self.greeted = True
+        if self.protocol.handshake_exc is not None:
+            raise self.protocol.handshake_exc
+        self.flush()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.protocol.send_close()
+            self.flush()
+        self.socket.close()
+
+
 def run_clients(url: str, count: int, updates: int, pipe: Connection) -> None:
     """Child process entry point: connect, receive, report the receive times."""
     raise_file_limit(count + 256)
+    clients: list[LightClient] = []
     try:
-        asyncio.run(clients(url, count, updates, pipe))
+        selector = selectors.DefaultSelector()
+        started = time.monotonic()
+        uri = parse_uri(url)
+        while len(clients) < count:  # in batches, below the listen backlog
+            size = min(CONCURRENT_HANDSHAKES, count - len(clients))
+            batch = [LightClient(uri) for _ in range(size)]
+            for client in batch:
+                selector.register(client.socket, selectors.EVENT_READ, client)
+            clients += batch
+            if not serve(selector, batch, until=lambda c: c.greeted, timeout=OPEN_TIMEOUT):
+                raise RuntimeError(f"clients not greeted within {OPEN_TIMEOUT:g} s")
+        pipe.send(("ready", len(clients), time.monotonic() - started, []))
+        cpu = time.process_time()
+        selector.register(pipe, selectors.EVENT_READ, None)  # the parent: "published"
+        serve(selector, clients, until=lambda c: len(c.times) == updates, timeout=STEP_TIMEOUT)
+        cpu = time.process_time() - cpu
+        pipe.send(("received", [c.times for c in clients], cpu))
     except Exception as error:  # reported to the parent, which raises it
         pipe.send(("error", repr(error)))
     finally:
+        for client in clients:
+            client.close()
         pipe.close()
 
 
-async def clients(url: str, count: int, updates: int, pipe: Connection) -> None:
-    loop = asyncio.get_running_loop()
-    handshakes = asyncio.Semaphore(CONCURRENT_HANDSHAKES)
-
-    async def open_one() -> ClientConnection:
-        async with handshakes:
-            connection = await connect(url, open_timeout=OPEN_TIMEOUT)
-            try:
-                first = json.loads(await asyncio.wait_for(connection.recv(), OPEN_TIMEOUT))
-                if first["type"] != "hello":
-                    raise RuntimeError(f"expected hello, got {first['type']}")
-            except BaseException:
-                await connection.close()
-                raise
-            return connection
-
-    started = time.monotonic()
-    opened = await asyncio.gather(*(open_one() for _ in range(count)), return_exceptions=True)
-    connect_seconds = time.monotonic() - started
-    connections = [c for c in opened if isinstance(c, ClientConnection)]
-    errors = sorted({repr(e) for e in opened if not isinstance(e, ClientConnection)})
-    received: list[dict[float, float]] = [{} for _ in connections]
-
-    async def receive(connection: ClientConnection, times: dict[float, float]) -> None:
-        async for text in connection:
-            at = time.monotonic()  # before parsing: the parse is the client's own cost
-            message = json.loads(text)
-            if message["type"] == "update":
-                times[message["time"]] = at
-                if len(times) == updates:
-                    return
-
-    tasks = [asyncio.create_task(receive(c, t)) for c, t in zip(connections, received, strict=True)]
-    cpu = time.process_time()
-    try:
-        pipe.send(("ready", len(connections), connect_seconds, errors))
-        # the parent publishes, then says so; wait for that without blocking the loop
-        if not await loop.run_in_executor(None, pipe.poll, STEP_TIMEOUT):
-            raise RuntimeError("the publisher did not finish in time")
-        pipe.recv()
-        grace = 10.0
-        await asyncio.wait(tasks, timeout=grace)
-        cpu = time.process_time() - cpu
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.wait_for(
-            asyncio.gather(*(c.close() for c in connections), return_exceptions=True),
-            OPEN_TIMEOUT,
-        )
-    pipe.send(("received", received, cpu))
+def serve(
+    selector: selectors.BaseSelector,
+    clients: list[LightClient],
+    *,
+    until: Callable[[LightClient], bool],
+    timeout: float,
+) -> bool:
+    """Dispatch readable sockets until `until` holds for every client (True) or time is up.
+    Once the parent says it has published, stragglers get 10 s more."""
+    deadline = time.monotonic() + timeout
+    while not all(until(c) for c in clients):
+        if time.monotonic() > deadline:
+            return False
+        for key, _ in selector.select(timeout=0.5):
+            at = time.monotonic()
+            if key.data is None:
+                key.fileobj.recv()
+                selector.unregister(key.fileobj)
+                deadline = min(deadline, at + 10.0)
+            else:
+                key.data.readable(at)
+    return True
 
 
 # --- the server side ---------------------------------------------------------------------
