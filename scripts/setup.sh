@@ -16,6 +16,7 @@ apt_packages=(libportaudio2)                        # sounddevice's PortAudio
 if [ "$profile" != runtime ]; then
     apt_packages+=(pulseaudio pulseaudio-utils)     # a real input device without a sound card
     apt_packages+=(mma timgm6mb-soundfont)          # the synthetic corpus: grooves, a GM font
+    apt_packages+=(chromium)                        # the overlay's test, a real browser
 fi
 if [ "$profile" = train ]; then
     apt_packages+=(fluid-soundfont-gm musescore-general-soundfont-small fluidr3mono-gm-soundfont)

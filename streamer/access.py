@@ -1,4 +1,6 @@
-"""Who may open a websocket to `streamer listen`, decided during the opening handshake.
+"""Who may open a websocket to `streamer listen`, and what a client may send.
+
+Decided during the opening handshake:
 
 - **Address.** The server listens on loopback by default: only this machine can connect.
   Listening on any other address needs a token; `streamer listen` generates and prints
@@ -10,6 +12,15 @@
   connect (HTTP 403), so a web page the user happens to visit cannot read their session.
   Clients that are not browsers send no Origin and are let in (the token guards them).
 - **Capacity.** At most ``max_clients`` connections (HTTP 503 beyond).
+
+Enforced on each connection afterwards (`BroadcastServer`):
+
+- **Size.** A message over ``max_message_bytes`` closes that connection (1009).
+- **Rate.** ``max_message_rate`` messages per second on average, in bursts of up to twice
+  that; a message beyond gets an error reply and is not acted on.
+- **Errors.** After ``max_invalid_messages`` invalid messages (rate excess included) the
+  connection is closed (1008): a client that keeps sending garbage is broken or hostile,
+  and answering it costs the server what its well-behaved clients need.
 
 docs/protocol.md describes this for client authors.
 """
@@ -25,6 +36,9 @@ from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
 LOOPBACK_NAMES = frozenset({"localhost"})
+MAX_MESSAGE_BYTES = 64 * 1024
+"""Default size limit of a client message. Client messages are tiny (a feedback is under
+100 bytes); the protocol's own limit on text is lower still (`protocol.MAX_CLIENT_MESSAGE`)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -49,6 +63,15 @@ class AccessPolicy:
     token: str | None = None
     origins: frozenset[str] = frozenset()
     max_clients: int = 1000
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    max_message_rate: float = 10.0
+    max_invalid_messages: int = 20
+
+    def __post_init__(self) -> None:
+        if self.max_clients < 1 or self.max_message_bytes < 1 or self.max_message_rate <= 0:
+            raise ValueError("the most clients, message bytes and message rate must be positive")
+        if self.max_invalid_messages < 0:
+            raise ValueError("the most invalid messages cannot be negative")
 
     def own_origins(self, host: str, port: int) -> set[str]:
         """Origins of pages this server would serve: its own address and localhost."""
@@ -84,5 +107,31 @@ class AccessPolicy:
         return any(hmac.compare_digest(candidate.encode(), expected) for candidate in offered)
 
 
+class MessageRate:
+    """A token bucket: `rate` messages per second on average, bursts of up to 2 x `rate`.
+
+    >>> bucket = MessageRate(1.0)
+    >>> [bucket.allow(0.0) for _ in range(3)], bucket.allow(1.0)
+    ([True, True, False], True)
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.burst = max(1.0, 2.0 * rate)
+        self._tokens = self.burst
+        self._at: float | None = None
+
+    def allow(self, now: float) -> bool:
+        """Whether a message arriving at `now` (seconds, monotonic) is within the rate."""
+        if self._at is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+
 OPEN_ON_LOOPBACK = AccessPolicy()
-"""The default: no token (so loopback only), own origins, 1000 clients."""
+"""The default: no token (so loopback only), own origins, 1000 clients, 64 KiB and 10 per
+second per client message, 20 invalid messages."""

@@ -7,6 +7,8 @@ at whatever pace the client reads. A client that falls behind loses its oldest p
 ``update`` and ``status`` messages (later ones supersede them) but never a ``segment`` or a
 reply; one that stays behind is disconnected, and can reconnect to get the current state at
 once from the hello. docs/protocol.md describes this for client authors.
+
+The same port serves the browser overlay (`streamer.overlay`) to plain HTTP requests.
 """
 
 from __future__ import annotations
@@ -26,15 +28,14 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
 from streamer import protocol
-from streamer.access import OPEN_ON_LOOPBACK, AccessPolicy, is_loopback
+from streamer.access import OPEN_ON_LOOPBACK, AccessPolicy, MessageRate, is_loopback
 from streamer.errors import StreamerError
+from streamer.overlay import OverlayFiles
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 SKIPPABLE = frozenset({"update", "status"})
 """Message types a slow client may miss: each one supersedes the previous of its type."""
-MAX_FRAME_BYTES = 64 * 1024
-"""Larger client messages close the connection (1009) instead of getting an error reply."""
 SEND_BUFFER_BYTES = 16 * 1024
 """Kernel send buffer and websockets write buffer of each connection, each at most this.
 
@@ -48,10 +49,6 @@ COMPRESSION = None
 deflating them for each client separately (the extension keeps a context per connection)
 cost 2.5 times the CPU of the whole send: 61 us against 23 us per client and message,
 measured by bench/bench_fanout.py with 500 clients."""
-MAX_CLIENT_ERRORS = 20
-"""Invalid messages a client may send (each answered with an error) before it is closed
-with 1008: a client that keeps sending garbage is broken or hostile, and answering it
-costs the server what its well-behaved clients need."""
 KEEPALIVE_SECONDS = 20.0
 """Ping interval and pong timeout: a client that does not answer a ping within this time,
 because it stopped reading or lags that far behind, is closed with 1011."""
@@ -60,8 +57,9 @@ because it stopped reading or lags that far behind, is closed with 1011."""
 class _Client:
     """One connection's queue of ``(type, text)`` messages waiting to be sent."""
 
-    def __init__(self, connection: ServerConnection) -> None:
+    def __init__(self, connection: ServerConnection, rate: MessageRate) -> None:
         self.connection = connection
+        self.rate = rate
         self.pending: deque[tuple[str, str]] = deque()
         self.ready = asyncio.Event()
         self.sending = False  # the sender task holds a message it has not finished writing
@@ -103,8 +101,9 @@ class BroadcastServer:
         (a feedback); must not block. A `ValueError` it raises goes back to that client as
         an error. None: such messages get an error.
     access : AccessPolicy
-        Token, allowed origins and the most clients (`streamer.access`). A host other than
-        loopback needs a token: without one the server refuses to start.
+        Token, allowed origins, the most clients, and limits on what clients send
+        (`streamer.access`). A host other than loopback needs a token: without one the
+        server refuses to start.
     """
 
     def __init__(
@@ -138,6 +137,7 @@ class BroadcastServer:
         self.slow_seconds = slow_seconds
         self.close_timeout = close_timeout
         self._on_message = on_message
+        self._overlay = OverlayFiles.load()
         self._latest: dict[str, Any] | None = None
         self._recommendations: dict[str, Any] | None = None
         self._segments: deque[dict[str, Any]] = deque(maxlen=recent_segments)
@@ -159,6 +159,11 @@ class BroadcastServer:
     @property
     def url(self) -> str:
         return f"ws://{self.host}:{self.port}"
+
+    @property
+    def overlay_url(self) -> str:
+        """Where a browser finds the overlay (add ``?token=...`` when there is a token)."""
+        return f"http://{self.host}:{self.port}/"
 
     @property
     def clients(self) -> int:
@@ -187,7 +192,7 @@ class BroadcastServer:
                 self._handle,
                 self.host,
                 self._requested_port,
-                max_size=MAX_FRAME_BYTES,
+                max_size=self.access.max_message_bytes,
                 compression=COMPRESSION,
                 write_limit=SEND_BUFFER_BYTES,
                 ping_interval=KEEPALIVE_SECONDS,
@@ -296,7 +301,13 @@ class BroadcastServer:
             connection.transport.abort()
 
     def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
-        """The access policy, during the handshake: refuse with an HTTP status, or None."""
+        """During the handshake: the overlay for plain HTTP, else the access policy.
+
+        The overlay's files are not guarded by the token: they are the same for everyone
+        and hold nothing of the session, which only the websocket they open carries.
+        """
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return self._overlay.respond(request.path)
         refused = self.access.refusal(
             path=request.path,
             headers=request.headers.raw_items(),
@@ -313,7 +324,7 @@ class BroadcastServer:
         """Send the hello, then the broadcast; answer what the client sends."""
         sock = connection.transport.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
-        client = _Client(connection)
+        client = _Client(connection, MessageRate(self.access.max_message_rate))
         hello = {**self._hello(), "state": self._latest, "segments": list(self._segments)}
         if self._recommendations is not None:
             hello["recommendations"] = self._recommendations
@@ -323,10 +334,14 @@ class BroadcastServer:
         sender = asyncio.create_task(self._send(client))
         try:
             async for text in connection:
-                reply = self._answer(text)
+                if client.rate.allow(asyncio.get_running_loop().time()):
+                    reply = self._answer(text)
+                else:
+                    most = self.access.max_message_rate
+                    reply = protocol.error_message(f"too many messages: at most {most:g} a second")
                 if reply is not None and reply["type"] == "error":
                     client.errors += 1
-                    if client.errors > MAX_CLIENT_ERRORS:
+                    if client.errors > self.access.max_invalid_messages:
                         self._clients.pop(connection, None)
                         await self._close(
                             connection, CloseCode.POLICY_VIOLATION, "too many invalid messages"

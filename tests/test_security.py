@@ -168,3 +168,31 @@ def test_listen_beyond_loopback_makes_up_a_token_and_enforces_it(
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_messages_beyond_the_rate_get_errors_and_the_size_limit_closes() -> None:
+    policy = AccessPolicy(max_message_rate=10.0, max_message_bytes=1000)
+    with ServerThread(BroadcastServer(port=0, hello=make_hello, access=policy)) as running:
+        url = running.server.url
+
+        async def scenario() -> tuple[list[str], str, int | None]:
+            async with connect(url) as client:
+                await receive(client)
+                for _ in range(25):  # a burst: the bucket holds 20
+                    await client.send('{"type": "ping"}')
+                burst = [(await receive(client))["type"] for _ in range(25)]
+                await asyncio.sleep(1.0)  # refills 10
+                await client.send('{"type": "ping"}')
+                after = (await receive(client))["type"]
+                await client.send(json.dumps({"type": "ping", "pad": "x" * 2000}))
+                try:
+                    await receive(client)
+                except ConnectionClosed as closed:
+                    return burst, after, closed.rcvd.code if closed.rcvd else None
+                return burst, after, None
+
+        burst, after, code = asyncio.run(scenario())
+    assert 20 <= burst.count("pong") <= 21 and burst.count("error") == 25 - burst.count("pong")
+    assert burst[:20] == ["pong"] * 20
+    assert after == "pong"
+    assert code == 1009  # over --max-message-bytes: that client is closed

@@ -17,9 +17,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from streamer import protocol
+from streamer.access import MAX_MESSAGE_BYTES
 from streamer.errors import StreamerError
 from streamer.features import FeatureSpec
-from streamer.server import MAX_FRAME_BYTES, BroadcastServer, ServerThread
+from streamer.server import BroadcastServer, ServerThread
 
 LABELS = ("blues", "jazz", "rock")
 LONG_LABELS = tuple(f"{name}-{'x' * 60}" for name in "abcdefghijklmnop")  # 1.3 kB updates
@@ -340,7 +341,7 @@ def test_invalid_client_messages_get_an_error_and_the_connection_survives(
                 replies.append(await receive(client))
             server.publish(update(1))
             replies.append(await receive(client))
-            await client.send("x" * (MAX_FRAME_BYTES + 1))
+            await client.send("x" * (MAX_MESSAGE_BYTES + 1))
             with pytest.raises(ConnectionClosed) as closed:
                 await receive(client)
             return replies, closed.value

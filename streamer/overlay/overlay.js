@@ -1,0 +1,166 @@
+// The overlay: a client of the streamer protocol (docs/protocol.md) in one small script.
+// It connects to the server that served it, draws what the messages say, and reconnects
+// by itself when the connection drops (the server restarted, the network hiccuped).
+"use strict";
+
+const TIMELINE_SECONDS = 600; // the strip shows the last ten minutes
+const RETRY_FIRST_MS = 500;
+const RETRY_MAX_MS = 5000;
+
+const params = new URLSearchParams(location.search);
+const palette = JSON.parse(document.body.dataset.palette);
+const silenceColor = document.body.dataset.silence;
+const $ = (id) => document.getElementById(id);
+
+let labels = [];
+let latest = null; // the last update
+let segments = []; // closed segments, oldest first
+let retryMs = RETRY_FIRST_MS;
+
+function socketUrl() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const token = params.get("token");
+  return `${scheme}//${location.host}/` + (token ? `?token=${encodeURIComponent(token)}` : "");
+}
+
+function color(genre) {
+  const index = labels.indexOf(genre);
+  return index < 0 ? silenceColor : palette[index % palette.length];
+}
+
+function clock(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const hms = [Math.floor(s / 3600), Math.floor(s / 60) % 60, s % 60];
+  const mmss = `${String(hms[1]).padStart(hms[0] ? 2 : 1, "0")}:${String(hms[2]).padStart(2, "0")}`;
+  return hms[0] ? `${hms[0]}:${mmss}` : mmss;
+}
+
+function setConnection(state, text) {
+  const element = $("connection");
+  element.dataset.state = state;
+  element.textContent = text;
+}
+
+function buildBars() {
+  const bars = $("bars");
+  bars.replaceChildren();
+  for (const label of labels) {
+    const name = document.createElement("div");
+    name.className = "name";
+    name.textContent = label;
+    name.dataset.label = label;
+    const bar = document.createElement("div");
+    bar.className = "bar";
+    const fill = document.createElement("div");
+    fill.style.background = color(label);
+    fill.dataset.label = label;
+    bar.append(fill);
+    const value = document.createElement("div");
+    value.className = "value";
+    value.dataset.label = label;
+    bars.append(name, bar, value);
+  }
+}
+
+function showUpdate(update) {
+  const genre = $("genre");
+  const music = update.top !== null;
+  genre.textContent = music ? update.top : update.state === "silence" ? "silence" : "…";
+  genre.dataset.genre = update.top ?? "";
+  genre.style.color = music ? color(update.top) : silenceColor;
+  $("confidence").textContent = music ? `${Math.round(100 * update.confidence)} %` : "";
+  for (const label of labels) {
+    const p = update.probabilities[label] ?? 0;
+    document.querySelector(`.bar > div[data-label="${CSS.escape(label)}"]`).style.width =
+      `${(100 * p).toFixed(1)}%`;
+    document.querySelector(`.value[data-label="${CSS.escape(label)}"]`).textContent =
+      `${Math.round(100 * p)}%`;
+    document.querySelector(`.name[data-label="${CSS.escape(label)}"]`)
+      .classList.toggle("top", label === update.top);
+  }
+}
+
+function showTimeline() {
+  const strip = $("timeline");
+  strip.replaceChildren();
+  if (latest === null) return;
+  const end = latest.time;
+  const start = Math.max(0, end - TIMELINE_SECONDS);
+  const span = Math.max(end - start, 1e-3);
+  const spans = segments.map((s) => [s.start, s.end, s.genre]);
+  spans.push([latest.segment_start, end, latest.top]);
+  for (const [from, to, genre] of spans) {
+    const width = Math.min(to, end) - Math.max(from, start);
+    if (width <= 0) continue;
+    const cell = document.createElement("div");
+    cell.style.width = `${(100 * width) / span}%`;
+    cell.style.background = genre === null ? silenceColor : color(genre);
+    cell.title = `${clock(from)}–${clock(to)} ${genre ?? "silence"}`;
+    cell.dataset.genre = genre ?? "";
+    strip.append(cell);
+  }
+  $("timeline-start").textContent = clock(start);
+  $("timeline-end").textContent = clock(end);
+  segments = segments.filter((s) => s.end > start); // older ones are off the strip for good
+}
+
+function showRecommendations(message) {
+  const section = $("recommendations");
+  section.hidden = !message;
+  const playing = message?.now_playing;
+  $("now-playing").textContent = playing ? `now playing: ${playing.name}` : "";
+  const items = (message?.tracks ?? []).slice(0, 5).map((track) => {
+    const item = document.createElement("li");
+    const why = document.createElement("span");
+    why.className = "why";
+    why.textContent = [track.genre, track.tempo && `${Math.round(track.tempo)} BPM`, track.camelot]
+      .filter(Boolean).join(" · ");
+    item.append(track.name, why);
+    return item;
+  });
+  $("tracks").replaceChildren(...items);
+}
+
+function handle(message) {
+  switch (message.type) {
+    case "hello":
+      labels = message.labels;
+      segments = message.segments;
+      latest = message.state;
+      buildBars();
+      if (latest) showUpdate(latest);
+      showTimeline();
+      showRecommendations(message.recommendations ?? null);
+      break;
+    case "update":
+      latest = message;
+      showUpdate(message);
+      showTimeline();
+      break;
+    case "segment":
+      segments.push(message);
+      break;
+    case "recommendations":
+      showRecommendations(message);
+      break;
+    default: // status, pong, error and types added later: nothing to show
+  }
+}
+
+function connect() {
+  setConnection("connecting", "connecting…");
+  const socket = new WebSocket(socketUrl());
+  socket.onopen = () => {
+    retryMs = RETRY_FIRST_MS;
+    setConnection("live", "live");
+  };
+  socket.onmessage = (event) => handle(JSON.parse(event.data));
+  socket.onclose = () => {
+    setConnection("reconnecting", `reconnecting in ${(retryMs / 1000).toFixed(1)} s…`);
+    setTimeout(connect, retryMs);
+    retryMs = Math.min(2 * retryMs, RETRY_MAX_MS);
+  };
+}
+
+if (params.get("transparent") === "1") document.body.classList.add("transparent");
+connect();

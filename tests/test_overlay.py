@@ -1,0 +1,155 @@
+"""The browser overlay in a real headless browser (Debian's chromium, driven by Playwright).
+
+The server is the real `BroadcastServer`, publishing messages the test chooses, so the
+page is checked against exactly what is broadcast. Screenshots go to ``test-artifacts/``
+at the top of the repository (kept out of git) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import shutil
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from test_server import LABELS, make_hello
+
+from streamer import protocol
+from streamer.access import AccessPolicy
+from streamer.server import BroadcastServer, ServerThread
+
+CHROMIUM = "/usr/bin/chromium"
+# Chromium as root needs no sandbox; without the network flags it keeps trying to reach
+# Google's hosts, which this machine's closed network refuses (shared/NOTES.md).
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+WAIT_MS = 10_000  # any single expectation; the reconnect back-off is at most 5 s
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert shutil.which(CHROMIUM), "no chromium: run the README's test command (scripts/test.sh)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def playing(genre: str, time: float, *, segment_start: float = 0.0) -> dict[str, Any]:
+    """An update with `genre` on top at 70 % and the rest shared."""
+    rest = 0.3 / (len(LABELS) - 1)
+    probabilities = {label: 0.7 if label == genre else rest for label in LABELS}
+    return protocol.update_message(
+        time=time, probabilities=probabilities, top=genre, confidence=0.7, state="music",
+        level_dbfs=-14.0, segment_start=segment_start,
+    )  # fmt: skip
+
+
+def track(track_id: int, name: str) -> dict[str, Any]:
+    return {
+        "id": track_id, "name": name, "file": f"{track_id}.flac", "title": name, "artist": None,
+        "album": None, "genre": "jazz", "tempo": 96.0, "key": "A minor", "camelot": "8A",
+        "similarity": 0.9, "reasons": ["same genre: jazz (70%)"],
+    }  # fmt: skip
+
+
+def show(page: Page, genre: str) -> None:
+    expect(page.locator("#genre")).to_have_attribute("data-genre", genre, timeout=WAIT_MS)
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Save a PNG of the page, transparent where the page is, once the bars have settled."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.wait_for_timeout(600)  # the bars' width transition takes 0.4 s
+    page.screenshot(path=path, omit_background=True)
+    assert path.stat().st_size > 10_000, "the screenshot is (nearly) empty"
+    return path
+
+
+def test_the_page_follows_the_broadcast_and_reconnects_after_a_restart(browser: Browser) -> None:
+    running = ServerThread(BroadcastServer(port=0, hello=make_hello)).start()
+    server, port = running.server, running.server.port
+    try:
+        server.publish(playing("jazz", 30.0))
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(server.overlay_url)
+        show(page, "jazz")  # the hello's state: a late joiner sees the genre at once
+        expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+        expect(page.locator("#confidence")).to_have_text("70 %")
+        expect(page.locator('.value[data-label="jazz"]')).to_have_text("70%")
+        expect(page.locator(".name.top")).to_have_text("jazz")
+
+        server.publish(protocol.segment_message(
+            index=0, start=0.0, end=30.0, genre="jazz", state="music", confidence=0.7
+        ))  # fmt: skip
+        server.publish(playing("rock", 40.0, segment_start=30.0))
+        show(page, "rock")
+        expect(page.locator('#timeline > div[data-genre="jazz"]')).to_have_count(1)
+        expect(page.locator('#timeline > div[data-genre="rock"]')).to_have_count(1)
+        assert page.locator("#recommendations").is_hidden()
+
+        recommendations = protocol.recommendations_message(
+            time=40.0, basis={"genre": "rock", "tempo": 120.0, "key": "A minor", "camelot": "8A"},
+            now_playing=None, tracks=[track(1, "Miles - So What"), track(2, "Bill - Peace")],
+        )  # fmt: skip
+        protocol.validate(recommendations)
+        server.publish(recommendations)
+        expect(page.locator("#tracks > li")).to_have_count(2)
+        expect(page.locator("#tracks > li").first).to_contain_text("Miles - So What")
+        screenshot(page, "overlay.png")
+
+        running.stop()  # the server goes away ...
+        expect(page.locator("#connection")).to_have_attribute(
+            "data-state", "reconnecting", timeout=WAIT_MS
+        )
+        running = ServerThread(BroadcastServer(port=port, hello=make_hello)).start()
+        server = running.server  # ... and comes back on the same port, playing blues
+        server.publish(playing("blues", 5.0))
+        show(page, "blues")
+        expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+        expect(page.locator("#recommendations")).to_be_hidden()  # a new session: none yet
+        expect(page.locator("#tracks > li")).to_have_count(0)
+    finally:
+        running.stop()
+
+
+def test_the_page_carries_the_token_and_can_be_transparent(browser: Browser) -> None:
+    access = AccessPolicy(token="t0ken")
+    with ServerThread(BroadcastServer(port=0, hello=make_hello, access=access)) as running:
+        running.server.publish(playing("rock", 3.0))
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(running.server.overlay_url)  # without the token: refused, keeps retrying
+        expect(page.locator("#connection")).to_have_attribute(
+            "data-state", "reconnecting", timeout=WAIT_MS
+        )
+        assert page.locator("#genre").get_attribute("data-genre") == ""
+        page.goto(f"{running.server.overlay_url}?token=t0ken&transparent=1")
+        show(page, "rock")
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == "rgba(0, 0, 0, 0)"  # see-through for broadcast software
+        screenshot(page, "overlay-transparent.png")
+
+
+def test_only_the_overlay_files_are_served_with_a_strict_policy() -> None:
+    with ServerThread(BroadcastServer(port=0, hello=make_hello)) as running:
+        base = running.server.overlay_url
+        with urllib.request.urlopen(base) as response:
+            page = response.read().decode()
+            policy = response.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy and "connect-src 'self'" in policy
+        assert '<script src="overlay.js"' in page and "__PALETTE__" not in page
+        for path in ("overlay.js", "overlay.css"):
+            with urllib.request.urlopen(base + path) as response:
+                assert response.status == 200
+        for path in ("../pyproject.toml", "%2e%2e/pyproject.toml", "__init__.py", "x"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(base + path)
+            assert refused.value.code == 404, path
