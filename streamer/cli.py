@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from streamer import __version__
+from streamer.access import MAX_MESSAGE_BYTES
 from streamer.errors import StreamerError, run_command
 from streamer.exports import FORMATS as EXPORT_FORMATS
 from streamer.files import default_catalogue_path
@@ -22,6 +23,8 @@ from streamer.server import DEFAULT_HOST, DEFAULT_PORT
 from streamer.smoothing import SmoothingConfig
 
 DEFAULT_EXPORTS = ("json", "csv", "cue")
+EXIT_INPUT_LOST = 3
+"""`streamer listen --on-device-loss exit`: the input device went away."""
 EPILOG = """\
 examples:
   streamer devices                       list inputs, pick one by index or name
@@ -69,7 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
         "real change, and every update goes to the terminal view and to websocket clients "
         "(docs/protocol.md). Without --device the default input is used; with --file a file "
         "is played through the same path, paced like a line-in. Ctrl-C or SIGTERM closes "
-        "the open segment, flushes --record and closes the clients.",
+        "the open segment, flushes --record and closes the clients. If the input device "
+        "goes away (unplugged, or the sound server stops), the view and the clients are "
+        "told at once; see --on-device-loss. Exit status: 0 when stopped, 2 on an error, "
+        f"{EXIT_INPUT_LOST} when the input was lost with --on-device-loss exit.",
         epilog="examples:\n  streamer listen --device 2 --record set.jsonl\n"
         "  streamer listen --file mix.flac --no-view --port 0 > updates.jsonl",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -82,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument(
         "--device-rate", type=float, metavar="HZ",
         help="open the device at this rate (default: the device's own default rate)",
+    )  # fmt: skip
+    listen.add_argument(
+        "--on-device-loss", choices=("wait", "exit"), default="wait",
+        help="when the input device goes away: 'wait' keeps the session, analyses the gap "
+        "as silence (stream time runs on with the clock) and resumes when the device is "
+        f"back; 'exit' closes the open segment, flushes --record and exits with status "
+        f"{EXIT_INPUT_LOST} (default: %(default)s)",
     )  # fmt: skip
     listen.add_argument(
         "--fast", action="store_true", help="with --file: do not pace the file in real time"
@@ -113,8 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
         "pages served by streamer itself always may",
     )  # fmt: skip
     listen.add_argument(
-        "--max-clients", type=int, default=1000, metavar="N",
+        "--max-clients", type=positive_int, default=1000, metavar="N",
         help="refuse websocket clients beyond N (default: %(default)s)",
+    )  # fmt: skip
+    listen.add_argument(
+        "--max-message-bytes", type=positive_int, default=MAX_MESSAGE_BYTES, metavar="N",
+        help="close a client that sends a message over N bytes (default: %(default)s)",
+    )  # fmt: skip
+    listen.add_argument(
+        "--max-message-rate", type=positive_float, default=10.0, metavar="PER_SECOND",
+        help="answer a client's messages beyond this rate with an error, in bursts of up to "
+        "twice it (default: %(default)s)",
     )  # fmt: skip
     listen.add_argument(
         "--record", type=Path, metavar="FILE",
@@ -151,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="genre model (default: the shipped model); a new model re-analyses every track",
     )  # fmt: skip
     index.add_argument(
-        "--workers", type=int, metavar="N",
+        "--workers", type=positive_int, metavar="N",
         help="files analysed in parallel (default: one per CPU core)",
     )  # fmt: skip
     index.set_defaults(run=run_index)
@@ -300,6 +322,24 @@ def add_db_option(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of at least 1")
+    return int(text)
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number above 0")
+    return value
+
+
 def tempo_range(text: str) -> tuple[float, float]:
     """``"118-128"`` -> (118.0, 128.0)."""
     try:
@@ -313,7 +353,7 @@ def tempo_range(text: str) -> tuple[float, float]:
 
 def add_recommendation_options(parser: argparse.ArgumentParser, *, default_k: int = 5) -> None:
     parser.add_argument(
-        "-k", "--recommendations", dest="k", type=int, default=default_k, metavar="N",
+        "-k", "--recommendations", dest="k", type=positive_int, default=default_k, metavar="N",
         help="how many tracks to recommend (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
@@ -413,7 +453,11 @@ def run_listen(args: argparse.Namespace) -> int:
     if token is None and not is_loopback(args.host):
         token = new_token()
     access = AccessPolicy(
-        token=token, origins=frozenset(args.allow_origin), max_clients=args.max_clients
+        token=token,
+        origins=frozenset(args.allow_origin),
+        max_clients=args.max_clients,
+        max_message_bytes=args.max_message_bytes,
+        max_message_rate=args.max_message_rate,
     )
     server = BroadcastServer(
         host=args.host, port=args.port, hello=hello, access=access,
@@ -442,6 +486,7 @@ def run_listen(args: argparse.Namespace) -> int:
         sinks=sinks,
         clients=lambda: (server.clients, server.dropped_messages),
         recommender=recommender,
+        on_input_loss=args.on_device_loss,
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -458,8 +503,10 @@ def run_listen(args: argparse.Namespace) -> int:
         recommender.start()
     running = ServerThread(server).start()
     print(f"streamer: websocket on {server.url}", file=sys.stderr)
+    query = "" if token is None else f"?token={token}"
     if token is not None:
-        print(f"streamer: clients connect with {server.url}/?token={token}", file=sys.stderr)
+        print(f"streamer: clients connect with {server.url}/{query}", file=sys.stderr)
+    print(f"streamer: overlay on {server.overlay_url}{query}", file=sys.stderr)
     analysis = threading.Thread(target=analyse, name="analysis")
     try:
         analysis.start()
@@ -476,6 +523,14 @@ def run_listen(args: argparse.Namespace) -> int:
             writer.close()
     if failure:
         raise failure[0]
+    if engine.input_lost_at is not None and args.on_device_loss == "exit":
+        print(
+            f"streamer: error: the input {source.description} was lost at "
+            f"{engine.input_lost_at:.1f} s (unplugged, or the sound server stopped): the "
+            "session is closed and recorded up to then; reconnect it and run again",
+            file=sys.stderr,
+        )
+        return EXIT_INPUT_LOST
     return 0
 
 

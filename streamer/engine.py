@@ -9,7 +9,11 @@ never stalls the analysis, and the analysis never stalls capture. A live recomme
 (``--library``) gets copies of the audio and hops and does its work on its own thread.
 
 The stream clock is the count of samples analysed: update and segment times are stream
-seconds, exact whatever the wall clock or the machine load did.
+seconds, exact whatever the wall clock or the machine load did. When the input is lost
+(`AudioSource.input_lost`: a device unplugged), the source hands out silence at the wall
+clock's pace, so the clock keeps running through the gap and the open segment ends where
+the input went, as at any silence. The loss and the return are published at once as
+``status`` messages; with ``on_input_loss="exit"`` the session ends at the loss instead.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from streamer import protocol
 from streamer.analysis import Hop, HopAnalyzer
@@ -34,6 +38,7 @@ if TYPE_CHECKING:  # the recommender pulls in librosa and the catalogue: only wi
     from streamer.live_recommend import LiveRecommender
 
 Sink = Callable[[dict[str, Any]], None]
+InputLossPolicy = Literal["wait", "exit"]
 _STOP = object()
 
 
@@ -105,6 +110,9 @@ class Engine:
         Stream seconds between two status messages.
     recommender : LiveRecommender, optional
         Sees the audio and every hop; its ``recommendations`` messages go to the sinks.
+    on_input_loss : "wait" or "exit"
+        When the source loses its input: go on through the gap until it is back, or end
+        the run there (`input_lost_at` then tells the caller).
     """
 
     def __init__(
@@ -117,6 +125,7 @@ class Engine:
         clients: Callable[[], tuple[int, int]] = lambda: (0, 0),
         status_seconds: float = 2.0,
         recommender: LiveRecommender | None = None,
+        on_input_loss: InputLossPolicy = "wait",
     ) -> None:
         self.source = source
         self.analyzer = analyzer
@@ -125,7 +134,10 @@ class Engine:
         self.clients = clients
         self.status_seconds = status_seconds
         self.recommender = recommender
+        self.on_input_loss = on_input_loss
         self.latency_ms: float | None = None
+        self.input_lost_at: float | None = None  # stream time of the loss, while lost
+        self.input_losses = 0
         self._next_status = 0.0
 
     @property
@@ -151,6 +163,10 @@ class Engine:
                 if self.recommender is not None:
                     for message in self.recommender.ready():
                         self._emit(message)
+                if self.source.input_lost != (self.input_lost_at is not None):
+                    self._input_changed()
+                    if self.input_lost_at is not None and self.on_input_loss == "exit":
+                        break
                 if self.stream_seconds >= self._next_status:
                     self._publish_status()
         last = self.tracker.finish(time=self.stream_seconds)
@@ -184,6 +200,15 @@ class Engine:
         backlog = self.source.backlog_seconds
         self.latency_ms = 1000 * (backlog + time.perf_counter() - read_at)
 
+    def _input_changed(self) -> None:
+        """The input was lost or is back: tell the clients at once, not at the next status."""
+        if self.source.input_lost:
+            self.input_lost_at = self.stream_seconds
+            self.input_losses += 1
+        else:
+            self.input_lost_at = None
+        self._publish_status()
+
     def _publish_status(self) -> None:
         clients, dropped = self.clients()
         self._emit(
@@ -195,6 +220,8 @@ class Engine:
                 clients=clients,
                 dropped_messages=dropped,
                 source=self.source.description,
+                input_lost_at=self.input_lost_at,
+                input_losses=self.input_losses,
             )
         )
         self._next_status = self.stream_seconds + self.status_seconds

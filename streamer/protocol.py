@@ -178,8 +178,14 @@ def status_message(
     clients: int,
     dropped_messages: int,
     source: str,
+    input_lost_at: float | None = None,
+    input_losses: int = 0,
 ) -> dict[str, Any]:
-    """Capture and server health; `latency_ms` is None until the first update went out."""
+    """Capture and server health; `latency_ms` is None until the first update went out.
+
+    `input_lost_at` is the stream time the input was lost at while it is gone, else None;
+    `input_losses` counts the losses of the session.
+    """
     return {
         "type": "status",
         "time": _seconds(time),
@@ -189,6 +195,9 @@ def status_message(
         "clients": int(clients),
         "dropped_messages": int(dropped_messages),
         "source": str(source),
+        "input": "ok" if input_lost_at is None else "lost",
+        "input_lost_at": None if input_lost_at is None else _seconds(input_lost_at),
+        "input_losses": int(input_losses),
     }
 
 

@@ -8,6 +8,7 @@ else happen on the consumer's thread.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -62,6 +63,11 @@ class AudioSource(ABC):
     def backlog_seconds(self) -> float:
         """Audio captured but not read yet (part of the live latency)."""
         return 0.0
+
+    @property
+    def input_lost(self) -> bool:
+        """True while the input is gone (a device unplugged); `read` then gives silence."""
+        return False
 
     @abstractmethod
     def start(self) -> None: ...
@@ -155,7 +161,15 @@ def find_input_device(device: int | str | None) -> InputDevice:
 
 
 class DeviceSource(AudioSource):
-    """Live capture from a PortAudio input, in callback mode.
+    """Live capture from a PortAudio input, in callback mode, that survives losing it.
+
+    The input is lost when its stream ends by itself (PortAudio stops it when the device
+    reports an error: unplugged, or the sound server went away) or delivers nothing for
+    `stall_seconds`. While lost, `read` hands out digital silence at the pace of the wall
+    clock, so the stream clock keeps time through the gap, and every `retry_seconds` it
+    re-enumerates the devices (PortAudio lists them only when initialised) and reopens the
+    same device; the input is back with the first samples of the new stream. All of this
+    runs on the reader's thread: the callback never sees it.
 
     Parameters
     ----------
@@ -163,13 +177,19 @@ class DeviceSource(AudioSource):
         Rate delivered to the caller; the device's samples are resampled (soxr) when the
         device runs at another rate.
     device : int, str or None
-        Index, name substring, or None for the default input.
+        Index, name substring, or None for the default input. After a loss the device is
+        looked for again by its full name (or as the default input).
     device_rate : float or None
         Rate to open the device at; None uses the device's default rate.
     channels : int or None
         Channels to capture (downmixed to mono); None takes up to two.
     ring_seconds : float
         Capacity of the ring buffer between callback and consumer.
+    stall_seconds : float
+        No samples for this long means the input is lost. Working devices call back every
+        few milliseconds; a fresh PulseAudio null sink took 1.7 s for its first callback.
+    retry_seconds : float
+        Time between two attempts to reopen a lost input.
     """
 
     def __init__(
@@ -180,20 +200,35 @@ class DeviceSource(AudioSource):
         device_rate: float | None = None,
         channels: int | None = None,
         ring_seconds: float = 10.0,
+        stall_seconds: float = 3.0,
+        retry_seconds: float = 1.0,
     ) -> None:
         self._sd = import_sounddevice()
-        self.device = find_input_device(device)
         self.sample_rate = sample_rate
+        self.stall_seconds = stall_seconds
+        self.retry_seconds = retry_seconds
+        self._requested = (device_rate, channels)
+        self._configure(device)
+        self._wanted = None if device is None else self.device.name
+        self._ring = RingBuffer(int(ring_seconds * self.device_rate))
+        self.status_overflows = 0
+        self._stream: Any = None
+        self._last_samples_at = 0.0  # monotonic time samples last came (or the stream opened)
+        self._lost_since: float | None = None  # when the last samples before a loss came
+        self._gap_samples = 0  # silence handed out since then
+        self._next_retry = 0.0
+
+    def _configure(self, device: int | str | None) -> None:
+        """Find the device, settle rate and channels, check them; a new resampler."""
+        device_rate, channels = self._requested
+        self.device = find_input_device(device)
         self.device_rate = float(device_rate or self.device.default_rate)
         self.channels = channels or min(self.device.channels, 2)
         self.description = f"{self.device.name} ({self.device.host_api}) at {self.device_rate:g} Hz"
         self._check_settings()
-        self._ring = RingBuffer(int(ring_seconds * self.device_rate))
         self._resampler = soxr.ResampleStream(
-            self.device_rate, sample_rate, 1, dtype="float32", quality="HQ"
+            self.device_rate, self.sample_rate, 1, dtype="float32", quality="HQ"
         )
-        self.status_overflows = 0
-        self._stream: Any = None
 
     def _check_settings(self) -> None:
         try:
@@ -230,6 +265,10 @@ class DeviceSource(AudioSource):
     def backlog_seconds(self) -> float:
         return self._ring.available / self.device_rate
 
+    @property
+    def input_lost(self) -> bool:
+        return self._lost_since is not None
+
     def start(self) -> None:
         try:
             self._stream = self._sd.InputStream(
@@ -242,22 +281,60 @@ class DeviceSource(AudioSource):
             )
             self._stream.start()
         except self._sd.PortAudioError as error:
+            self.stop()
             raise StreamerError(
                 f"cannot open {self.device.name!r} ({error.args[0]}): check that no other "
                 "program holds it exclusively, or pick another input with --device"
             ) from None
+        self._last_samples_at = time.monotonic()
 
     def stop(self) -> None:
+        """Close the stream; what a dead device answers on the way out changes nothing."""
         if self._stream is not None:
-            self._stream.stop()
-            self._stream.close()
-            self._stream = None
+            stream, self._stream = self._stream, None
+            with contextlib.suppress(self._sd.PortAudioError):
+                stream.stop()
+            with contextlib.suppress(self._sd.PortAudioError):
+                stream.close()
 
     def read(self, timeout: float = 0.1) -> np.ndarray:
+        if self._stream is None and time.monotonic() >= self._next_retry:
+            self._reopen()
         deadline = time.monotonic() + timeout
         while self._ring.available == 0 and time.monotonic() < deadline:
             time.sleep(0.005)
-        return self._resampler.resample_chunk(self._ring.read())
+        now = time.monotonic()
+        if self._ring.available:
+            self._last_samples_at = now
+            self._lost_since = None  # samples again: the input is back (or was never lost)
+            return self._resampler.resample_chunk(self._ring.read())
+        if self._stream is not None and (
+            not self._stream.active or now - self._last_samples_at > self.stall_seconds
+        ):
+            return self._lose()
+        if self._lost_since is None:
+            return np.empty(0, dtype=np.float32)
+        due = round((now - self._lost_since) * self.sample_rate) - self._gap_samples
+        self._gap_samples += due
+        return np.zeros(due, dtype=np.float32)
+
+    def _lose(self) -> np.ndarray:
+        """Close the dead stream; on a first loss, start the gap and flush the resampler."""
+        self.stop()
+        self._next_retry = time.monotonic() + self.retry_seconds
+        if self._lost_since is not None:  # a reopened stream that never delivered
+            return np.empty(0, dtype=np.float32)
+        self._lost_since, self._gap_samples = self._last_samples_at, 0
+        return self._resampler.resample_chunk(np.empty(0, dtype=np.float32), last=True)
+
+    def _reopen(self) -> None:
+        """Enumerate the devices again and reopen ours; it stays lost if that fails."""
+        self._next_retry = time.monotonic() + self.retry_seconds
+        with contextlib.suppress(StreamerError, self._sd.PortAudioError):
+            self._sd._terminate()
+            self._sd._initialize()
+            self._configure(self._wanted)
+            self.start()
 
 
 # --- files -------------------------------------------------------------------------------

@@ -71,6 +71,8 @@ class GenreView:
             parts: list[RenderableType] = [Text(self.title, style="bold")]
             if self.notice:
                 parts.append(Text(self.notice, style="dim"))
+            if self.status is not None and self.status.get("input") == "lost":
+                parts.append(self._input_lost(self.status))
             if self.update is not None:
                 parts += [self._headline(self.update), self._bars(self.update)]
             parts.append(self._timeline())
@@ -78,6 +80,15 @@ class GenreView:
                 parts.append(self._recommendations(self.recommendations))
             parts.append(self._footer())
             return Group(*parts)
+
+    @staticmethod
+    def _input_lost(status: dict[str, Any]) -> Text:
+        """A loud line while the input is gone: what follows it is silence, not music."""
+        return Text(
+            f"INPUT LOST at {_clock(status['input_lost_at'])}: the device was unplugged or "
+            "the sound server stopped; waiting for it to come back",
+            style="bold white on red",
+        )
 
     def _headline(self, update: dict[str, Any]) -> Text:
         clock = _clock(update["time"])

@@ -106,6 +106,19 @@ def render_genre(genre: str, rng: np.random.Generator, seconds: float = 3.0) -> 
     return clicks
 
 
+BOUNDARY = 4.0  # seconds of tones in `two_genres`, then noise
+
+
+@pytest.fixture(scope="session")
+def two_genres(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`BOUNDARY` seconds of "tones", then 4 s of "noise": a change of genre to follow live."""
+    rng = np.random.default_rng(5)
+    y = np.concatenate([render_genre("tones", rng, BOUNDARY), render_genre("noise", rng, 4.0)])
+    path = tmp_path_factory.mktemp("live") / "tones-then-noise.wav"
+    soundfile.write(path, y, TRAIN_RATE)
+    return path
+
+
 @pytest.fixture(scope="session")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("dataset")

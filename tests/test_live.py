@@ -8,7 +8,6 @@ loopback follows the session. The model is the tiny CNN trained by the `trained`
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -19,46 +18,12 @@ from pathlib import Path
 import numpy as np
 import pulse
 import pytest
-import soundfile
-from conftest import TRAIN_RATE, render_genre
+from conftest import BOUNDARY
+from listening import receive_for, start_listen
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from streamer import protocol
-
-NO_PULSE = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
-BOUNDARY = 4.0  # seconds of tones, then noise
-
-
-def start_listen(model: Path, env: dict[str, str], *extra: str) -> tuple[subprocess.Popen, str]:
-    """Start `streamer listen --no-view` on a free port; return it and its websocket URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamer", "listen", "--model", str(model), "--no-view",
-         "--port", "0", *extra],
-        env={**NO_PULSE, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    line = process.stderr.readline()
-    assert "websocket on ws://" in line, line + process.stderr.read()
-    return process, line.split("websocket on ")[1].strip()
-
-
-def receive_for(client, seconds: float) -> list[dict]:
-    received, deadline = [], time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            received.append(json.loads(client.recv(timeout=max(0.01, deadline - time.monotonic()))))
-        except TimeoutError:
-            break
-    return received
-
-
-@pytest.fixture(scope="module")
-def two_genres(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rng = np.random.default_rng(5)
-    y = np.concatenate([render_genre("tones", rng, BOUNDARY), render_genre("noise", rng, 4.0)])
-    path = tmp_path_factory.mktemp("live") / "tones-then-noise.wav"
-    soundfile.write(path, y, TRAIN_RATE)
-    return path
 
 
 def test_live_session_follows_a_change_of_genre(

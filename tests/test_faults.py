@@ -1,0 +1,246 @@
+"""Faults of a live session: the input device goes away in the middle of it.
+
+`streamer listen` captures the PulseAudio null sink's monitor; `pulse.unplugged` takes
+the input away from it as an unplugged device does (its docstring says why unloading the
+sink is not enough). The session must tell its clients, keep its segments, and then either
+resume when the device is back (``--on-device-loss wait``, the default) or exit with
+status 3 and the record flushed (``--on-device-loss exit``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pulse
+import pytest
+from listening import receive_until, start_listen
+from rich.console import Console
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from streamer import protocol, sources
+from streamer.cli import EXIT_INPUT_LOST
+from streamer.view import GenreView
+
+
+def is_update(message: dict) -> bool:
+    return message["type"] == "update"
+
+
+def is_music(message: dict) -> bool:
+    """An update of audio played into the sink, once the tracker decided its genre."""
+    return is_update(message) and message["level_dbfs"] > -40 and message["top"] is not None
+
+
+def is_input(state: str):
+    return lambda message: message["type"] == "status" and message["input"] == state
+
+
+@pytest.fixture
+def players() -> Iterator[list[subprocess.Popen]]:
+    """Players started by a test, stopped after it: none may play into the next test."""
+    started: list[subprocess.Popen] = []
+    yield started
+    for player in started:
+        player.kill()
+        player.wait(timeout=10)
+
+
+def play_until_music(
+    client: Any, env: dict[str, str], song: Path, players: list[subprocess.Popen]
+) -> list[dict]:
+    """Wait for the analysis to run, start playing `song`, return once it is heard."""
+    received = receive_until(client, is_update)  # play once the analysis runs: onset seen
+    players.append(pulse.play(song, env))
+    return received + receive_until(client, is_music)
+
+
+def recorded(path: Path) -> list[dict]:
+    return [{**json.loads(line), "type": "segment"} for line in path.read_text().splitlines()]
+
+
+def test_wait_mode_reports_the_loss_keeps_the_segments_and_resumes(
+    pulse_device: dict[str, str],
+    trained: dict[str, Path],
+    two_genres: Path,
+    tmp_path: Path,
+    players: list[subprocess.Popen],
+) -> None:
+    record = tmp_path / "set.jsonl"
+    process, url = start_listen(trained["onnx"], pulse_device, "--record", str(record))
+    try:
+        with connect(url) as client:
+            before = play_until_music(client, pulse_device, two_genres, players)
+            unplugged_at = time.monotonic()
+            with pulse.unplugged(pulse_device):
+                gap = receive_until(client, is_input("lost"))
+                detection = time.monotonic() - unplugged_at
+                # the open segment closes where the input went, as at a silence
+                gap += receive_until(client, lambda m: m["type"] == "segment")
+            replugged_at = time.monotonic()
+            back = receive_until(client, is_input("ok"))
+            back += receive_until(client, lambda m: m["type"] == "update")
+            reconnection = time.monotonic() - replugged_at
+            back += play_until_music(client, pulse_device, two_genres, players)
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0, process.stderr.read()
+    print(f"loss reported {detection:.2f} s after the unplug, resumed {reconnection:.2f} s after")
+    for message in before + gap + back:
+        protocol.validate(message)
+    lost = next(m for m in gap if is_input("lost")(m))
+    ok = next(m for m in back if is_input("ok")(m))
+    assert lost["input_losses"] == ok["input_losses"] == 1 and ok["input_lost_at"] is None
+    hop = before[0]["hop_seconds"]
+    heard = [m["time"] for m in before if is_music(m)]
+    assert heard[-1] - hop <= lost["input_lost_at"] <= heard[-1] + 2 * hop
+    closed = gap[-1]  # at the first quiet hop: the hop after the loss, or the one after it
+    assert closed["state"] == "music"
+    assert lost["input_lost_at"] <= closed["end"] <= lost["input_lost_at"] + 2 * hop
+    # the stream clock ran on through the gap: updates of digital silence
+    during = [
+        m for m in gap + back if is_update(m) and lost["time"] + hop < m["time"] <= ok["time"]
+    ]
+    assert during and all(m["level_dbfs"] == -100.0 for m in during)
+    resumed = [m for m in back if is_music(m)]
+    assert resumed and resumed[0]["time"] > ok["time"]
+    segments = recorded(record)
+    assert closed in segments, "the segment open at the loss was not recorded"
+    assert segments[0]["state"] == "silence"
+    assert all(a["end"] == b["start"] for a, b in itertools.pairwise(segments))
+
+
+def test_exit_mode_ends_the_session_with_the_record_flushed(
+    pulse_device: dict[str, str],
+    trained: dict[str, Path],
+    two_genres: Path,
+    tmp_path: Path,
+    players: list[subprocess.Popen],
+) -> None:
+    record = tmp_path / "set.jsonl"
+    process, url = start_listen(
+        trained["onnx"], pulse_device, "--record", str(record), "--on-device-loss", "exit"
+    )
+    try:
+        with connect(url) as client:
+            received = play_until_music(client, pulse_device, two_genres, players)
+            with pulse.unplugged(pulse_device):
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        received.append(json.loads(client.recv(timeout=30)))
+                status = process.wait(timeout=30)
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+    error = process.stderr.read()
+    assert status == EXIT_INPUT_LOST, error
+    assert "was lost at" in error and "recorded up to then" in error
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    for message in received:
+        protocol.validate(message)
+    lost = next(m for m in received if is_input("lost")(m))
+    segments = [m for m in received if m["type"] == "segment"]
+    assert recorded(record) == segments
+    assert [s["state"] for s in segments] == ["silence", "music"]
+    assert segments[-1]["end"] == lost["input_lost_at"]
+
+
+def test_the_view_shows_a_lost_input_until_it_is_back() -> None:
+    view = GenreView()
+    status = {
+        "time": 95.5, "overflow_samples": 0, "overflow_events": 0, "latency_ms": 20.0,
+        "clients": 0, "dropped_messages": 0, "source": "test", "input_losses": 1,
+    }  # fmt: skip
+    console = Console(width=120, record=True, color_system=None)
+    view.handle(protocol.status_message(**status, input_lost_at=95.5))
+    console.print(view)
+    assert "INPUT LOST at 1:35" in console.export_text()
+    view.handle(protocol.status_message(**status))
+    console.print(view)
+    assert "INPUT LOST" not in console.export_text()
+
+
+class FakeSounddevice:
+    """Just enough of sounddevice for `DeviceSource`: one input, which can be unplugged."""
+
+    PortAudioError = RuntimeError
+
+    def __init__(self) -> None:
+        self.plugged = True
+        self.streams: list[SimpleNamespace] = []
+        self.default = SimpleNamespace(device=(0, 0))
+
+    def query_hostapis(self) -> list[dict]:
+        return [{"name": "fake"}]
+
+    def query_devices(self) -> list[dict]:
+        mic = {"index": 0, "name": "mic", "hostapi": 0, "max_input_channels": 1}
+        return [{**mic, "default_samplerate": 22050.0}] if self.plugged else []
+
+    def check_input_settings(self, **settings: Any) -> None: ...
+
+    def InputStream(self, *, callback: Any, **settings: Any) -> SimpleNamespace:
+        stream = SimpleNamespace(callback=callback, active=False)
+        stream.start = lambda: setattr(stream, "active", True)
+        stream.stop = lambda: setattr(stream, "active", False)
+        stream.close = lambda: None
+        self.streams.append(stream)
+        return stream
+
+    def _terminate(self) -> None: ...
+
+    def _initialize(self) -> None: ...
+
+    def deliver(self, *, overflow: bool = False) -> None:
+        """One callback of 1000 samples of 0.5 from the latest stream."""
+        status = SimpleNamespace(input_overflow=overflow)
+        self.streams[-1].callback(np.full((1000, 1), 0.5, np.float32), 1000, None, status)
+
+
+def read_until(source: sources.DeviceSource, lost: bool, timeout: float = 10.0) -> list[np.ndarray]:
+    chunks, deadline = [], time.monotonic() + timeout
+    while source.input_lost != lost:
+        assert time.monotonic() < deadline, f"input_lost did not become {lost}"
+        chunks.append(source.read(timeout=0.05))
+    return chunks
+
+
+def test_a_silent_or_stopped_input_is_lost_filled_with_silence_and_reopened(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sd = FakeSounddevice()
+    monkeypatch.setattr(sources, "import_sounddevice", lambda: sd)
+    source = sources.DeviceSource(sample_rate=22050, stall_seconds=0.3, retry_seconds=0.2)
+    with source:
+        sd.deliver(overflow=True)
+        before = time.monotonic()
+        assert source.read().size > 0  # resampler delay: fewer than 1000 samples
+        after = time.monotonic()
+        sd.plugged = False  # the stream stays active but delivers nothing: a stalled input
+        read_until(source, lost=True)
+        assert time.monotonic() - after >= 0.3
+        gap = []
+        for _ in range(5):
+            start = time.monotonic()
+            gap.append(source.read(timeout=0.05))
+            # silence up to the read, counted from the last samples: the clock keeps time
+            assert start - after <= sum(map(len, gap)) / 22050 <= time.monotonic() - before
+        assert not np.any(np.concatenate(gap))
+        sd.plugged = True
+        while len(sd.streams) < 2:  # reopened within retry_seconds, lost until samples come
+            source.read(timeout=0.05)
+            assert source.input_lost
+        sd.deliver()
+        read_until(source, lost=False)
+        sd.streams[-1].active = False  # PortAudio stopped the stream: a device error
+        read_until(source, lost=True, timeout=0.5)
+    assert source.overflow_events == 1, "overflows counted before a loss were forgotten"
