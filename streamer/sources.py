@@ -171,6 +171,10 @@ class DeviceSource(AudioSource):
     same device; the input is back with the first samples of the new stream. All of this
     runs on the reader's thread: the callback never sees it.
 
+    Samples lost because the ring was full (the reader fell behind: the machine was busy)
+    are counted by the ring, and `read` puts as many zeros where they were lost (after
+    what the ring held), so that the stream clock stays on the device's time.
+
     Parameters
     ----------
     sample_rate : int
@@ -212,6 +216,7 @@ class DeviceSource(AudioSource):
         self._wanted = None if device is None else self.device.name
         self._ring = RingBuffer(int(ring_seconds * self.device_rate))
         self.status_overflows = 0
+        self._overflow_filled = 0  # ring overflow samples already replaced by zeros
         self._stream: Any = None
         self._last_samples_at = 0.0  # monotonic time samples last came (or the stream opened)
         self._lost_since: float | None = None  # when the last samples before a loss came
@@ -307,7 +312,7 @@ class DeviceSource(AudioSource):
         if self._ring.available:
             self._last_samples_at = now
             self._lost_since = None  # samples again: the input is back (or was never lost)
-            return self._resampler.resample_chunk(self._ring.read())
+            return self._resampler.resample_chunk(self._read_ring())
         if self._stream is not None and (
             not self._stream.active or now - self._last_samples_at > self.stall_seconds
         ):
@@ -317,6 +322,18 @@ class DeviceSource(AudioSource):
         due = round((now - self._lost_since) * self.sample_rate) - self._gap_samples
         self._gap_samples += due
         return np.zeros(due, dtype=np.float32)
+
+    def _read_ring(self) -> np.ndarray:
+        """What the ring holds, then zeros for the samples that overflowed it meanwhile.
+
+        The ring drops what does not fit, so whatever it lost came after all it holds.
+        """
+        block = self._ring.read()
+        lost = self._ring.overflow_samples - self._overflow_filled
+        if not lost:
+            return block
+        self._overflow_filled += lost
+        return np.concatenate([block, np.zeros(lost, dtype=block.dtype)])
 
     def _lose(self) -> np.ndarray:
         """Close the dead stream; on a first loss, start the gap and flush the resampler."""

@@ -244,3 +244,22 @@ def test_a_silent_or_stopped_input_is_lost_filled_with_silence_and_reopened(
         sd.streams[-1].active = False  # PortAudio stopped the stream: a device error
         read_until(source, lost=True, timeout=0.5)
     assert source.overflow_events == 1, "overflows counted before a loss were forgotten"
+
+
+def test_samples_lost_to_a_full_ring_are_counted_and_keep_their_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sd = FakeSounddevice()
+    monkeypatch.setattr(sources, "import_sounddevice", lambda: sd)
+    source = sources.DeviceSource(sample_rate=22050, ring_seconds=0.1)  # 2205 samples
+    with source:
+        for _ in range(5):  # 5000 samples while the reader is busy elsewhere
+            sd.deliver()
+        first = source.read()
+        for _ in range(2):
+            sd.deliver()
+        second = source.read()
+    assert (source.overflow_samples, source.overflow_events) == (5000 - 2205, 3)
+    assert first.size + second.size == 7000  # the device's clock: every sample has its place
+    assert np.all(first[:2205] == 0.5) and not np.any(first[2205:])  # zeros where lost
+    assert np.all(second == 0.5)
