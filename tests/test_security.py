@@ -170,14 +170,15 @@ def test_listen_beyond_loopback_makes_up_a_token_and_enforces_it(
         process.wait(timeout=20)
 
 
-def test_messages_beyond_the_rate_get_errors_and_the_size_limit_closes() -> None:
+def test_messages_beyond_the_rate_get_errors_and_the_size_limit_closes_that_client_only() -> None:
     policy = AccessPolicy(max_message_rate=10.0, max_message_bytes=1000)
     with ServerThread(BroadcastServer(port=0, hello=make_hello, access=policy)) as running:
-        url = running.server.url
+        server = running.server
 
-        async def scenario() -> tuple[list[str], str, int | None]:
-            async with connect(url) as client:
+        async def scenario() -> tuple[list[str], str, int | None, dict[str, Any]]:
+            async with connect(server.url) as client, connect(server.url) as good:
                 await receive(client)
+                await receive(good)
                 for _ in range(25):  # a burst: the bucket holds 20
                     await client.send('{"type": "ping"}')
                 burst = [(await receive(client))["type"] for _ in range(25)]
@@ -185,14 +186,19 @@ def test_messages_beyond_the_rate_get_errors_and_the_size_limit_closes() -> None
                 await client.send('{"type": "ping"}')
                 after = (await receive(client))["type"]
                 await client.send(json.dumps({"type": "ping", "pad": "x" * 2000}))
-                try:
+                with pytest.raises(ConnectionClosed) as closed:
                     await receive(client)
-                except ConnectionClosed as closed:
-                    return burst, after, closed.rcvd.code if closed.rcvd else None
-                return burst, after, None
+                server.publish(update(1))
+                return (
+                    burst,
+                    after,
+                    closed.value.rcvd and closed.value.rcvd.code,
+                    await receive(good),
+                )
 
-        burst, after, code = asyncio.run(scenario())
+        burst, after, code, received = asyncio.run(scenario())
     assert 20 <= burst.count("pong") <= 21 and burst.count("error") == 25 - burst.count("pong")
     assert burst[:20] == ["pong"] * 20
     assert after == "pong"
-    assert code == 1009  # over --max-message-bytes: that client is closed
+    assert code == 1009  # over --max-message-bytes: that client is closed ...
+    assert received == update(1)  # ... and the other one goes on
