@@ -6,7 +6,8 @@ the analyzer's hops do not depend on it. So a set tags exactly as it would have 
 live, and memory stays bounded by one block whatever the length of the set: the hops
 kept are a few numbers each (two hours at 0.5 s: 14 400 hops, about 1 MB).
 
-Large blocks are what make it fast: each block's patches go to onnxruntime as one batch.
+Large blocks keep the per-call overheads of decoding and feature extraction small; the
+patches still go to onnxruntime one at a time (`streamer.model.INFERENCE_BATCH`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from streamer.sources import FileSource
 
 DEFAULT_SMOOTHING = SmoothingConfig()
 BLOCK_SECONDS = 30.0
-"""Audio decoded and analysed at once: 60 patches per inference batch at a 0.5 s hop,
-and a few megabytes of samples."""
+"""Audio decoded and analysed at once: 60 patches at a 0.5 s hop, and a few megabytes of
+samples."""
 
 
 def tag_file(
