@@ -30,6 +30,10 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+SOURCE_HEALTH = {
+    "overflow_samples": 0, "overflow_events": 0, "latency_ms": 4.0, "clients": 1,
+    "dropped_messages": 0, "source": "null sink",
+}  # fmt: skip
 WAIT_MS = 10_000  # any single expectation; the reconnect back-off is at most 5 s
 
 
@@ -105,6 +109,12 @@ def test_the_page_follows_the_broadcast_and_reconnects_after_a_restart(browser: 
         expect(page.locator("#tracks > li")).to_have_count(2)
         expect(page.locator("#tracks > li").first).to_contain_text("Miles - So What")
         screenshot(page, "overlay.png")
+
+        lost = dict(SOURCE_HEALTH, time=41.0, input_lost_at=40.5, input_losses=1)
+        server.publish(protocol.status_message(**lost))
+        expect(page.locator("#input-lost")).to_have_text("input lost at 0:40: waiting for it")
+        server.publish(protocol.status_message(**dict(SOURCE_HEALTH, time=43.0, input_losses=1)))
+        expect(page.locator("#input-lost")).to_be_hidden()
 
         running.stop()  # the server goes away ...
         expect(page.locator("#connection")).to_have_attribute(

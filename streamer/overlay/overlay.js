@@ -143,7 +143,13 @@ function handle(message) {
     case "recommendations":
       showRecommendations(message);
       break;
-    default: // status, pong, error and types added later: nothing to show
+    case "status": {
+      const alert = $("input-lost");
+      alert.hidden = message.input !== "lost";
+      alert.textContent = alert.hidden ? "" : `input lost at ${clock(message.input_lost_at)}: waiting for it`;
+      break;
+    }
+    default: // pong, error and types added later: nothing to show
   }
 }
 
