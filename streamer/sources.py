@@ -197,8 +197,8 @@ class DeviceSource(AudioSource):
     ring_seconds : float
         Capacity of the ring buffer between callback and consumer.
     stall_seconds : float
-        No samples for this long means the input is lost. Working devices call back every
-        few milliseconds; a fresh PulseAudio null sink took 1.7 s for its first callback.
+        No samples for this long means the input is lost. A working device calls back
+        every `CALLBACK_SECONDS`; a fresh PulseAudio null sink took 1.7 s for its first.
     retry_seconds : float
         Time between two attempts to reopen a lost input.
     """
