@@ -98,3 +98,39 @@ def test_model_card_states_the_metadata_figures(trained: dict[str, Path]) -> Non
     assert "| tones |" in card and "## Limits" in card
     for name in pipeline.PLOTS:
         assert f"]({name})" in card and (trained["onnx"].parent / name).is_file()
+
+
+def test_prepared_frames_round_trip_within_half_a_step(tmp_path: Path) -> None:
+    from training.frames import STEP_DB, FrameSet, load_frames, save_frames
+
+    rng = np.random.default_rng(3)
+    frames = [rng.uniform(-100, 40, size=(n, 16)).astype(np.float32) for n in (5, 1, 40)]
+    save_frames(tmp_path / "f.frames.xz", FrameSet(["a", "b", "c"], ["x", "y", "x"], frames))
+    loaded = load_frames(tmp_path / "f.frames.xz")
+    assert loaded.keys == ["a", "b", "c"] and loaded.labels == ["x", "y", "x"]
+    for original, back in zip(frames, loaded.frames, strict=True):
+        assert back.shape == original.shape
+        assert np.max(np.abs(back - original)) <= STEP_DB / 2 + 1e-4
+
+    (tmp_path / "bad.frames.xz").write_bytes(b"not xz")
+    with pytest.raises(StreamerError, match="not a prepared frames file"):
+        load_frames(tmp_path / "bad.frames.xz")
+
+
+def test_a_prepared_run_trains_from_its_folder_alone(
+    trained: dict[str, Path], tmp_path: Path
+) -> None:
+    """`train` needs neither the dataset nor the feature cache: only the run folder."""
+    run = tmp_path / "moved"
+    shutil.copytree(trained["run"], run)
+    config = json.loads((run / "config.json").read_text())
+    config.update(epochs=1, data=str(tmp_path / "nowhere"))
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "model.keras").unlink()
+    summary = pipeline.train(run)
+    assert summary["epochs_run"] == 1
+    assert (
+        summary["train_patches"]
+        == json.loads((trained["run"] / "fit.json").read_text())["train_patches"]
+    )
+    assert (run / "model.keras").is_file()

@@ -18,29 +18,38 @@ from training.pipeline import Patches
 
 
 class PatchBatches(keras.utils.PyDataset):
-    """Shuffled training batches with spectrogram augmentation applied per patch."""
+    """Shuffled training batches with spectrogram augmentation applied per patch.
 
-    def __init__(self, patches: Patches, spec: FeatureSpec, *, batch_size: int, seed: int):
-        super().__init__()
+    Each batch draws from its own generator seeded by (seed, epoch, batch index), so
+    `workers` threads may build batches in any order and a run stays reproducible.
+    """
+
+    def __init__(
+        self, patches: Patches, spec: FeatureSpec, *, batch_size: int, seed: int, workers: int = 1
+    ):
+        super().__init__(workers=workers, use_multiprocessing=False)
         self.patches = patches
         self.spec = spec
         self.batch_size = batch_size
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(patches.y))
+        self.seed = seed
+        self.epoch = 0
+        self.order = np.random.default_rng((seed, self.epoch)).permutation(len(patches.y))
 
     def __len__(self) -> int:
         return -(-len(self.order) // self.batch_size)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng((self.seed, self.epoch, index))
         chosen = self.order[index * self.batch_size : (index + 1) * self.batch_size]
         patches = self.patches.x[chosen].transpose(0, 2, 1)  # augment in model orientation
-        others = self.patches.x[self.rng.integers(0, len(self.order), size=len(chosen))]
-        augmented = augment_batch(patches, rng=self.rng, others=others.transpose(0, 2, 1))
+        others = self.patches.x[rng.integers(0, len(self.order), size=len(chosen))]
+        augmented = augment_batch(patches, rng=rng, others=others.transpose(0, 2, 1))
         augmented = augmented.transpose(0, 2, 1)
         return model_input(augmented, self.spec), self.patches.y[chosen]
 
     def on_epoch_end(self) -> None:
-        self.order = self.rng.permutation(len(self.order))
+        self.epoch += 1
+        self.order = np.random.default_rng((self.seed, self.epoch)).permutation(len(self.order))
 
 
 class RichEpochs(keras.callbacks.Callback):

@@ -14,6 +14,8 @@ examples:
   streamer-train corpus corpus/ --held-out-soundfont /usr/share/sounds/sf2/TimGM6mb.sf2
   streamer-train fit corpus/manifest.csv --run runs/synth --test-only held_out=1
   streamer-train fit ~/gtzan --run runs/ff --split-file splits/   fixed train/valid/test lists
+  streamer-train fit corpus/manifest.csv --run runs/gpu --prepare-only   then, on a GPU machine:
+  KERAS_BACKEND=jax streamer-train train --run runs/gpu     needs the run folder alone
   streamer-train evaluate --run runs/gtzan                 test split: clean and room chain
   streamer-train export --run runs/gtzan --out models/genre.onnx --card
 
@@ -86,6 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-minutes", type=float,
         help="stop after the epoch that passes this much training time (best epoch is kept)",
     )  # fmt: skip
+    fit.add_argument(
+        "--prepare-only", action="store_true",
+        help="stop before training: the run folder then holds all that `train` needs",
+    )  # fmt: skip
+
+    train = commands.add_parser(
+        "train", help="train in a run folder prepared by `fit --prepare-only`",
+        description="Train the CNN of a prepared run folder with its config.json. Needs only "
+        "that folder and Keras: with KERAS_BACKEND=jax it trains on a GPU machine that has "
+        "neither the corpus nor TensorFlow.",
+    )  # fmt: skip
+    train.add_argument("--run", type=Path, required=True, help="run folder")
 
     evaluate = commands.add_parser(
         "evaluate", help="test-split metrics, clean and through the room chain, and a baseline"
@@ -130,7 +144,12 @@ def run(args: argparse.Namespace) -> int:
             train_hop_frames=args.train_hop, max_minutes=args.max_minutes,
             cnn=CNNConfig(filters=tuple(args.filters), embedding_size=args.embedding_size),
         )  # fmt: skip
-        pipeline.fit(args.data, args.run, config=config, cache_root=args.cache)
+        if args.prepare_only:
+            pipeline.prepare(args.data, args.run, config=config, cache_root=args.cache)
+        else:
+            pipeline.fit(args.data, args.run, config=config, cache_root=args.cache)
+    elif args.command == "train":
+        pipeline.train(args.run)
     elif args.command == "evaluate":
         pipeline.evaluate(args.run, cache_root=args.cache)
     else:

@@ -31,6 +31,10 @@ class CNNConfig:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "filters": list(self.filters)}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CNNConfig:
+        return cls(**{**data, "filters": tuple(data.get("filters", cls.filters))})
+
 
 def build_cnn(*, n_mels: int, patch_frames: int, n_classes: int, config: CNNConfig) -> Any:
     """A Keras model ``mel (batch, n_mels, patch_frames, 1) -> [probabilities, embedding]``."""

@@ -13,8 +13,9 @@ import platform
 import shutil
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from importlib import metadata
 from pathlib import Path
@@ -61,6 +62,17 @@ class FitConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "cnn": self.cnn.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FitConfig:
+        """The config of a ``config.json`` (keys it does not know, like "data", ignored)."""
+        known = {f.name for f in fields(cls)} - {"cnn", "test_only"}
+        test_only = data.get("test_only")
+        return cls(
+            **{k: v for k, v in data.items() if k in known},
+            test_only=tuple(test_only) if test_only else None,
+            cnn=CNNConfig.from_dict(data.get("cnn", {})),
+        )
 
 
 # --- features for many tracks, in parallel -----------------------------------------------
@@ -135,16 +147,29 @@ def gather_patches(
     spec: FeatureSpec,
     hop_frames: int,
 ) -> Patches:
+    items = [
+        (track.key, track.label, frames[(track.key, variant)])
+        for track in tracks
+        for variant in variants
+        if (track.key, variant) in frames
+    ]
+    return cut_all(items, labels=labels, spec=spec, hop_frames=hop_frames)
+
+
+def cut_all(
+    items: Iterable[tuple[str, str, np.ndarray]],
+    *,
+    labels: list[str],
+    spec: FeatureSpec,
+    hop_frames: int,
+) -> Patches:
+    """Patches of (track key, label, frames) items, labelled and traced to their track."""
     xs, ys, keys = [], [], []
-    for track in tracks:
-        for variant in variants:
-            logmel = frames.get((track.key, variant))
-            if logmel is None:
-                continue
-            patches = cut_patches(logmel, patch_frames=spec.patch_frames, hop_frames=hop_frames)
-            xs.append(patches)
-            ys += [labels.index(track.label)] * len(patches)
-            keys += [track.key] * len(patches)
+    for key, label, logmel in items:
+        patches = cut_patches(logmel, patch_frames=spec.patch_frames, hop_frames=hop_frames)
+        xs.append(patches)
+        ys += [labels.index(label)] * len(patches)
+        keys += [key] * len(patches)
     if not xs:
         raise StreamerError("no usable patches: every file was skipped or too short")
     return Patches(np.concatenate(xs), np.asarray(ys), np.asarray(keys))
@@ -178,7 +203,10 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def command_line() -> str:
-    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    program = Path(sys.argv[0]).name
+    if program in ("cli.py", "__main__.py"):  # python -m training.cli
+        program = "streamer-train"
+    return " ".join([program, *sys.argv[1:]])
 
 
 # --- fit ---------------------------------------------------------------------------------
@@ -196,12 +224,22 @@ def fit(
     cache_root: Path,
     spec: FeatureSpec | None = None,
 ) -> dict[str, Any]:
-    """Split, extract (with room-simulated copies of the training tracks), train, save."""
-    import keras
-    import tensorflow
+    """`prepare` the run folder, then `train` in it."""
+    prepare(data, run, config=config, cache_root=cache_root, spec=spec)
+    return train(run)
 
-    from training.batches import PatchBatches, RichEpochs
-    from training.model import build_cnn, classifier
+
+def prepare(
+    data: Path,
+    run: Path,
+    *,
+    config: FitConfig,
+    cache_root: Path,
+    spec: FeatureSpec | None = None,
+) -> None:
+    """Split, extract (with room-simulated copies of the training tracks), normalise, and
+    write everything training needs into the run folder, the frames included."""
+    from training.frames import SUFFIX, FrameSet, save_frames
 
     spec = spec or FeatureSpec()
     run.mkdir(parents=True, exist_ok=True)
@@ -222,23 +260,74 @@ def fit(
     clean = [frames[(t.key, "clean")] for t in split.train if (t.key, "clean") in frames]
     all_frames = np.concatenate(clean)
     spec = spec.with_normalization(all_frames.mean(axis=0), all_frames.std(axis=0) + 1e-3)
-    train = gather_patches(
-        split.train, frames, variants=["clean", *rooms], labels=labels, spec=spec,
-        hop_frames=config.train_hop_frames,
-    )  # fmt: skip
-    valid = gather_patches(
-        split.valid or split.train, frames, variants=["clean"], labels=labels, spec=spec,
-        hop_frames=spec.patch_frames,
-    )  # fmt: skip
+    for stale in run.glob(f"*{SUFFIX}"):
+        stale.unlink()
+    sides = {"train": ["clean", *rooms], "valid": ["clean"]}
+    for side, variants in sides.items():
+        tracks = split.train if side == "train" else (split.valid or split.train)
+        for variant in variants:
+            kept = [t for t in tracks if (t.key, variant) in frames and t.label in labels]
+            kept_frames = [frames[(t.key, variant)] for t in kept]
+            frame_set = FrameSet([t.key for t in kept], [t.label for t in kept], kept_frames)
+            if kept:
+                save_frames(run / f"{side}-{variant}{SUFFIX}", frame_set)
+    write_json(run / "config.json", {"data": str(Path(data).resolve()), **config.to_dict()})
+    (run / "split.json").write_text(split.to_json() + "\n")
+    write_json(run / "split-summary.json", split.summary())
+    spec.save(run / "spec.json")
+    write_json(
+        run / "prepare.json",
+        {"labels": labels, "skipped": [asdict(s) for s in skipped], "command": command_line()},
+    )
+
+
+def prepared_patches(
+    run: Path, side: str, *, labels: list[str], spec: FeatureSpec, hop_frames: int
+) -> Patches:
+    """Patches of one side ("train" or "valid") from the frames files `prepare` wrote."""
+    from training.frames import SUFFIX, load_frames
+
+    files = sorted(run.glob(f"{side}-*{SUFFIX}"))
+    if not files:
+        raise StreamerError(f"{run}: no prepared {side} frames: run `streamer-train fit` first")
+    sets = [load_frames(path) for path in files]
+    items = (item for s in sets for item in zip(s.keys, s.labels, s.frames, strict=True))
+    return cut_all(items, labels=labels, spec=spec, hop_frames=hop_frames)
+
+
+def train(run: Path) -> dict[str, Any]:
+    """Train the CNN on the frames `prepare` left in the run folder, with its config.
+
+    Needs only the run folder and Keras with any backend (``KERAS_BACKEND=jax`` trains on a
+    GPU without TensorFlow); the model saved is the epoch with the best validation accuracy.
+    """
+    import keras
+
+    from training.batches import PatchBatches, RichEpochs
+    from training.model import build_cnn, classifier
+
+    config_data = json.loads((run / "config.json").read_text())
+    config = FitConfig.from_dict(config_data)
+    prepared = json.loads((run / "prepare.json").read_text())
+    labels, spec = prepared["labels"], FeatureSpec.load(run / "spec.json")
+    train = prepared_patches(
+        run, "train", labels=labels, spec=spec, hop_frames=config.train_hop_frames
+    )
+    valid = prepared_patches(run, "valid", labels=labels, spec=spec, hop_frames=spec.patch_frames)
 
     keras.utils.set_random_seed(config.seed)
-    tensorflow.config.experimental.enable_op_determinism()  # a run is reproducible
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow
+
+        tensorflow.config.experimental.enable_op_determinism()  # a run is reproducible
     model = build_cnn(
         n_mels=spec.n_mels, patch_frames=spec.patch_frames, n_classes=len(labels),
         config=config.cnn,
     )  # fmt: skip
     trainer = classifier(model)
-    train_data = PatchBatches(train, spec, batch_size=config.batch_size, seed=config.seed)
+    train_data = PatchBatches(
+        train, spec, batch_size=config.batch_size, seed=config.seed, workers=config.workers
+    )
     # Cosine decay to 5 % over the planned steps: the last epochs settle instead of
     # bouncing at the initial rate (the 12-epoch model's validation accuracy still swung by
     # 3 points between epochs).
@@ -250,11 +339,9 @@ def fit(
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    valid_x = model_input(valid.x, spec)
-    best = run / "model.keras"
     history = trainer.fit(
         train_data,
-        validation_data=(valid_x, valid.y),
+        validation_data=(model_input(valid.x, spec), valid.y),
         epochs=config.epochs,
         verbose=0,
         callbacks=[
@@ -266,22 +353,24 @@ def fit(
         ],
     ).history  # fmt: skip
     trainer.load_weights(run / "classifier-best.weights.h5")
-    model.save(best)
+    model.save(run / "model.keras")
+    history = {k: [float(v) for v in values] for k, values in history.items()}
     summary = {
         "labels": labels,
         "train_patches": len(train.y),
         "valid_patches": len(valid.y),
-        "skipped": [asdict(s) for s in skipped],
-        "best_val_accuracy": float(max(history.get("val_accuracy", [0.0]))),
+        "skipped": prepared["skipped"],
+        "best_val_accuracy": max(history.get("val_accuracy", [0.0])),
         "epochs": config.epochs,
         "epochs_run": len(history.get("loss", [])),
+        "backend": keras.backend.backend(),
     }
-    write_json(run / "config.json", {"data": str(Path(data).resolve()), **config.to_dict()})
-    (run / "split.json").write_text(split.to_json() + "\n")
-    write_json(run / "split-summary.json", split.summary())
-    spec.save(run / "spec.json")
+    trained_by = command_line()
+    command = prepared["command"]
+    if trained_by != command:  # prepared by `fit --prepare-only`, then trained here
+        command = f"{command}; {trained_by}"
     write_json(run / "history.json", history)
-    write_json(run / "fit.json", {**summary, "command": command_line()})
+    write_json(run / "fit.json", {**summary, "command": command})
     return summary
 
 
