@@ -201,16 +201,18 @@ def test_like_pulls_the_next_recommendations_towards_the_liked_track(
     liking = Session(library, k=len(library))
     liking.feedback(liked, "like")
 
-    def place_of_liked(session: Session) -> tuple[int, float]:
-        """The liked track's rank and similarity to the query."""
+    def similarities(session: Session) -> dict[int, float]:
         found, _ = session.recommend(record.embedding, record.probabilities)
-        return next((i, r.similarity) for i, r in enumerate(found) if r.track.id == liked)
+        return {r.track.id: r.similarity for r in found}
 
-    (rank_plain, similarity_plain), (rank_liking, similarity_liking) = map(
-        place_of_liked, (plain, liking)
-    )
-    assert rank_liking < rank_plain  # it passes tracks that matched the query better
-    assert similarity_liking > similarity_plain + 0.05
+    plain_found, liking_found = similarities(plain), similarities(liking)
+    gain = {i: liking_found[i] - plain_found[i] for i in plain_found}
+    assert gain[liked] > 0.05
+    # The query turned towards the liked track: it gains more than any track of another
+    # genre (those gain little or lose). Ranks are no test: how many tracks it passes
+    # depends on the tiny model's embedding geometry, which varies between runs.
+    others = [i for i in gain if library.tracks[i].genre != "clicks"]
+    assert gain[liked] > max(gain[i] for i in others)
 
 
 def test_recommend_command_explains_its_choices(

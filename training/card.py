@@ -117,7 +117,8 @@ def render_card(onnx_path: Path, *, images: list[str]) -> str:
         f"{split['valid_tracks']} validation clips ({split['valid_groups']} families); "
         f"{training['train_patches']} training patches per epoch including room-simulated "
         "copies, with spectrogram augmentation (gain, shift, mixing, a random EQ curve, "
-        f"masks); {_epochs(training)}.",
+        f"masks); {_epochs(training)}{_trained_on(training)}.",
+        *(["", training["note"]] if "note" in training else []),
         "",
         f"Command: `{training['command']}`. The whole model is reproduced from a clean clone "
         "by `scripts/train-default-model.sh` (corpus, fit, evaluate, export, this card).",
@@ -138,6 +139,14 @@ def _epochs(training: dict) -> str:
     if run == planned:
         return f"{run} epochs"
     return f"{run} of {planned} planned epochs (stopped by its time budget)"
+
+
+def _trained_on(training: dict) -> str:
+    if "device" not in training:
+        return ""
+    minutes = training.get("train_minutes")
+    took = f" in {minutes:g} minutes" if minutes is not None else ""
+    return f", trained with Keras ({training['backend']}) on {training['device']}{took}"
 
 
 def write_card(onnx_path: Path, *, images: list[str]) -> Path:

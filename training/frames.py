@@ -3,7 +3,7 @@
 `streamer-train fit` writes the log-mel frames it will train on into the run folder, so that
 `streamer-train train` can run later or elsewhere (a GPU machine without the corpus, the
 soundfonts or librosa) from the run folder alone. Frames are stored in steps of
-`STEP_DB` decibels as uint8, delta-coded along time and xz-compressed: about 37 kB for 15 s
+`STEP_DB` decibels as uint8, delta-coded along time and xz-compressed: about 40 kB for 15 s
 of audio instead of 330 kB, and the rounding (at most half a step) is far below the gain,
 EQ and noise that augmentation adds to every patch.
 """
@@ -52,7 +52,7 @@ def save_frames(path: Path, frame_set: FrameSet) -> None:
         low=np.float64(low),
         step=np.float64(STEP_DB),
     )
-    write_atomically(path, lzma.compress(buffer.getvalue()))
+    write_atomically(path, lzma.compress(buffer.getvalue(), preset=1))  # 8x faster than 6, +10 %
 
 
 def load_frames(path: Path) -> FrameSet:

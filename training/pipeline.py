@@ -12,6 +12,7 @@ import json
 import platform
 import shutil
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -202,6 +203,22 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
 
 
+def training_device() -> str:
+    """What the Keras backend trains on, e.g. "NVIDIA H200" or "cpu"."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return str(jax.devices()[0].device_kind)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow
+
+        gpus = tensorflow.config.list_physical_devices("GPU")
+        return "GPU" if gpus else "cpu"
+    return keras.backend.backend()
+
+
 def command_line() -> str:
     program = Path(sys.argv[0]).name
     if program in ("cli.py", "__main__.py"):  # python -m training.cli
@@ -303,7 +320,7 @@ def train(run: Path) -> dict[str, Any]:
     """
     import keras
 
-    from training.batches import PatchBatches, RichEpochs
+    from training.batches import KeepBest, PatchBatches, RichEpochs
     from training.model import build_cnn, classifier
 
     config_data = json.loads((run / "config.json").read_text())
@@ -325,9 +342,7 @@ def train(run: Path) -> dict[str, Any]:
         config=config.cnn,
     )  # fmt: skip
     trainer = classifier(model)
-    train_data = PatchBatches(
-        train, spec, batch_size=config.batch_size, seed=config.seed, workers=config.workers
-    )
+    train_data = PatchBatches(train, spec, batch_size=config.batch_size, seed=config.seed)
     # Cosine decay to 5 % over the planned steps: the last epochs settle instead of
     # bouncing at the initial rate (the 12-epoch model's validation accuracy still swung by
     # 3 points between epochs).
@@ -339,6 +354,7 @@ def train(run: Path) -> dict[str, Any]:
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
+    started = time.monotonic()
     history = trainer.fit(
         train_data,
         validation_data=(model_input(valid.x, spec), valid.y),
@@ -346,10 +362,7 @@ def train(run: Path) -> dict[str, Any]:
         verbose=0,
         callbacks=[
             RichEpochs(config.epochs, len(train_data), max_minutes=config.max_minutes),
-            keras.callbacks.ModelCheckpoint(
-                run / "classifier-best.weights.h5", monitor="val_accuracy",
-                save_best_only=True, save_weights_only=True,
-            ),
+            KeepBest(run / "classifier-best.weights.h5"),
         ],
     ).history  # fmt: skip
     trainer.load_weights(run / "classifier-best.weights.h5")
@@ -364,6 +377,8 @@ def train(run: Path) -> dict[str, Any]:
         "epochs": config.epochs,
         "epochs_run": len(history.get("loss", [])),
         "backend": keras.backend.backend(),
+        "device": training_device(),
+        "train_minutes": round((time.monotonic() - started) / 60, 1),
     }
     trained_by = command_line()
     command = prepared["command"]
@@ -518,6 +533,11 @@ def export(run_folder: Path, onnx_path: Path) -> float:
                 "train_patches": fit_info["train_patches"],
                 "epochs": fit_info["epochs"],
                 "epochs_run": fit_info.get("epochs_run", fit_info["epochs"]),
+                **{
+                    key: fit_info[key]
+                    for key in ("backend", "device", "train_minutes", "note")
+                    if key in fit_info
+                },
             },
             "corpus": describe_dataset(Path(run.config["data"])),
             "versions": package_versions(),
