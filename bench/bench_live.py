@@ -10,7 +10,8 @@
    TensorFlow import are left out of both timings and reported apart. Then the whole
    `streamer listen` process on the null-sink input below while music plays into it, in
    real time: the unpaced run above leaves out what real time adds (a PortAudio callback
-   every 30 ms, the reader's wake-ups, caches gone cold between hops).
+   every 100 ms, libpulse's own thread, the reader's wake-ups, caches gone cold between
+   hops).
 3. Start-up: `streamer listen --no-view --port 0` on a real input (a private PulseAudio
    null sink, its monitor as the default input) and `streamer listen --file`, from the
    command until the first `status` JSON line, against `python -c pass` in the same run.
@@ -128,8 +129,8 @@ def run_live(model: GenreModel, wav: Path, *, hop: float, block: float) -> PathR
     latencies: list[float] = []
     source_read = source.read
 
-    def timed_read(timeout: float = 0.1) -> np.ndarray | None:
-        chunk = source_read(timeout)
+    def timed_read(timeout: float = 0.1, *, min_samples: int = 1) -> np.ndarray | None:
+        chunk = source_read(timeout, min_samples=min_samples)
         read_at[0] = time.perf_counter()
         return chunk
 

@@ -72,6 +72,11 @@ class HopAnalyzer:
         return self._samples
 
     @property
+    def samples_to_next_hop(self) -> int:
+        """Samples still to push before the next hop is analysed."""
+        return self._next_boundary - self._samples
+
+    @property
     def window_seconds(self) -> float:
         """Audio a patch sees."""
         return self.spec.patch_frames * self.spec.frame_seconds

@@ -150,7 +150,7 @@ class Engine:
         limit = None if duration is None else round(duration * self.analyzer.spec.sample_rate)
         with self.source, live_thread_limits():
             while not stop.is_set() and (limit is None or self.analyzer.samples < limit):
-                chunk = self.source.read(timeout=0.1)
+                chunk = self.source.read(timeout=0.1, min_samples=self.analyzer.samples_to_next_hop)
                 if chunk is None:
                     break
                 read_at = time.perf_counter()

@@ -9,6 +9,7 @@ else happen on the consumer's thread.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -76,8 +77,13 @@ class AudioSource(ABC):
     def stop(self) -> None: ...
 
     @abstractmethod
-    def read(self, timeout: float = 0.1) -> np.ndarray | None:
-        """Return the next samples; empty if none came within `timeout`, None at the end."""
+    def read(self, timeout: float = 0.1, *, min_samples: int = 1) -> np.ndarray | None:
+        """Return the next samples; empty if none came within `timeout`, None at the end.
+
+        A source may hold samples back until it has `min_samples` (at `sample_rate`): the
+        reader wakes once per hop instead of once per device block, and each wake-up costs
+        more than the work it does (measured: `DeviceSource`).
+        """
 
     def __enter__(self) -> AudioSource:
         self.start()
@@ -160,11 +166,12 @@ def find_input_device(device: int | str | None) -> InputDevice:
     return matches[0]
 
 
-CALLBACK_SECONDS = 0.03
+CALLBACK_SECONDS = 0.1
 """Audio per PortAudio callback. Left to PortAudio (blocksize 0), a PulseAudio input
-called back every few milliseconds and `streamer listen` spent 18 % of a core, most of it
-in callbacks; at 23 ms 7 %, at 46 ms 6 % (measured on a null sink). Capture latency is one
-block at most, far below the 0.5 s hop."""
+called back every few milliseconds and `streamer listen` spent 18 % of a core; with 30 ms
+blocks 6.8 %; with 100 ms blocks and reads that wait for a hop of samples 3.1 % (measured
+on a null sink, per thread: analysis 1.4 %, libpulse 1.0 %, PortAudio callbacks 0.7 %).
+Capture latency is one block at most, a fifth of the 0.5 s hop."""
 
 
 class DeviceSource(AudioSource):
@@ -241,6 +248,7 @@ class DeviceSource(AudioSource):
         self._resampler = soxr.ResampleStream(
             self.device_rate, self.sample_rate, 1, dtype="float32", quality="HQ"
         )
+        self._ratio = self.device_rate / self.sample_rate  # device samples per output sample
 
     def _check_settings(self) -> None:
         try:
@@ -310,17 +318,32 @@ class DeviceSource(AudioSource):
             with contextlib.suppress(self._sd.PortAudioError):
                 stream.close()
 
-    def read(self, timeout: float = 0.1) -> np.ndarray:
+    def read(self, timeout: float = 0.1, *, min_samples: int = 1) -> np.ndarray:
+        """Samples once the ring holds `min_samples` after resampling, else empty at
+        `timeout`; silence at the wall clock's pace while the input is lost."""
         if self._stream is None and time.monotonic() >= self._next_retry:
             self._reopen()
+        # Device samples that give `min_samples` after the resampler's delay (which soxr only
+        # knows after its first input: the first read may come out a little short).
+        wanted = 1
+        if min_samples > 1:
+            wanted = math.ceil((min_samples + self._resampler.delay()) * self._ratio)
         deadline = time.monotonic() + timeout
-        while self._ring.available == 0 and time.monotonic() < deadline:
-            time.sleep(CALLBACK_SECONDS / 4)  # a few looks per block, not hundreds a second
+        while (missing := wanted - self._ring.available) > 0 and (
+            now := time.monotonic()
+        ) < deadline:
+            # Sleep until the missing samples should be there: a wake-up or two per hop,
+            # not one every few milliseconds (each cost more than the work it found).
+            pause = max(missing / self.device_rate, CALLBACK_SECONDS / 4)
+            time.sleep(min(pause, deadline - now))
         now = time.monotonic()
         if self._ring.available:
             self._last_samples_at = now
             self._lost_since = None  # samples again: the input is back (or was never lost)
+        if self._ring.available >= wanted:
             return self._resampler.resample_chunk(self._read_ring())
+        if self._ring.available:
+            return np.empty(0, dtype=np.float32)  # not a hop's worth yet: keep it for later
         if self._stream is not None and (
             not self._stream.active or now - self._last_samples_at > self.stall_seconds
         ):
@@ -458,7 +481,7 @@ class FileSource(AudioSource):
     def stop(self) -> None:
         self._sound.close()
 
-    def read(self, timeout: float = 0.1) -> np.ndarray | None:
+    def read(self, timeout: float = 0.1, *, min_samples: int = 1) -> np.ndarray | None:
         if self._ended:
             return None
         if self.realtime:
