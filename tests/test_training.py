@@ -134,3 +134,6 @@ def test_a_prepared_run_trains_from_its_folder_alone(
         == json.loads((trained["run"] / "fit.json").read_text())["train_patches"]
     )
     assert (run / "model.keras").is_file()
+
+    with pytest.raises(StreamerError, match="not a prepared run folder"):
+        pipeline.train(tmp_path / "empty")

@@ -318,6 +318,11 @@ def train(run: Path) -> dict[str, Any]:
     Needs only the run folder and Keras with any backend (``KERAS_BACKEND=jax`` trains on a
     GPU without TensorFlow); the model saved is the epoch with the best validation accuracy.
     """
+    if not (run / "prepare.json").is_file():
+        raise StreamerError(
+            f"{run}: not a prepared run folder: run `streamer-train fit DATA --run {run} "
+            "--prepare-only` first (or `fit` without it to prepare and train at once)"
+        )
     import keras
 
     from training.batches import KeepBest, PatchBatches, RichEpochs
