@@ -34,7 +34,7 @@ class PatchBatches(keras.utils.PyDataset):
         self.batch_size = batch_size
         self.seed = seed
         self.epoch = 0
-        self.order = np.random.default_rng((seed, self.epoch)).permutation(len(patches.y))
+        self.order = self._shuffled()
 
     def __len__(self) -> int:
         return -(-len(self.order) // self.batch_size)
@@ -50,7 +50,11 @@ class PatchBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
-        self.order = np.random.default_rng((self.seed, self.epoch)).permutation(len(self.order))
+        self.order = self._shuffled()
+
+    def _shuffled(self) -> np.ndarray:
+        """This epoch's order of the patches."""
+        return np.random.default_rng((self.seed, self.epoch)).permutation(len(self.patches.y))
 
 
 class KeepBest(keras.callbacks.Callback):
