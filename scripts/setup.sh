@@ -20,6 +20,7 @@ if [ "$profile" != runtime ]; then
 fi
 if [ "$profile" = train ]; then
     apt_packages+=(fluid-soundfont-gm musescore-general-soundfont-small fluidr3mono-gm-soundfont)
+    apt_packages+=(csound-soundfont opl3-soundfont)
 fi
 if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
     apt_packages+=(python3-venv)

@@ -137,3 +137,29 @@ def test_a_prepared_run_trains_from_its_folder_alone(
 
     with pytest.raises(StreamerError, match="not a prepared run folder"):
         pipeline.train(tmp_path / "empty")
+
+
+def test_train_can_start_from_an_earlier_runs_weights(
+    trained: dict[str, Path], tmp_path: Path
+) -> None:
+    """A warm start copies every weight; with a zero learning rate the kernels stay put."""
+    import keras
+
+    run = tmp_path / "warm"
+    shutil.copytree(trained["run"], run)
+    config = json.loads((run / "config.json").read_text())
+    config.update(epochs=1, learning_rate=0.0)
+    (run / "config.json").write_text(json.dumps(config))
+    summary = pipeline.train(run, init_from=trained["run"])
+    assert summary["init_from"] == str(trained["run"])
+
+    def kernel(folder: Path) -> np.ndarray:
+        model = keras.saving.load_model(folder / "model.keras", compile=False)
+        return np.asarray(model.get_layer("conv0").kernel)
+
+    np.testing.assert_array_equal(kernel(run), kernel(trained["run"]))
+
+    config["cnn"]["filters"] = [*config["cnn"]["filters"], 8]
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(StreamerError, match="other sizes"):
+        pipeline.train(run, init_from=trained["run"])

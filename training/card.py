@@ -136,9 +136,12 @@ def render_card(onnx_path: Path, *, images: list[str]) -> str:
 def _epochs(training: dict) -> str:
     """How long it trained: a time budget may stop a run before its planned epochs."""
     planned, run = training.get("epochs"), training.get("epochs_run", training.get("epochs"))
-    if run == planned:
-        return f"{run} epochs"
-    return f"{run} of {planned} planned epochs (stopped by its time budget)"
+    epochs = f"{run} epochs" if run == planned else (
+        f"{run} of {planned} planned epochs (stopped by its time budget)"
+    )  # fmt: skip
+    if "init_from" in training:
+        epochs += f" starting from the weights of the model trained in `{training['init_from']}`"
+    return epochs
 
 
 def _trained_on(training: dict) -> str:

@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
         "neither the corpus nor TensorFlow.",
     )  # fmt: skip
     train.add_argument("--run", type=Path, required=True, help="run folder")
+    train.add_argument(
+        "--init-from", type=Path, metavar="RUN",
+        help="start from the weights of an earlier run's model (same CNN sizes): continue "
+        "training on a broader corpus without starting over",
+    )  # fmt: skip
 
     evaluate = commands.add_parser(
         "evaluate", help="test-split metrics, clean and through the room chain, and a baseline"
@@ -149,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             pipeline.fit(args.data, args.run, config=config, cache_root=args.cache)
     elif args.command == "train":
-        pipeline.train(args.run)
+        pipeline.train(args.run, init_from=args.init_from)
     elif args.command == "evaluate":
         pipeline.evaluate(args.run, cache_root=args.cache)
     else:

@@ -51,6 +51,8 @@ SOUNDFONT_CANDIDATES: tuple[str, ...] = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",  # fluid-soundfont-gm
     "/usr/share/sounds/sf3/MuseScore_General.sf3",  # musescore-general-soundfont-small
     "/usr/share/sounds/sf3/FluidR3Mono_GM.sf3",  # fluidr3mono-gm-soundfont
+    "/usr/share/sounds/sf2/sf_GMbank.sf2",  # csound-soundfont: a different sample set
+    "/usr/share/sounds/sf2/OPL-3_FM_128M.sf2",  # opl3-soundfont: FM synthesis, far timbres
     "/usr/share/sounds/sf2/TimGM6mb.sf2",  # timgm6mb-soundfont
 )
 MANIFEST_COLUMNS: tuple[str, ...] = (

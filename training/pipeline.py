@@ -312,7 +312,7 @@ def prepared_patches(
     return cut_all(items, labels=labels, spec=spec, hop_frames=hop_frames)
 
 
-def train(run: Path) -> dict[str, Any]:
+def train(run: Path, *, init_from: Path | None = None) -> dict[str, Any]:
     """Train the CNN on the frames `prepare` left in the run folder, with its config.
 
     Needs only the run folder and Keras with any backend (``KERAS_BACKEND=jax`` trains on a
@@ -346,6 +346,8 @@ def train(run: Path) -> dict[str, Any]:
         n_mels=spec.n_mels, patch_frames=spec.patch_frames, n_classes=len(labels),
         config=config.cnn,
     )  # fmt: skip
+    if init_from is not None:
+        start_from(model, init_from, labels=labels)
     trainer = classifier(model)
     train_data = PatchBatches(train, spec, batch_size=config.batch_size, seed=config.seed)
     # Cosine decay to 5 % over the planned steps: the last epochs settle instead of
@@ -384,6 +386,7 @@ def train(run: Path) -> dict[str, Any]:
         "backend": keras.backend.backend(),
         "device": training_device(),
         "train_minutes": round((time.monotonic() - started) / 60, 1),
+        **({"init_from": str(init_from)} if init_from is not None else {}),
     }
     trained_by = command_line()
     command = prepared["command"]
@@ -392,6 +395,29 @@ def train(run: Path) -> dict[str, Any]:
     write_json(run / "history.json", history)
     write_json(run / "fit.json", {**summary, "command": command})
     return summary
+
+
+def start_from(model: Any, earlier_run: Path, *, labels: list[str]) -> None:
+    """Copy the weights of an earlier run's model into ``model`` (a warm start)."""
+    import keras
+
+    source = earlier_run / "model.keras"
+    if not source.is_file():
+        raise StreamerError(f"--init-from {earlier_run}: no model.keras there: train it first")
+    earlier_labels = json.loads((earlier_run / "fit.json").read_text())["labels"]
+    if earlier_labels != labels:
+        raise StreamerError(
+            f"--init-from {earlier_run}: its labels {earlier_labels} differ from this run's "
+            f"{labels}: warm starts need the same labels"
+        )
+    earlier = keras.saving.load_model(source, compile=False)
+    shapes = [w.shape for w in earlier.get_weights()]
+    if shapes != [w.shape for w in model.get_weights()]:
+        raise StreamerError(
+            f"--init-from {earlier_run}: its CNN has other sizes (see its config.json): "
+            "prepare this run with the same --filters and --embedding-size"
+        )
+    model.set_weights(earlier.get_weights())
 
 
 # --- evaluate ----------------------------------------------------------------------------
