@@ -121,11 +121,7 @@ def test_a_prepared_run_trains_from_its_folder_alone(
     trained: dict[str, Path], tmp_path: Path
 ) -> None:
     """`train` needs neither the dataset nor the feature cache: only the run folder."""
-    run = tmp_path / "moved"
-    shutil.copytree(trained["run"], run)
-    config = json.loads((run / "config.json").read_text())
-    config.update(epochs=1, data=str(tmp_path / "nowhere"))
-    (run / "config.json").write_text(json.dumps(config))
+    run = copied_run(trained["run"], tmp_path / "moved", epochs=1, data=str(tmp_path / "nowhere"))
     (run / "model.keras").unlink()
     summary = pipeline.train(run)
     assert summary["epochs_run"] == 1
@@ -145,11 +141,7 @@ def test_train_can_start_from_an_earlier_runs_weights(
     """A warm start copies every weight; with a zero learning rate the kernels stay put."""
     import keras
 
-    run = tmp_path / "warm"
-    shutil.copytree(trained["run"], run)
-    config = json.loads((run / "config.json").read_text())
-    config.update(epochs=1, learning_rate=0.0)
-    (run / "config.json").write_text(json.dumps(config))
+    run = copied_run(trained["run"], tmp_path / "warm", epochs=1, learning_rate=0.0)
     summary = pipeline.train(run, init_from=trained["run"])
     assert summary["init_from"] == str(trained["run"])
 
@@ -159,7 +151,17 @@ def test_train_can_start_from_an_earlier_runs_weights(
 
     np.testing.assert_array_equal(kernel(run), kernel(trained["run"]))
 
-    config["cnn"]["filters"] = [*config["cnn"]["filters"], 8]
-    (run / "config.json").write_text(json.dumps(config))
+    config = json.loads((run / "config.json").read_text())
+    copied_run(
+        run, tmp_path / "wider", cnn={**config["cnn"], "filters": [*config["cnn"]["filters"], 8]}
+    )
     with pytest.raises(StreamerError, match="other sizes"):
-        pipeline.train(run, init_from=trained["run"])
+        pipeline.train(tmp_path / "wider", init_from=trained["run"])
+
+
+def copied_run(run: Path, to: Path, **config_changes: object) -> Path:
+    """A copy of a run folder with some of its config.json changed."""
+    shutil.copytree(run, to)
+    config = json.loads((to / "config.json").read_text())
+    (to / "config.json").write_text(json.dumps({**config, **config_changes}))
+    return to
