@@ -54,6 +54,18 @@ def test_groups_and_tracks_stay_on_one_side() -> None:
     assert split_by_group(tracks, seed=4).to_json() != split.to_json()
 
 
+def test_a_split_by_track_shares_groups_but_never_tracks() -> None:
+    tracks = make_tracks()
+    split = split_by_group(tracks, valid_fraction=0.2, test_fraction=0.25, seed=3, by_track=True)
+    sides = split.sides()
+    keys = {side: [t.key for t in ts] for side, ts in sides.items()}
+    assert sorted(sum(keys.values(), [])) == sorted(t.key for t in tracks)  # each once
+    assert len(keys["test"]) == 3 * 6  # 25 % of 24 tracks per label
+    groups = {side: {t.group for t in ts} for side, ts in sides.items()}
+    assert groups["train"] & groups["test"]  # the clips of one groove now share sides
+    assert split.description["method"].startswith("by track")
+
+
 def test_test_only_condition_is_the_test_side_and_its_groups_leave_training() -> None:
     tracks = make_tracks()  # index 0 of every group has sf=held
     held_groups = {"family0-1", "family1-5", "family2-2"}

@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--split-file", type=Path,
         help="fixed split: JSON of train/valid/test keys, or a folder of train/valid/test*.txt",
     )  # fmt: skip
+    fit.add_argument(
+        "--split-by-track", action="store_true",
+        help="a random clip split that ignores groups, to report beside the grouped figure "
+        "how much knowing a groove (or an artist) is worth",
+    )  # fmt: skip
     fit.add_argument("--workers", type=int, default=defaults.workers)
     fit.add_argument(
         "--train-hop", type=int, default=defaults.train_hop_frames, metavar="FRAMES",
@@ -145,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
             epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
             seed=args.seed, room_variants=args.room_variants, test_fraction=args.test_fraction,
             valid_fraction=args.valid_fraction, test_only=test_only,
-            split_file=str(args.split_file) if args.split_file else None, workers=args.workers,
+            split_file=str(args.split_file) if args.split_file else None,
+            split_by_track=args.split_by_track, workers=args.workers,
             train_hop_frames=args.train_hop, max_minutes=args.max_minutes,
             cnn=CNNConfig(filters=tuple(args.filters), embedding_size=args.embedding_size),
         )  # fmt: skip

@@ -57,6 +57,7 @@ class FitConfig:
     test_fraction: float = 0.2
     test_only: tuple[str, str] | None = None
     split_file: str | None = None
+    split_by_track: bool = False
     workers: int = 2
     max_minutes: float | None = None
     cnn: CNNConfig = field(default_factory=CNNConfig)
@@ -185,6 +186,7 @@ def make_split(dataset: Dataset, config: FitConfig) -> Split:
         test_fraction=config.test_fraction,
         seed=config.seed,
         test_only=config.test_only,
+        by_track=config.split_by_track,
     )
 
 
