@@ -16,6 +16,7 @@ import pytest
 from streamer.errors import StreamerError
 from streamer.model import GenreModel, metadata_path, model_input
 from training import pipeline
+from training.card import render_card
 
 
 def test_bad_files_are_reported_and_skipped(trained: dict[str, Path]) -> None:
@@ -143,13 +144,21 @@ def test_train_can_start_from_an_earlier_runs_weights(
 
     run = copied_run(trained["run"], tmp_path / "warm", epochs=1, learning_rate=0.0)
     summary = pipeline.train(run, init_from=trained["run"])
-    assert summary["init_from"] == str(trained["run"])
+    assert summary["init_from"]["run"] == str(trained["run"])
+    earlier = json.loads((trained["run"] / "fit.json").read_text())
+    assert summary["init_from"]["command"] == earlier["command"]
 
     def kernel(folder: Path) -> np.ndarray:
         model = keras.saving.load_model(folder / "model.keras", compile=False)
         return np.asarray(model.get_layer("conv0").kernel)
 
     np.testing.assert_array_equal(kernel(run), kernel(trained["run"]))
+    onnx = tmp_path / "model" / "genre.onnx"
+    pipeline.export(run, onnx)
+    assert (
+        f"starting from the weights of a model trained {earlier['epochs_run']} epochs"
+        in render_card(onnx, images=[])
+    )
 
     config = json.loads((run / "config.json").read_text())
     copied_run(

@@ -140,7 +140,11 @@ def _epochs(training: dict) -> str:
         f"{run} of {planned} planned epochs (stopped by its time budget)"
     )  # fmt: skip
     if "init_from" in training:
-        epochs += f" starting from the weights of the model trained in `{training['init_from']}`"
+        earlier = training["init_from"]
+        epochs += (
+            f", starting from the weights of a model trained {earlier['epochs_run']} epochs"
+            f"{_trained_on(earlier)} by `{earlier['command']}`"
+        )
     return epochs
 
 

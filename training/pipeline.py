@@ -348,8 +348,7 @@ def train(run: Path, *, init_from: Path | None = None) -> dict[str, Any]:
         n_mels=spec.n_mels, patch_frames=spec.patch_frames, n_classes=len(labels),
         config=config.cnn,
     )  # fmt: skip
-    if init_from is not None:
-        start_from(model, init_from, labels=labels)
+    earlier = start_from(model, init_from, labels=labels) if init_from is not None else None
     trainer = classifier(model)
     train_data = PatchBatches(train, spec, batch_size=config.batch_size, seed=config.seed)
     # Cosine decay to 5 % over the planned steps: the last epochs settle instead of
@@ -388,7 +387,7 @@ def train(run: Path, *, init_from: Path | None = None) -> dict[str, Any]:
         "backend": keras.backend.backend(),
         "device": training_device(),
         "train_minutes": round((time.monotonic() - started) / 60, 1),
-        **({"init_from": str(init_from)} if init_from is not None else {}),
+        **({"init_from": earlier} if earlier is not None else {}),
     }
     trained_by = command_line()
     command = prepared["command"]
@@ -399,18 +398,19 @@ def train(run: Path, *, init_from: Path | None = None) -> dict[str, Any]:
     return summary
 
 
-def start_from(model: Any, earlier_run: Path, *, labels: list[str]) -> None:
-    """Copy the weights of an earlier run's model into ``model`` (a warm start)."""
+def start_from(model: Any, earlier_run: Path, *, labels: list[str]) -> dict[str, Any]:
+    """Copy the weights of an earlier run's model into ``model`` (a warm start); return how
+    that model was trained, for the provenance of this one."""
     import keras
 
     source = earlier_run / "model.keras"
     if not source.is_file():
         raise StreamerError(f"--init-from {earlier_run}: no model.keras there: train it first")
-    earlier_labels = json.loads((earlier_run / "fit.json").read_text())["labels"]
-    if earlier_labels != labels:
+    trained = json.loads((earlier_run / "fit.json").read_text())
+    if trained["labels"] != labels:
         raise StreamerError(
-            f"--init-from {earlier_run}: its labels {earlier_labels} differ from this run's "
-            f"{labels}: warm starts need the same labels"
+            f"--init-from {earlier_run}: its labels {trained['labels']} differ from this "
+            f"run's {labels}: warm starts need the same labels"
         )
     earlier = keras.saving.load_model(source, compile=False)
     shapes = [w.shape for w in earlier.get_weights()]
@@ -420,6 +420,8 @@ def start_from(model: Any, earlier_run: Path, *, labels: list[str]) -> None:
             "prepare this run with the same --filters and --embedding-size"
         )
     model.set_weights(earlier.get_weights())
+    kept = ("command", "epochs_run", "backend", "device", "train_minutes", "best_val_accuracy")
+    return {"run": str(earlier_run), **{k: trained[k] for k in kept if k in trained}}
 
 
 # --- evaluate ----------------------------------------------------------------------------
@@ -568,7 +570,7 @@ def export(run_folder: Path, onnx_path: Path) -> float:
                 "epochs_run": fit_info.get("epochs_run", fit_info["epochs"]),
                 **{
                     key: fit_info[key]
-                    for key in ("backend", "device", "train_minutes", "note")
+                    for key in ("backend", "device", "train_minutes", "init_from", "note")
                     if key in fit_info
                 },
             },
