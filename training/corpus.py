@@ -543,7 +543,8 @@ gives the same clips as the full run. The manifest's `group` column is the groov
 and the `soundfont` column to measure it across timbres.
 
 Needs: Debian packages mma and GM soundfonts (fluid-soundfont-gm,
-musescore-general-soundfont-small, fluidr3mono-gm-soundfont, timgm6mb-soundfont); Python
+musescore-general-soundfont-small, fluidr3mono-gm-soundfont, csound-soundfont,
+opl3-soundfont, timgm6mb-soundfont; those installed are used); Python
 packages tinysoundfont and, for classical scores, music21 (exports are cached in
 --cache-dir).
 """
