@@ -412,14 +412,13 @@ def start_from(model: Any, earlier_run: Path, *, labels: list[str]) -> dict[str,
             f"--init-from {earlier_run}: its labels {trained['labels']} differ from this "
             f"run's {labels}: warm starts need the same labels"
         )
-    earlier = keras.saving.load_model(source, compile=False)
-    shapes = [w.shape for w in earlier.get_weights()]
-    if shapes != [w.shape for w in model.get_weights()]:
+    weights = keras.saving.load_model(source, compile=False).get_weights()
+    if [w.shape for w in weights] != [w.shape for w in model.get_weights()]:
         raise StreamerError(
             f"--init-from {earlier_run}: its CNN has other sizes (see its config.json): "
             "prepare this run with the same --filters and --embedding-size"
         )
-    model.set_weights(earlier.get_weights())
+    model.set_weights(weights)
     kept = ("command", "epochs_run", "backend", "device", "train_minutes", "best_val_accuracy")
     return {"run": str(earlier_run), **{k: trained[k] for k in kept if k in trained}}
 
