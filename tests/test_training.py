@@ -160,6 +160,12 @@ def test_train_can_start_from_an_earlier_runs_weights(
         in render_card(onnx, images=[])
     )
 
+    # A third stage keeps the whole chain: its card names both earlier models.
+    third = copied_run(run, tmp_path / "third", epochs=1, learning_rate=0.0)
+    assert pipeline.train(third, init_from=run)["init_from"]["init_from"] == summary["init_from"]
+    pipeline.export(third, onnx)
+    assert render_card(onnx, images=[]).count("starting from the weights") == 2
+
     config = json.loads((run / "config.json").read_text())
     copied_run(
         run, tmp_path / "wider", cnn={**config["cnn"], "filters": [*config["cnn"]["filters"], 8]}

@@ -139,13 +139,18 @@ def _epochs(training: dict) -> str:
     epochs = f"{run} epochs" if run == planned else (
         f"{run} of {planned} planned epochs (stopped by its time budget)"
     )  # fmt: skip
-    if "init_from" in training:
-        earlier = training["init_from"]
-        epochs += (
-            f", starting from the weights of a model trained {earlier['epochs_run']} epochs"
-            f"{_trained_on(earlier)} by `{earlier['command']}`"
-        )
-    return epochs
+    return epochs + _started_from(training)
+
+
+def _started_from(training: dict) -> str:
+    """The chain of warm starts behind a model, earliest last."""
+    if "init_from" not in training:
+        return ""
+    earlier = training["init_from"]
+    return (
+        f", starting from the weights of a model trained {earlier['epochs_run']} epochs"
+        f"{_trained_on(earlier)} by `{earlier['command']}`{_started_from(earlier)}"
+    )
 
 
 def _trained_on(training: dict) -> str:

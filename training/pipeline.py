@@ -400,7 +400,8 @@ def train(run: Path, *, init_from: Path | None = None) -> dict[str, Any]:
 
 def start_from(model: Any, earlier_run: Path, *, labels: list[str]) -> dict[str, Any]:
     """Copy the weights of an earlier run's model into ``model`` (a warm start); return how
-    that model was trained, for the provenance of this one."""
+    that model was trained (and, nested, what it started from), for the provenance of this
+    one."""
     import keras
 
     source = earlier_run / "model.keras"
@@ -419,7 +420,10 @@ def start_from(model: Any, earlier_run: Path, *, labels: list[str]) -> dict[str,
             "prepare this run with the same --filters and --embedding-size"
         )
     model.set_weights(weights)
-    kept = ("command", "epochs_run", "backend", "device", "train_minutes", "best_val_accuracy")
+    kept = (
+        "command", "epochs_run", "backend", "device", "train_minutes", "best_val_accuracy",
+        "init_from",
+    )  # fmt: skip
     return {"run": str(earlier_run), **{k: trained[k] for k in kept if k in trained}}
 
 
