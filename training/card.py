@@ -117,7 +117,7 @@ def render_card(onnx_path: Path, *, images: list[str]) -> str:
         f"{split['valid_tracks']} validation clips ({split['valid_groups']} families); "
         f"{training['train_patches']} training patches per epoch including room-simulated "
         "copies, with spectrogram augmentation (gain, shift, mixing, a random EQ curve, "
-        f"masks); {_epochs(training)}{_trained_on(training)}.",
+        f"masks); {_epochs(training)}{_trained_on(training)}{_started_from(training)}.",
         *(["", training["note"]] if "note" in training else []),
         "",
         f"Command: `{training['command']}`. The whole model is reproduced from a clean clone "
@@ -136,10 +136,9 @@ def render_card(onnx_path: Path, *, images: list[str]) -> str:
 def _epochs(training: dict) -> str:
     """How long it trained: a time budget may stop a run before its planned epochs."""
     planned, run = training.get("epochs"), training.get("epochs_run", training.get("epochs"))
-    epochs = f"{run} epochs" if run == planned else (
+    return f"{run} epochs" if run == planned else (
         f"{run} of {planned} planned epochs (stopped by its time budget)"
     )  # fmt: skip
-    return epochs + _started_from(training)
 
 
 def _started_from(training: dict) -> str:
