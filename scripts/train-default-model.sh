@@ -50,12 +50,3 @@ PY
 
 "$train" evaluate --run "$work/run6" --cache "$work/cache"
 "$train" export --run "$work/run6" --out models/genre.onnx --card
-
-# The random-split figure the card gives beside the held-out one: the same CNN trained from
-# scratch on stage 2's corpus split clip by clip, so test clips share grooves and soundfonts
-# with training (about 35 minutes on 2 CPU cores).
-"$train" fit "$work/corpus5/manifest.csv" --run "$work/random5" --cache "$work/cache" \
-    --split-by-track --test-fraction 0.2 --seed 2026 --filters 16 32 32 64 --room-variants 1 \
-    --epochs 8 --train-hop 128 --max-minutes 35 --prepare-only
-"$train" train --run "$work/random5"
-"$train" evaluate --run "$work/random5" --cache "$work/cache"
