@@ -273,11 +273,15 @@ def parse_client_message(text: str | bytes) -> dict[str, Any]:
         problem = check(message[name])
         if problem:
             raise ValueError(f'"{name}" {problem}')
+    if "track" in message:
+        message["track"] = int(message["track"])  # 3.0 -> 3: ids compare and print as ints
     return message
 
 
 def _track_id(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    # JSON has one number type: 3.0 is the integer 3 to JSON Schema, and so to this check.
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole or value < 1:
         return "must be a track id (a positive integer) from a recommendations message"
     return None
 

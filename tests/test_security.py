@@ -120,32 +120,68 @@ def test_a_flood_of_bad_messages_closes_that_client_only() -> None:
     assert times == [update(i)["time"] for i in range(13)]  # every update, in order
 
 
-@settings(max_examples=300, deadline=None)
+def schema_accepts(text: str | bytes) -> bool:
+    """The reference: a JSON object text within the size limit that its type's schema
+    validates (the schemas know no size limit and no binary frames)."""
+    if isinstance(text, bytes) or len(text) > protocol.MAX_CLIENT_MESSAGE:
+        return False
+    try:
+        message = json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    if not isinstance(message, dict) or message.get("type") not in protocol.CLIENT_TYPES:
+        return False
+    try:
+        protocol.validate(message)
+    except ValueError:
+        return False
+    return True
+
+
+client_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 2**70),
+    st.floats(),
+    st.integers(-3, 50).map(float),  # 3.0: an integer to JSON Schema
+    st.text(max_size=20),
+    st.sampled_from(["ping", "feedback", "like", "skip", "played", "subscribe"]),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=500, deadline=None)
 @given(
     st.one_of(
         st.text(max_size=200),
         st.binary(max_size=50),
         st.dictionaries(
-            st.sampled_from(["type", "track", "action", "x"]),
-            st.one_of(
-                st.none(),
-                st.booleans(),
-                st.integers(),
-                st.floats(),
-                st.text(max_size=20),
-                st.sampled_from(["ping", "feedback", "like", "skip", "played"]),
-            ),
-            max_size=4,
+            st.sampled_from(["type", "track", "action", "x"]), client_values, max_size=4
         ).map(json.dumps),
+        st.fixed_dictionaries(
+            {"type": st.sampled_from(["ping", "feedback"])},
+            optional={
+                "track": st.one_of(
+                    st.integers(-1, 9), st.integers(-1, 9).map(float), client_values
+                ),
+                "action": st.one_of(st.sampled_from(protocol.FEEDBACK_ACTIONS), client_values),
+            },
+        ).map(json.dumps),
+        st.text(
+            min_size=protocol.MAX_CLIENT_MESSAGE - 30, max_size=protocol.MAX_CLIENT_MESSAGE
+        ).map(lambda pad: json.dumps({"type": "feedback", "track": 1, "action": "like", "x": pad})),
     )
 )
 def test_the_client_message_parser_accepts_exactly_valid_messages(text: str | bytes) -> None:
-    """Fuzz: never anything but ValueError, and what it accepts validates against the schema."""
+    """Fuzz: the parser accepts a message exactly when its schema validates it, returns it
+    as valid, and refuses anything else with a ValueError that says why."""
     try:
         message = protocol.parse_client_message(text)
     except ValueError as error:
         assert str(error)
+        assert not schema_accepts(text), f"valid message refused: {error}"
         return
+    assert schema_accepts(text), f"invalid message accepted: {text!r}"
     protocol.validate(message)
 
 
