@@ -30,7 +30,18 @@ the shipped model, 3.1 ms at 60 patches against 1.5-1.7 ms at 1 to 4 (measured o
 2-core EPYC; 60 patches' first-layer activations, 64 MB, do not stay in cache). At 1,
 too, a recording's patches go through exactly the computation of the live path.
 """
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "genre.onnx"
+
+
+def shipped_model_path() -> Path:
+    """The default model: inside the installed package (``streamer/models/``, where a wheel
+    puts the repository's top-level ``models/`` folder, see pyproject.toml), or in that
+    folder itself when streamer runs from a checkout (an editable install)."""
+    package = Path(__file__).resolve().parent
+    installed = package / "models" / "genre.onnx"
+    return installed if installed.is_file() else package.parent / "models" / "genre.onnx"
+
+
+DEFAULT_MODEL = shipped_model_path()
 
 
 def metadata_path(onnx_path: str | Path) -> Path:
