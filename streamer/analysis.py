@@ -35,8 +35,12 @@ class Hop:
 
 def level_dbfs(sum_squares: float, count: int) -> float:
     """RMS level in dB relative to full scale, floored at -100 dBFS."""
-    rms = np.sqrt(sum_squares / count) if count else 0.0
-    return float(20 * np.log10(max(rms, 1e-5)))
+    return float(rms_dbfs(np.sqrt(sum_squares / count) if count else 0.0))
+
+
+def rms_dbfs(rms: float | np.ndarray) -> np.ndarray:
+    """RMS values (one, or an array of them) in dBFS, floored at -100 dBFS."""
+    return 20 * np.log10(np.maximum(rms, 1e-5))
 
 
 class HopAnalyzer:

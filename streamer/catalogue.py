@@ -28,9 +28,13 @@ Schema (version 1)
     what the file was when analysed), ``duration REAL`` (seconds), ``title``, ``artist``,
     ``album``, ``genre_tag`` (TEXT from the file's tags, may be NULL), ``model_sha256 TEXT``
     (the ONNX file that analysed it), ``labels TEXT`` (JSON list: the model's labels in
-    order), ``probabilities BLOB`` (mean genre distribution), ``embedding BLOB`` (mean CNN
-    embedding), ``descriptors TEXT`` (JSON object), ``descriptor_vector BLOB``, ``key TEXT``
-    and ``tempo REAL`` (may be NULL), ``indexed_at REAL`` (Unix time).
+    order), ``probabilities BLOB`` (mean genre distribution of the music hops),
+    ``embedding BLOB`` (their mean CNN embedding), ``descriptors TEXT`` (JSON object),
+    ``descriptor_vector BLOB``, ``key TEXT`` and ``tempo REAL`` (may be NULL), ``indexed_at
+    REAL`` (Unix time). A track with no music (every hop below the silence threshold) has
+    all-zero ``probabilities`` and ``embedding``, no sections, and NULL ``key`` and
+    ``tempo``: no genre at all, which no real mixture can be (it sums to 1), so catalogues
+    written before such tracks were recorded read the same.
 ``sections``
     ``track_id INTEGER REFERENCES tracks ON DELETE CASCADE``, ``start REAL`` (seconds),
     ``embedding BLOB``; primary key ``(track_id, start)``, which also indexes the cascade.
@@ -66,18 +70,27 @@ from streamer.errors import StreamerError
 from streamer.files import default_catalogue_path
 
 __all__ = [
+    "NO_MUSIC",
     "SCHEMA_VERSION",
     "Catalogue",
     "CatalogueStats",
     "Failure",
     "TrackRecord",
     "default_catalogue_path",
+    "has_music",
 ]
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = int.from_bytes(b"Strm", "big")  # PRAGMA application_id: "this is ours"
 BUSY_SECONDS = 30.0  # how long a write waits for another writer (a second `streamer index`)
 VECTOR_COLUMNS = ("probabilities", "embedding", "descriptor_vector")
+NO_MUSIC = "no music"  # what `CatalogueStats.by_genre` counts the silent tracks as
+
+
+def has_music(probabilities: np.ndarray) -> bool:
+    """Whether a track's stored genre mixture is one: all zero means no music hop."""
+    return bool(np.any(np.asarray(probabilities) > 0))
+
 
 _SCHEMA = """
 CREATE TABLE tracks (
@@ -155,6 +168,12 @@ class TrackRecord:
     sections: list[tuple[float, np.ndarray]] | None = field(default_factory=list)
     id: int | None = None
 
+    @property
+    def has_music(self) -> bool:
+        """False for a track with no music hop: its genre mixture is all zero (see the
+        schema in the module notes)."""
+        return has_music(self.probabilities)
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -169,7 +188,8 @@ class Failure:
 class CatalogueStats:
     """Counts for `streamer library stats`; each dict is ordered by count, largest first.
 
-    ``by_genre`` counts the model's top label of each track; ``by_genre_tag`` the genre
+    ``by_genre`` counts the model's top label of each track, and under `NO_MUSIC` the
+    tracks with no music (silent throughout); ``by_genre_tag`` the genre
     tags of the files (untagged files are not counted); ``models`` the tracks of each
     model file (by sha256): more than one means some tracks need indexing again.
     """
@@ -613,7 +633,9 @@ class Catalogue:
             ).fetchall()
             genres: Counter[str] = Counter()
             for labels, blob in db.execute("SELECT labels, probabilities FROM tracks"):
-                genres[json.loads(labels)[int(np.argmax(_array(blob)))]] += 1
+                mixture = _array(blob)
+                top = json.loads(labels)[int(np.argmax(mixture))]
+                genres[top if has_music(mixture) else NO_MUSIC] += 1
         return CatalogueStats(
             tracks=int(tracks),
             failures=int(failures),

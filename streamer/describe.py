@@ -22,6 +22,12 @@ of the track. Tempo is not an average of per-section tempi: the onset-strength e
 the sections are concatenated (about 43 float32 values per second of audio, 1.2 MB for two
 hours) and the tempo is estimated once, at the end, from the whole envelope.
 
+Silence has no key and no tempo. A frame is quiet when its RMS level is below the live
+tracker's silence threshold (`SmoothingConfig.quiet`, -50 dBFS): quiet frames add nothing
+to the chroma behind the key, and their onset strength is zero, so a hum or a noise floor in
+the pauses of a track does not pull its key or tempo; a track with no loud frame at all has
+key and tempo None.
+
 Section boundaries are fixed in samples from the start of the stream, so block sizes change
 nothing at all: any way of cutting a track into blocks gives identical descriptors. Compared
 with one analysis of the whole signal, the results agree to float rounding, with one
@@ -38,6 +44,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from streamer.analysis import rms_dbfs
+from streamer.smoothing import SmoothingConfig
+
+SILENCE = SmoothingConfig()  # its threshold decides which frames are quiet
 SECTION_SECONDS = 30.0  # audio is analysed in sections of this length
 MIN_SECONDS = 1.0  # less audio than this has no meaningful tempo or key
 N_FFT = 2048
@@ -71,20 +81,22 @@ class Descriptors:
     centroid_hz : float
         Mean spectral centroid. A silent frame has centroid 0 Hz.
     chroma_mean : np.ndarray
-        Mean chroma ``(12,)``, C to B, normalised to sum 1; uniform for silence.
-    key : str
-        Best Krumhansl-Schmuckler key, e.g. ``"F# minor"`` (sharps, never flats).
+        Mean chroma ``(12,)`` of the loud frames, C to B, normalised to sum 1; uniform for
+        silence.
+    key : str or None
+        Best Krumhansl-Schmuckler key, e.g. ``"F# minor"`` (sharps, never flats); None for
+        silence.
     key_strength : float
-        Pearson correlation of `chroma_mean` with that key's profile, -1 to 1.
-    tempo_bpm : float
-        Global tempo estimate.
+        Pearson correlation of `chroma_mean` with that key's profile, -1 to 1; 0 without key.
+    tempo_bpm : float or None
+        Global tempo estimate; None for silence.
 
     Examples
     --------
     >>> import numpy as np
     >>> d = describe(np.zeros(22050, dtype=np.float32))
-    >>> d.key, d.key_strength, d.vector().shape
-    ('C major', 0.0, (61,))
+    >>> d.key, d.key_strength, d.tempo_bpm, d.vector().shape
+    (None, 0.0, None, (61,))
     >>> Descriptors.from_dict(d.to_dict()) == d
     True
     """
@@ -94,9 +106,9 @@ class Descriptors:
     contrast_mean: np.ndarray
     centroid_hz: float
     chroma_mean: np.ndarray
-    key: str
+    key: str | None
     key_strength: float
-    tempo_bpm: float
+    tempo_bpm: float | None
 
     # vector(): mfcc_mean, mfcc_std, contrast_mean, log(centroid), chroma_mean, log2(tempo)
     VECTOR_SIZE: ClassVar[int] = N_MFCC + N_MFCC + N_CONTRAST + 1 + 12 + 1
@@ -118,8 +130,10 @@ class Descriptors:
             value.setflags(write=False)
             object.__setattr__(self, name, value)
         for name in ("centroid_hz", "key_strength", "tempo_bpm"):
-            object.__setattr__(self, name, float(getattr(self, name)))
-        camelot(self.key)  # validates the name
+            value = getattr(self, name)
+            object.__setattr__(self, name, None if value is None else float(value))
+        if self.key is not None:
+            camelot(self.key)  # validates the name
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Descriptors):
@@ -131,9 +145,9 @@ class Descriptors:
     __hash__ = None  # type: ignore[assignment]  # arrays: equal values, no stable hash
 
     @property
-    def camelot(self) -> str:
-        """The key's Camelot code, e.g. ``"8A"`` for A minor."""
-        return camelot(self.key)
+    def camelot(self) -> str | None:
+        """The key's Camelot code, e.g. ``"8A"`` for A minor; None without key."""
+        return None if self.key is None else camelot(self.key)
 
     def vector(self) -> np.ndarray:
         """All descriptors as one float32 vector of `VECTOR_SIZE` values, for similarity.
@@ -141,7 +155,8 @@ class Descriptors:
         The order is fixed: ``mfcc_mean`` (20), ``mfcc_std`` (20), ``contrast_mean`` (7),
         ``log(centroid_hz)`` (1), ``chroma_mean`` (12), ``log2(tempo_bpm)`` (1). Centroid and
         tempo are on log scales because their differences are heard as ratios; both are
-        floored at 1 (Hz, BPM) so that silence stays finite. The key is left out: it is
+        floored at 1 (Hz, BPM) so that silence stays finite (no tempo counts as 1 BPM, log
+        0). The key is left out: it is
         categorical, and `keys_compatible` compares it.
         """
         return np.concatenate(
@@ -151,7 +166,7 @@ class Descriptors:
                 self.contrast_mean,
                 [math.log(max(self.centroid_hz, 1.0))],
                 self.chroma_mean,
-                [math.log2(max(self.tempo_bpm, 1.0))],
+                [math.log2(max(self.tempo_bpm or 1.0, 1.0))],
             ]
         ).astype(np.float32)
 
@@ -279,6 +294,7 @@ class _Totals:
     """Frame count and running sums; float64, so the order of sections hardly matters."""
 
     frames: int = 0
+    loud_frames: int = 0  # not quiet: the frames whose chroma is summed
     mfcc_sum: np.ndarray = field(default_factory=lambda: np.zeros(N_MFCC))
     mfcc_sum_squares: np.ndarray = field(default_factory=lambda: np.zeros(N_MFCC))
     contrast_sum: np.ndarray = field(default_factory=lambda: np.zeros(N_CONTRAST))
@@ -288,6 +304,7 @@ class _Totals:
     def copy(self) -> _Totals:
         return _Totals(
             self.frames,
+            self.loud_frames,
             self.mfcc_sum.copy(),
             self.mfcc_sum_squares.copy(),
             self.contrast_sum.copy(),
@@ -297,6 +314,7 @@ class _Totals:
 
     def add(self, other: _Totals) -> None:
         self.frames += other.frames
+        self.loud_frames += other.loud_frames
         self.mfcc_sum += other.mfcc_sum
         self.mfcc_sum_squares += other.mfcc_sum_squares
         self.contrast_sum += other.contrast_sum
@@ -338,7 +356,7 @@ class DescriptorAccumulator:
     ...     acc.push(np.zeros(22050, dtype=np.float32))
     >>> acc.seconds
     3.0
-    >>> acc.result().tempo_bpm > 0
+    >>> acc.result().tempo_bpm is None  # silence has no tempo
     True
     """
 
@@ -445,21 +463,25 @@ def _analyse(y: np.ndarray, previous_logmel: np.ndarray | None, sample_rate: int
     # tuning=0: A440 reference. Estimating the tuning per section would make a section's
     # chroma depend on its neighbours (and it is the slowest step, a numba-jitted piptrack).
     chroma = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=N_FFT, tuning=0.0)
+    rms = librosa.feature.rms(y=y, frame_length=N_FFT, hop_length=HOP_LENGTH, center=False)[0]
+    loud = ~SILENCE.quiet(rms_dbfs(rms.astype(np.float64)))
 
     if previous_logmel is None:
         onset = librosa.onset.onset_strength(S=logmel, sr=sr, center=False)
     else:
         joined = np.concatenate([previous_logmel[:, None], logmel], axis=1)
         onset = librosa.onset.onset_strength(S=joined, sr=sr, center=False)[1:]
+    onset = np.where(loud, onset, 0.0)
 
     mfcc64 = mfcc.astype(np.float64)
     totals = _Totals(
         frames=logmel.shape[1],
+        loud_frames=int(np.count_nonzero(loud)),
         mfcc_sum=mfcc64.sum(axis=1),
         mfcc_sum_squares=(mfcc64**2).sum(axis=1),
         contrast_sum=contrast.astype(np.float64).sum(axis=1),
         centroid_sum=float(centroid.astype(np.float64).sum()),
-        chroma_sum=chroma.astype(np.float64).sum(axis=1),
+        chroma_sum=chroma[:, loud].astype(np.float64).sum(axis=1),
     )
     return _Section(
         totals=totals,
@@ -474,11 +496,10 @@ def _finish(totals: _Totals, onset: np.ndarray, sample_rate: int) -> Descriptors
     mfcc_mean = totals.mfcc_sum / n
     # Sum-of-squares variance: cancellation can leave a tiny negative for constant frames.
     mfcc_std = np.sqrt(np.maximum(totals.mfcc_sum_squares / n - mfcc_mean**2, 0.0))
-    chroma = totals.chroma_sum / n
-    total = chroma.sum()
-    # Silence has all-zero chroma frames: no pitch class is favoured.
-    chroma = chroma / total if total > 0 else np.full(12, 1 / 12)
-    key, strength = estimate_key(chroma)
+    total = totals.chroma_sum.sum()
+    # Silence has no loud frame, or all-zero chroma frames: no pitch class is favoured.
+    chroma = totals.chroma_sum / total if total > 0 else np.full(12, 1 / 12)
+    key, strength = estimate_key(chroma) if totals.loud_frames else (None, 0.0)
     return Descriptors(
         mfcc_mean=mfcc_mean,
         mfcc_std=mfcc_std,
@@ -487,7 +508,7 @@ def _finish(totals: _Totals, onset: np.ndarray, sample_rate: int) -> Descriptors
         chroma_mean=chroma,
         key=key,
         key_strength=strength,
-        tempo_bpm=_global_tempo(onset, sample_rate=sample_rate),
+        tempo_bpm=_global_tempo(onset, sample_rate=sample_rate) if totals.loud_frames else None,
     )
 
 

@@ -31,7 +31,8 @@ from streamer.catalogue import Catalogue, TrackRecord
 from streamer.describe import SECTION_SECONDS, DescriptorAccumulator
 from streamer.errors import StreamerError
 from streamer.model import GenreModel, file_sha256
-from streamer.progress import console, progress_bar
+from streamer.progress import progress_bar, say
+from streamer.smoothing import SmoothingConfig
 from streamer.sources import AUDIO_EXTENSIONS, FileSource
 
 UNSUPPORTED_AUDIO = {
@@ -49,6 +50,7 @@ UNSUPPORTED_AUDIO = {
 user learns which tracks are missing and why. Other files (covers, playlists, text) are
 not music and are passed over silently, only counted."""
 BLOCK_SECONDS = 10.0  # decoded at a time: bounds memory, and batches model inference
+SILENCE = SmoothingConfig()  # the live tracker's threshold tells music hops from silence
 
 
 @dataclass
@@ -79,21 +81,28 @@ class Report:
 
 
 def scan(roots: Iterable[Path]) -> tuple[list[Path], list[Path], int]:
-    """Audio files, unsupported audio files and the count of other files under `roots`."""
-    audio: list[Path] = []
-    unsupported: list[Path] = []
+    """Audio files, unsupported audio files and the count of other files under `roots`.
+
+    A root may be a folder, whose files are picked by extension, or a file, which is
+    analysed whatever its extension: the user named it.
+    """
+    audio: set[Path] = set()
+    unsupported: set[Path] = set()
     ignored = 0
     for root in roots:
+        if root.is_file():
+            (unsupported if root.suffix.lower() in UNSUPPORTED_AUDIO else audio).add(root)
+            continue
         if not root.is_dir():
-            raise StreamerError(f"{root}: not a folder: give the folder of your music")
+            raise StreamerError(f"{root}: no such file or folder: give your music's folder")
         for folder, _, names in os.walk(root):
             for name in names:
                 path = Path(folder, name).resolve()
                 suffix = path.suffix.lower()
                 if suffix in AUDIO_EXTENSIONS:
-                    audio.append(path)
+                    audio.add(path)
                 elif suffix in UNSUPPORTED_AUDIO:
-                    unsupported.append(path)
+                    unsupported.add(path)
                 else:
                     ignored += 1
     return sorted(audio), sorted(unsupported), ignored
@@ -150,28 +159,36 @@ def _start_worker(model_path: str) -> None:
 
 
 def analyse_file(path: Path, model: GenreModel) -> TrackRecord:
-    """Analyse one file into a catalogue record; a bad file raises `StreamerError`."""
+    """Analyse one file into a catalogue record; a bad file raises `StreamerError`.
+
+    Only music counts: a hop that the live tracker would take as quiet (`SILENCE`) adds
+    nothing to the genre mixture, the embedding or the sections, so a track with long
+    silences is described by its music. A track with no music hop at all is recorded as
+    such (`TrackRecord.has_music`): zero mixture and embedding, no sections, no key, no tempo.
+    """
     size, mtime_ns = file_state(path)
     analyzer = HopAnalyzer(model, hop_seconds=model.spec.patch_seconds)
     descriptors = DescriptorAccumulator(sample_rate=model.spec.sample_rate)
     probabilities: list[np.ndarray] = []
     embeddings: list[np.ndarray] = []
     starts: list[float] = []
+    hops = 0
     with FileSource(
         path, sample_rate=model.spec.sample_rate, block_seconds=BLOCK_SECONDS
     ) as source:
         while (block := source.read()) is not None:
             descriptors.push(block)
             for hop in analyzer.push(block):
-                probabilities.append(hop.probabilities)
-                embeddings.append(hop.embedding)
-                starts.append(hop.time - analyzer.window_seconds)
+                hops += 1
+                if not SILENCE.quiet(hop.level_dbfs):
+                    probabilities.append(hop.probabilities)
+                    embeddings.append(hop.embedding)
+                    starts.append(hop.time - analyzer.window_seconds)
     duration = analyzer.samples / model.spec.sample_rate
-    if not embeddings:
+    if not hops:
         raise StreamerError(
             f"{path}: too short ({duration:.1f} s): the model needs {analyzer.window_seconds:.1f} s"
         )
-    embedding = np.mean(embeddings, axis=0)
     section_of = (np.asarray(starts) // SECTION_SECONDS).astype(int)
     sections = [
         (
@@ -181,6 +198,7 @@ def analyse_file(path: Path, model: GenreModel) -> TrackRecord:
         for index in np.unique(section_of)
     ]
     described = descriptors.result()
+    music = bool(embeddings)
     tags = read_tags(path)
     return TrackRecord(
         path=path,
@@ -193,12 +211,12 @@ def analyse_file(path: Path, model: GenreModel) -> TrackRecord:
         genre_tag=tags.get("genre"),
         model_sha256=model.info.sha256,
         labels=list(model.labels),
-        probabilities=np.mean(probabilities, axis=0),
-        embedding=embedding,
+        probabilities=np.mean(probabilities, axis=0) if music else np.zeros(len(model.labels)),
+        embedding=np.mean(embeddings, axis=0) if music else np.zeros(model.info.embedding_size),
         descriptors=described.to_dict(),
         descriptor_vector=described.vector(),
-        key=described.key,
-        tempo=described.tempo_bpm,
+        key=described.key if music else None,
+        tempo=described.tempo_bpm if music else None,
         indexed_at=time.time(),
         sections=sections,
     )
@@ -242,8 +260,10 @@ def index(
     catalogue: Catalogue,
     model_path: Path,
     workers: int | None = None,
+    progress: bool | None = None,
 ) -> Report:
-    """Bring the catalogue up to date with `roots`; see the module doc.
+    """Bring the catalogue up to date with `roots` (folders or files); see the module doc.
+    `progress`: draw a bar (None: when stderr is a terminal).
 
     Ctrl-C stops the run after the files in progress: every finished track is kept, and
     the next run goes on where this one stopped.
@@ -265,7 +285,7 @@ def index(
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo.analyse) or 1))
     try:
         _analyse_all(todo.analyse, catalogue=catalogue, report=report, model_path=model_path,
-                     workers=workers)  # fmt: skip
+                     workers=workers, progress=progress)  # fmt: skip
     except KeyboardInterrupt:
         report.interrupted = True
     report.wall_seconds = time.monotonic() - started
@@ -273,7 +293,13 @@ def index(
 
 
 def _analyse_all(
-    paths: list[Path], *, catalogue: Catalogue, report: Report, model_path: Path, workers: int
+    paths: list[Path],
+    *,
+    catalogue: Catalogue,
+    report: Report,
+    model_path: Path,
+    workers: int,
+    progress: bool | None,
 ) -> None:
     if not paths:
         return
@@ -281,7 +307,7 @@ def _analyse_all(
     pool = ProcessPoolExecutor(
         workers, mp_context=context, initializer=_start_worker, initargs=(str(model_path),)
     )
-    with progress_bar() as bar:
+    with progress_bar(show=progress) as bar:
         task = bar.add_task("indexing", total=len(paths), rate="")
         try:
             for path, result in _results(pool, paths, workers):
@@ -318,4 +344,4 @@ def _fail(catalogue: Catalogue, report: Report, path: Path, reason: str) -> None
     size, mtime_ns = file_state(path)
     catalogue.put_failure(path, size=size, mtime_ns=mtime_ns, reason=reason)
     report.failed.append((path, reason))
-    console.print(f"[yellow]skipped[/] {path}: {reason}")
+    say(f"streamer: skipped {path}: {reason}")

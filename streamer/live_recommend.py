@@ -23,11 +23,12 @@ import numpy as np
 
 from streamer import protocol
 from streamer.analysis import Hop
-from streamer.describe import camelot, describe
+from streamer.describe import describe
 from streamer.recommend import Basis, Session
-from streamer.smoothing import TrackerUpdate
+from streamer.smoothing import SmoothingConfig, TrackerUpdate
 
 MIN_AUDIO_SECONDS = 5.0  # less audio gives no usable key or tempo: no recommendation yet
+SILENCE = SmoothingConfig()  # the tracker's default threshold tells music hops from pauses
 
 
 @dataclass(frozen=True)
@@ -100,15 +101,25 @@ class LiveRecommender:
         self._written += len(samples)
 
     def hop(self, hop: Hop, update: TrackerUpdate) -> None:
-        """Take a hop; start a new round when a segment closed, a list when one is due."""
-        row = self._hops % len(self._embeddings)
-        self._embeddings[row] = hop.embedding
-        self._probabilities[row] = hop.probabilities
-        self._hops += 1
+        """Take a hop; start a new round when a segment closed, a list when one is due.
+
+        Only music hops are kept for "now": the model's guess on a quiet one (a pause) is
+        no evidence, as for the tracker and the library.
+        """
+        if not SILENCE.quiet(hop.level_dbfs):
+            row = self._hops % len(self._embeddings)
+            self._embeddings[row] = hop.embedding
+            self._probabilities[row] = hop.probabilities
+            self._hops += 1
         if update.closed is not None:
             self._offer(self.session.new_round)
         heard = self._written / self.sample_rate
-        if update.state != "music" or heard < MIN_AUDIO_SECONDS or update.time < self._next_due:
+        if (
+            update.state != "music"
+            or not self._hops
+            or heard < MIN_AUDIO_SECONDS
+            or update.time < self._next_due
+        ):
             return
         self._next_due = update.time + self.every_seconds
         filled = min(self._hops, len(self._embeddings))
@@ -197,9 +208,9 @@ class LiveRecommender:
                 time=snapshot.time,
                 basis={
                     "genre": basis.genre,
-                    "tempo": round(described.tempo_bpm, 1),
+                    "tempo": None if described.tempo_bpm is None else round(described.tempo_bpm, 1),
                     "key": described.key,
-                    "camelot": camelot(described.key),
+                    "camelot": described.camelot,
                 },
                 now_playing=now_playing,
                 tracks=[r.to_message() for r in found],

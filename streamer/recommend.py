@@ -42,8 +42,8 @@ class LibraryTrack:
     title: str | None
     artist: str | None
     album: str | None
-    genre: str  # the model's top label over the track
-    genre_share: float  # its mean probability
+    genre: str | None  # the model's top label over the track's music; None: no music
+    genre_share: float  # its mean probability (0 without music)
     tempo: float | None
     key: str | None
 
@@ -117,14 +117,14 @@ class Filters:
 class TrackColumns:
     """What filters look at, one array per property, rows in the index's order."""
 
-    genres: np.ndarray  # str
+    genres: np.ndarray  # str, "" for a track with no music
     tempos: np.ndarray  # float, NaN when unknown
     keys: np.ndarray  # str, "" when unknown
 
     @classmethod
     def of(cls, tracks: list[LibraryTrack]) -> TrackColumns:
         return cls(
-            genres=np.array([t.genre for t in tracks]),
+            genres=np.array([t.genre or "" for t in tracks]),
             tempos=np.array([np.nan if t.tempo is None else t.tempo for t in tracks]),
             keys=np.array([t.key or "" for t in tracks]),
         )
@@ -147,7 +147,7 @@ class Recommendation:
 def reasons(track: LibraryTrack, basis: Basis, similarity: float) -> tuple[str, ...]:
     """Why a track fits, in words a DJ reads at a glance."""
     found = [f"sounds {similarity:.0%} alike"]
-    if basis.genre is not None:
+    if basis.genre is not None and track.genre is not None:
         same = "same genre" if track.genre == basis.genre else "genre"
         found.append(f"{same}: {track.genre} ({track.genre_share:.0%})")
     if basis.tempo and track.tempo:
@@ -165,6 +165,9 @@ class Library:
     ----------
     records : list of TrackRecord
         The analysed tracks; all from the same model (same labels).
+
+    A track with no music (`TrackRecord.has_music`: silent throughout) has no genre, key,
+    tempo or sections: it is never recommended, nor recognised as playing.
     """
 
     def __init__(self, records: list[TrackRecord]) -> None:
@@ -189,6 +192,7 @@ class Library:
         )
         self.index = BruteForceIndex(ids, vectors)
         self.columns = TrackColumns.of([self.tracks[int(i)] for i in ids])
+        self._music = self.columns.genres != ""
         self._row = {int(i): row for row, i in enumerate(ids)}
         section_ids = [r.id for r in records for _ in r.sections]
         self._section_ids = np.array(section_ids, dtype=np.int64)
@@ -248,6 +252,7 @@ class Library:
     ) -> list[Recommendation]:
         """The `k` tracks nearest to `query` that `filters` allow, not in `exclude`."""
         allowed = filters.mask(self.columns, basis) & ~np.isin(self.index.ids, list(exclude))
+        allowed &= self._music
         return [
             Recommendation(self.tracks[i], s, reasons(self.tracks[i], basis, s))
             for i, s in self.index.search(query, k, allowed=allowed)
@@ -274,7 +279,7 @@ def _library_track(record: TrackRecord, labels: list[str]) -> LibraryTrack:
         title=record.title,
         artist=record.artist,
         album=record.album,
-        genre=labels[top],
+        genre=labels[top] if record.has_music else None,
         genre_share=float(record.probabilities[top]),
         tempo=record.tempo,
         key=record.key,

@@ -129,6 +129,12 @@ class SmoothingConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def quiet(self, level_dbfs: float | np.ndarray) -> np.bool_ | np.ndarray:
+        """Whether audio at `level_dbfs` (a hop's, or an array of levels) is quiet: its
+        model output is no evidence. The one test of silence, for the live tracker and for
+        the library (music hops, descriptor frames) alike."""
+        return np.less(level_dbfs, self.silence_dbfs)
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -242,7 +248,7 @@ class GenreTracker:
                 self._decide(time)
             elif self._start is None:
                 self._begin(time, "silence", None)
-        elif level_dbfs < config.silence_dbfs:
+        elif config.quiet(level_dbfs):
             if self._quiet_since is None:
                 self._quiet_since = time
             if time - self._quiet_since >= config.min_silence_seconds:
@@ -261,7 +267,7 @@ class GenreTracker:
         if self._state == "music":
             confidence = self._music_confidence()
         else:
-            confidence = float(level_dbfs < config.silence_dbfs)
+            confidence = float(config.quiet(level_dbfs))
         self._sum += confidence
         self._count += 1
         return self._report(time, confidence, closed)
@@ -289,7 +295,13 @@ class GenreTracker:
         self._quiet_since, self._quiet_sum, self._quiet_count = None, 0.0, 0
 
     def _check(self, time: float, probabilities: np.ndarray, level_dbfs: float) -> np.ndarray:
-        """Validate one hop; return the floored probabilities used as likelihoods."""
+        """Validate one hop; return the floored probabilities used as likelihoods.
+
+        Whatever a model can emit is taken: a hop whose probabilities are not a distribution
+        (NaN or infinite values, negative ones, all zero) is no evidence, a uniform
+        observation that leaves the genres as the transitions make them. A wrong shape, a
+        NaN level or a time that does not increase are the caller's bugs and raise.
+        """
         if self._finished:
             raise RuntimeError("update after finish: create a new GenreTracker")
         if not (math.isfinite(time) and time > self._last_time):
@@ -301,9 +313,9 @@ class GenreTracker:
             raise ValueError(
                 f"probabilities have shape {values.shape}, expected ({len(self.labels)},)"
             )
-        if not (np.all(np.isfinite(values)) and np.all(values >= 0) and values.sum() > 0):
-            raise ValueError("probabilities must be finite, non-negative and not all zero")
         self._last_time = time
+        if not (np.all(np.isfinite(values)) and np.all(values >= 0) and values.sum() > 0):
+            return self._uniform  # not a distribution (NaN, all zero): no evidence either way
         return np.maximum(values / values.sum(), self.config.probability_floor)
 
     def _filter(self, observation: np.ndarray) -> None:

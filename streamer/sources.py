@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import sys
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, TracebackType
@@ -28,7 +31,8 @@ AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", 
 """Extensions of the files soundfile (libsndfile) decodes: what a folder scan picks up."""
 NO_INPUT_DEVICE = (
     "no audio input device found: connect a microphone or line-in (and check that "
-    "PulseAudio/ALSA sees it), or analyse a file with `streamer listen --file PATH`"
+    "PulseAudio/ALSA sees it), or analyse a file with `streamer listen --file PATH`; "
+    'no sound card: see "Without a sound card" in README.md'
 )
 
 
@@ -45,10 +49,31 @@ def import_sounddevice() -> ModuleType:
 
 
 class AudioSource(ABC):
-    """A stream of mono float32 samples at `sample_rate`."""
+    """A stream of mono float32 samples at `sample_rate`, all of them finite.
+
+    A NaN or infinite sample (a broken float file, a faulty driver) is replaced by 0 as
+    soon as it is read, before the resampler (which would smear it over its filter length)
+    and the analysis see it, and counted in `nonfinite_samples`: the input is analysed as
+    if those samples were silence, and the caller says so once.
+    """
 
     sample_rate: int
     description: str
+    _nonfinite = 0
+
+    @property
+    def nonfinite_samples(self) -> int:
+        """NaN or infinite input samples replaced by 0 so far."""
+        return self._nonfinite
+
+    def _finite(self, samples: np.ndarray) -> np.ndarray:
+        """`samples` with every NaN and +-Inf set to 0 (in place), counted."""
+        bad = ~np.isfinite(samples)
+        count = int(np.count_nonzero(bad))
+        if count:
+            samples[bad] = 0.0
+            self._nonfinite += count
+        return samples
 
     @property
     def overflow_samples(self) -> int:
@@ -259,10 +284,13 @@ class DeviceSource(AudioSource):
                 dtype="float32",
             )
         except self._sd.PortAudioError as error:
+            if self._requested[0] is not None:
+                advice = f"omit --device-rate to use its default {self.device.default_rate:g} Hz"
+            else:
+                advice = "pick another input with --device (see `streamer devices`)"
             raise StreamerError(
                 f"{self.device.name!r} refuses {self.channels} channel(s) at "
-                f"{self.device_rate:g} Hz ({error.args[0]}): omit --device-rate to use its "
-                f"default {self.device.default_rate:g} Hz, or lower --channels"
+                f"{self.device_rate:g} Hz ({error.args[0]}): {advice}"
             ) from None
         except ValueError as error:
             raise StreamerError(f"{self.device.name!r}: {error}") from None
@@ -359,7 +387,7 @@ class DeviceSource(AudioSource):
 
         The ring drops what does not fit, so whatever it lost came after all it holds.
         """
-        block = self._ring.read()
+        block = self._finite(self._ring.read())  # here, never in the callback
         lost = self._ring.overflow_samples - self._overflow_filled
         if not lost:
             return block
@@ -388,22 +416,54 @@ class DeviceSource(AudioSource):
 # --- files -------------------------------------------------------------------------------
 
 
+SFE_BAD_FILE = 7
+"""libsndfile's "File does not exist or is not a regular file (possibly a pipe?)", which its
+MPEG decoder also returns for a regular file in which libmpg123 finds no audio frames."""
+
+
+@contextlib.contextmanager
+def _decoder_stderr_held() -> Iterator[None]:
+    """Send what C libraries print on stderr to nowhere while a file is opened.
+
+    libmpg123 prints "Note: Illegal Audio-MPEG-Header ..." lines for a file it refuses,
+    around the one line that `open_sound_file` raises. The open is short: at worst one
+    refresh of a progress bar is lost. (What a decoder prints later, reading a file damaged
+    in the middle, still shows: the read is long, and the bar draws on the same stderr.)
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "wb") as null:
+        os.dup2(null.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def open_sound_file(path: str | Path) -> Any:
     """Open `path` with soundfile, or raise a one-line error saying what is wrong."""
     import soundfile
 
     path = Path(path)
-    if not path.is_file():
+    give = f"give a {AUDIO_FORMATS} file"
+    if path.is_dir():
+        raise StreamerError(f"{path}: a folder, not an audio file: {give}")
+    if not path.exists():
         raise StreamerError(f"{path}: no such file")
+    if not path.is_file():
+        raise StreamerError(f"{path}: not a regular file (a pipe or a device?): {give}")
     if path.stat().st_size == 0:
-        raise StreamerError(f"{path}: the file is empty: give a {AUDIO_FORMATS} file")
+        raise StreamerError(f"{path}: the file is empty: {give}")
     try:
-        sound = soundfile.SoundFile(path)
+        with _decoder_stderr_held():
+            sound = soundfile.SoundFile(path)
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
-        reason = str(error).split(":")[-1].strip() or "unknown format"
-        raise StreamerError(
-            f"{path}: not a readable audio file ({reason}): give a {AUDIO_FORMATS} file"
-        ) from None
+        if getattr(error, "code", None) == SFE_BAD_FILE:  # a regular file: see SFE_BAD_FILE
+            reason = f"{path.suffix.lstrip('.').lower()} decoder: no audio frames found"
+        else:
+            reason = str(error).split(":")[-1].strip().rstrip(".") or "unknown format"
+        raise StreamerError(f"{path}: not a readable audio file ({reason}): {give}") from None
     if sound.frames == 0:
         sound.close()
         raise StreamerError(f"{path}: the file holds no audio samples")
@@ -491,7 +551,7 @@ class FileSource(AudioSource):
                 time.sleep(timeout)
                 return np.empty(0, dtype=np.float32)
             time.sleep(max(wait, 0.0))
-        block = self._sound.read(self._block, dtype="float32", always_2d=True)
+        block = self._finite(self._sound.read(self._block, dtype="float32", always_2d=True))
         self._decoded += block.shape[0]
         last = block.shape[0] < self._block
         self._ended = last

@@ -39,13 +39,16 @@ def tag_file(
 ) -> Timeline:
     """Tag one recording; `progress` gets seconds done and in all, after each block.
 
-    Raises `StreamerError` (one line) for a file that cannot be decoded.
+    NaN or infinite samples are analysed as zeros and counted in the timeline's
+    `nonfinite_samples`, for the caller to report. Raises `StreamerError` (one line) for a
+    file that cannot be decoded.
     """
     analyzer = HopAnalyzer(model, hop_seconds=hop_seconds)
     tracker = GenreTracker(model.labels, config=smoothing, window_seconds=analyzer.window_seconds)
     rate = model.spec.sample_rate
     times: list[float] = []
     probabilities: list[np.ndarray] = []
+    levels: list[float] = []
     with FileSource(path, sample_rate=rate, block_seconds=BLOCK_SECONDS) as source:
         while (block := source.read()) is not None:
             for hop in analyzer.push(block):
@@ -54,6 +57,7 @@ def tag_file(
                 )
                 times.append(hop.time)
                 probabilities.append(hop.probabilities)
+                levels.append(hop.level_dbfs)
             progress(analyzer.samples / rate, source.duration)
     duration = analyzer.samples / rate
     tracker.finish(time=duration)
@@ -68,4 +72,7 @@ def tag_file(
             np.stack(probabilities) if probabilities else np.zeros((0, len(model.labels)))
         ),
         model={"name": model.path.name, "sha256": model.info.sha256},
+        levels_dbfs=np.asarray(levels, dtype=np.float64),
+        silent=smoothing.quiet(np.asarray(levels, dtype=np.float64)),
+        nonfinite_samples=source.nonfinite_samples,
     )

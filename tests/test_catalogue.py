@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from streamer.catalogue import SCHEMA_VERSION, Catalogue, TrackRecord, default_catalogue_path
+from streamer.catalogue import (
+    NO_MUSIC,
+    SCHEMA_VERSION,
+    Catalogue,
+    TrackRecord,
+    default_catalogue_path,
+)
 from streamer.errors import StreamerError
 
 LABELS = ["blues", "classical", "jazz", "rock"]
@@ -356,6 +362,23 @@ def test_stats_count_tracks_genres_tags_and_models(catalogue: Catalogue) -> None
     empty = Catalogue(catalogue.path.with_name("empty.sqlite"))
     with empty:
         assert empty.stats().tracks == 0 and empty.stats().total_seconds == 0.0
+
+
+def test_a_track_with_no_music_is_recorded_as_such_and_counted_apart(
+    catalogue: Catalogue,
+) -> None:
+    """All-zero mixture and embedding, no key, tempo or sections: "no music", not a genre."""
+    catalogue.put_track(numbered_record(0))
+    silent = numbered_record(1, sections=0)
+    silent.probabilities = np.zeros(len(LABELS), dtype=np.float32)
+    silent.embedding = np.zeros(8, dtype=np.float32)
+    silent.key = silent.tempo = None
+    assert numbered_record(0).has_music and not silent.has_music
+    track_id = catalogue.put_track(silent)
+    found = catalogue.track(track_id)
+    assert found is not None and not found.has_music
+    assert (found.key, found.tempo, found.sections) == (None, None, [])
+    assert catalogue.stats().by_genre == {"blues": 1, NO_MUSIC: 1}
 
 
 # --- opening -------------------------------------------------------------------------------

@@ -4,11 +4,13 @@ they say (key, Camelot, tempo, centroid)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import librosa
 import numpy as np
 import pytest
 import scipy.signal
+import soundfile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +28,7 @@ from streamer.describe import (
     estimate_key,
     keys_compatible,
 )
+from streamer.sources import FileSource
 
 SR = 22050
 ARRAYS = ("mfcc_mean", "mfcc_std", "contrast_mean", "chroma_mean")
@@ -225,7 +228,7 @@ def test_silence_is_finite() -> None:
     assert np.isfinite(d.vector()).all()
     assert all(np.isfinite(getattr(d, name)).all() for name in ARRAYS)
     np.testing.assert_allclose(d.chroma_mean, np.full(12, 1 / 12))
-    assert d.tempo_bpm > 0
+    assert (d.key, d.key_strength, d.tempo_bpm, d.camelot) == (None, 0.0, None, None)
 
 
 def test_too_little_audio() -> None:
@@ -267,3 +270,31 @@ def test_vector_layout() -> None:
     assert v[47] == pytest.approx(np.log(d.centroid_hz))
     np.testing.assert_array_equal(v[48:60], d.chroma_mean.astype(np.float32))
     assert v[60] == pytest.approx(np.log2(d.tempo_bpm))
+
+
+def test_quiet_frames_pull_neither_key_nor_tempo() -> None:
+    """A hum in another key and a click track at another tempo, below the live tracker's
+    silence threshold (-50 dBFS), change nothing: only the loud music is described."""
+    loud = np.concatenate([chord((60, 64, 67), 3.0), chord((48, 60, 64, 67), 3.0)])
+    loud = np.concatenate([0.3 * loud + clicks(120, 6.0), 0.3 * loud + clicks(120, 6.0)])
+    alone = describe(loud.astype(np.float32))
+    assert (alone.key, round(alone.tempo_bpm / 10)) == ("C major", 12)
+    hum = 0.002 * chord((54, 58, 61), 24.0)  # F# major, about -60 dBFS
+    quiet_clicks = 0.02 * clicks(80, 24.0)  # each burst stays below -50 dBFS
+    d = describe(np.concatenate([loud, hum + quiet_clicks]).astype(np.float32))
+    assert d.key == alone.key
+    assert d.tempo_bpm == pytest.approx(alone.tempo_bpm, rel=0.03)
+
+
+def test_an_input_that_was_all_nan_is_described_as_silence(tmp_path: Path) -> None:
+    """The file source turns NaN into zeros; librosa then sees silence: finite, no key, no
+    tempo (it raised ParameterError on NaN)."""
+    path = tmp_path / "nan.wav"
+    soundfile.write(path, np.full(3 * SR, np.nan, dtype=np.float32), SR, subtype="FLOAT")
+    accumulator = DescriptorAccumulator(sample_rate=SR)
+    with FileSource(path, sample_rate=SR) as source:
+        while (block := source.read()) is not None:
+            accumulator.push(block)
+    d = accumulator.result()
+    assert np.isfinite(d.vector()).all()
+    assert (d.key, d.tempo_bpm) == (None, None)

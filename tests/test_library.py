@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -285,3 +286,125 @@ def test_live_recommendations_follow_the_audio_and_the_feedback(
     assert lists[1]["time"] == lists[0]["time"]  # the answer to the feedback, at once
     assert all(skipped not in {t["id"] for t in m["tracks"]} for m in lists[1:])
     assert errors and "action" in errors[0]
+
+
+def write_nonfinite(path: Path, rng: np.random.Generator) -> int:
+    """Four seconds of "tones" as float32 with NaN and +-Inf in it; returns their count."""
+    y = render_genre("tones", rng, seconds=4.0).astype(np.float32)
+    y[TRAIN_RATE : TRAIN_RATE + 10] = np.nan
+    y[2 * TRAIN_RATE] = np.inf
+    y[3 * TRAIN_RATE] = -np.inf
+    soundfile.write(path, y, TRAIN_RATE, subtype="FLOAT")
+    return 12
+
+
+def half_silent(rng: np.random.Generator) -> np.ndarray:
+    """Six seconds of "tones", then six of a room's noise floor (about -80 dBFS)."""
+    floor = 1e-4 * rng.standard_normal(6 * TRAIN_RATE)
+    return np.concatenate([render_genre("tones", rng, seconds=6.0), floor])
+
+
+def test_the_mixture_and_embedding_are_the_means_over_music_hops_only(
+    trained: dict[str, Path], tmp_path: Path
+) -> None:
+    from streamer.analysis import HopAnalyzer
+    from streamer.indexer import analyse_file
+    from streamer.model import GenreModel
+    from streamer.smoothing import SmoothingConfig
+
+    path = tmp_path / "half.wav"
+    soundfile.write(path, half_silent(np.random.default_rng(3)), TRAIN_RATE)
+    model = GenreModel(trained["onnx"])
+    analyzer = HopAnalyzer(model, hop_seconds=model.spec.patch_seconds)
+    hops = analyzer.push(soundfile.read(path, dtype="float32")[0])
+    music = [hop for hop in hops if not SmoothingConfig().quiet(hop.level_dbfs)]
+    assert 0 < len(music) < len(hops)
+    record = analyse_file(path, model)
+    expected = np.mean([hop.probabilities for hop in music], axis=0)
+    np.testing.assert_allclose(record.probabilities, expected, rtol=1e-5, atol=1e-6)
+    everything = np.mean([hop.probabilities for hop in hops], axis=0)
+    assert np.abs(everything - expected).max() > 0.01  # silence would have shifted it
+    np.testing.assert_allclose(
+        record.embedding, np.mean([hop.embedding for hop in music], axis=0), rtol=1e-5, atol=1e-6
+    )
+    assert record.has_music and record.key is not None and record.tempo is not None
+
+
+def test_silence_is_no_music_in_the_library_and_is_never_recommended(
+    trained: dict[str, Path], tmp_path: Path
+) -> None:
+    """Real `streamer index` (numpy warnings as errors, down into the workers), then
+    `recommend` and `library stats`: a silent file is "no music", with no key or tempo, is
+    never offered, and cannot be a query; a half-silent one is described by its music;
+    NaN samples are analysed as zeros."""
+    rng = np.random.default_rng(8)
+    folder, db = tmp_path / "music", tmp_path / "library.sqlite"
+    folder.mkdir()
+    for genre in GENRES:
+        soundfile.write(folder / f"{genre}.flac", render_genre(genre, rng, 4.0), TRAIN_RATE)
+    soundfile.write(folder / "half.wav", half_silent(rng), TRAIN_RATE)
+    soundfile.write(folder / "silent.wav", 1e-4 * rng.standard_normal(8 * TRAIN_RATE), TRAIN_RATE)
+    write_nonfinite(folder / "nan.wav", rng)
+    outside = tmp_path / "query-nan.wav"
+    write_nonfinite(outside, rng)
+    env = {**os.environ, "PYTHONWARNINGS": "error::RuntimeWarning"}
+
+    def streamer(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "streamer", *args, "--db", str(db)],
+            capture_output=True, text=True, timeout=300, env=env,
+        )  # fmt: skip
+        assert "Traceback" not in done.stderr and "Warning" not in done.stderr, done.stderr
+        return done
+
+    done = streamer("index", str(folder), "--model", str(trained["onnx"]))
+    assert done.returncode == 0 and "6 analysed" in done.stdout + done.stderr
+    with Catalogue(db, readonly=True) as catalogue:
+        tracks = {record.path.name: record for record in catalogue.tracks()}
+    silent, half = tracks["silent.wav"], tracks["half.wav"]
+    assert not silent.has_music
+    assert (silent.key, silent.tempo, silent.sections) == (None, None, [])
+    assert not silent.embedding.any()
+    assert all(tracks[name].has_music for name in tracks if name != "silent.wav")
+    assert half.key is not None and half.tempo is not None
+    assert [start for start, _ in half.sections] == [0.0]  # its music only
+    assert np.isfinite(tracks["nan.wav"].embedding).all()
+
+    for query in (str(folder / "half.wav"), str(outside)):
+        done = streamer("recommend", query, "--model", str(trained["onnx"]), "-k", "10")
+        assert done.returncode == 0, done.stderr
+        assert "silent" not in done.stdout and "same genre" in done.stdout
+    done = streamer("recommend", str(folder / "silent.wav"))
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"streamer: error: {folder / 'silent.wav'}: no music in it (silent throughout): "
+        "give another"
+    ]
+    done = streamer("library", "stats")
+    assert done.returncode == 0
+    assert re.search(r"no music\s*│\s*1\s*│", done.stdout), done.stdout
+
+
+def test_live_now_is_described_by_its_music_hops_only(indexed: dict[str, Path]) -> None:
+    """The quiet hops of a pause inside a track add nothing to the live query."""
+    from streamer.analysis import Hop
+    from streamer.live_recommend import LiveRecommender
+    from streamer.smoothing import TrackerUpdate
+
+    library = Library.open(indexed["db"])
+    recommender = LiveRecommender(Session(library), sample_rate=TRAIN_RATE, hop_seconds=0.5)
+    music, pause = np.array([0.8, 0.1, 0.1]), np.array([0.1, 0.1, 0.8])
+    embedding = np.zeros(library.embedding_size, dtype=np.float32)
+    for index, (probabilities, level) in enumerate([(music, -20.0), (pause, -80.0)] * 3):
+        if index == 5:  # enough audio heard now: this hop takes the snapshot
+            recommender.audio(render_genre("tones", np.random.default_rng(2), 8.0))
+        time_ = 8.0 + 0.5 * index
+        update = TrackerUpdate(
+            time=time_, probabilities=probabilities, top="tones", confidence=0.9, state="music",
+            segment_start=3.0, closed=None,
+        )  # fmt: skip
+        recommender.hop(Hop(index, time_, probabilities, embedding, level), update)
+    recommender._jobs.get_nowait()()  # run the recommender's one job here
+    assert recommender._last is not None
+    np.testing.assert_allclose(recommender._last.probabilities, music, rtol=1e-6)
+    assert len(recommender.ready()) == 1

@@ -242,9 +242,11 @@ def test_leaving_silence_needs_the_level_above_the_hysteresis_band() -> None:
     stay=st.floats(0.5, 0.99),
     confirm_hops=st.integers(1, 3),
 )
-def test_online_equals_offline_and_segments_tile(
+def test_segments_tile_the_stream_and_match_the_updates(
     seed: int, n: int, n_labels: int, stay: float, confirm_hops: int
 ) -> None:
+    """Invariants on random streams. That live and offline give the same hops and segments
+    is checked on the commands themselves (tests/test_tagging.py)."""
     rng = np.random.default_rng(seed)
     labels = [f"g{i}" for i in range(n_labels)]
     config = SmoothingConfig(stay_probability=stay, confirm_hops=confirm_hops)
@@ -255,28 +257,16 @@ def test_online_equals_offline_and_segments_tile(
     times = np.cumsum(rng.uniform(0.1, 1.0, size=n))
     end = float(times[-1]) + 0.5 if n else None
 
-    tracker = GenreTracker(labels, config=config)
-    online = [
-        tracker.update(time=float(t), probabilities=p, level_dbfs=float(level))
-        for t, p, level in zip(times, probabilities, levels, strict=True)
-    ]
-    last = tracker.finish(time=end) if n else None
     updates, segments = track_offline(
         times=times, probabilities=probabilities, levels_dbfs=levels, labels=labels,
         config=config, end=end,
     )  # fmt: skip
 
-    assert segments == tracker.segments
-    assert len(updates) == len(online) == n
-    for a, b in zip(online, updates, strict=True):
-        np.testing.assert_array_equal(a.probabilities, b.probabilities)
-        assert (a.time, a.top, a.confidence, a.state, a.segment_start, a.closed) == (
-            b.time, b.top, b.confidence, b.state, b.segment_start, b.closed,
-        )  # fmt: skip
+    assert len(updates) == n
+    assert [u.time for u in updates] == list(times)
     if not n:
         assert segments == []
         return
-    assert last == segments[-1]
     assert [u.closed for u in updates if u.closed is not None] == segments[:-1]
     assert [s.index for s in segments] == list(range(len(segments)))
     assert segments[0].start == times[0]
@@ -338,9 +328,6 @@ def test_music_too_short_to_decide_still_gets_the_filters_best_genre() -> None:
     [
         (np.full(9, 0.1), LOUD, "shape"),
         (np.full((1, 10), 0.1), LOUD, "shape"),
-        (np.r_[np.nan, np.full(9, 0.1)], LOUD, "finite"),
-        (np.r_[-0.1, np.full(9, 0.1)], LOUD, "non-negative"),
-        (np.zeros(10), LOUD, "all zero"),
         (np.full(10, 0.1), float("nan"), "NaN"),
     ],
 )
@@ -350,6 +337,34 @@ def test_invalid_hops_raise(probabilities: np.ndarray, level: float, message: st
         tracker.update(time=1.0, probabilities=probabilities, level_dbfs=level)
     # a rejected hop leaves the tracker as it was
     tracker.update(time=1.0, probabilities=np.full(10, 0.1), level_dbfs=LOUD)
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        np.r_[np.nan, np.full(9, 0.1)],
+        np.r_[np.inf, np.full(9, 0.1)],
+        np.full(10, np.nan),
+        np.r_[-0.1, np.full(9, 0.1)],
+        np.zeros(10),
+    ],
+)
+def test_what_the_model_emits_is_never_refused_a_non_distribution_is_no_evidence(
+    garbage: np.ndarray,
+) -> None:
+    """NaN, infinite, negative or all-zero probabilities count as a uniform observation."""
+    uniform = np.full((8, len(LABELS)), 0.1)
+    times = hop_times(20)
+    clean, fed = GenreTracker(LABELS), GenreTracker(LABELS)
+    for time, row in zip(times[:12], confident("jazz", 12), strict=True):
+        clean.update(time=time, probabilities=row, level_dbfs=LOUD)
+        fed.update(time=time, probabilities=row, level_dbfs=LOUD)
+    for time, row in zip(times[12:], uniform, strict=True):
+        expected = clean.update(time=time, probabilities=row, level_dbfs=LOUD)
+        got = fed.update(time=time, probabilities=garbage, level_dbfs=LOUD)
+        np.testing.assert_array_equal(got.probabilities, expected.probabilities)
+        assert (got.top, got.state, got.closed) == ("jazz", "music", None)
+    assert fed.finish(time=times[-1] + HOP) == clean.finish(time=times[-1] + HOP)
 
 
 def test_times_must_increase_and_arguments_match() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -151,3 +153,62 @@ def test_refused_sample_rate_is_a_clear_error(pulse_device: dict[str, str]) -> N
     with pytest.raises(StreamerError, match=r"refuses .* at 1 Hz") as error:
         DeviceSource(sample_rate=RATE, device="pulse", device_rate=1)
     assert "omit --device-rate" in str(error.value)
+
+
+def write_float_with_nonfinite(path: Path, *, rate: int, channels: int = 1) -> int:
+    """Two seconds of a 440 Hz sine as float32 with NaN and +-Inf in the middle second;
+    returns how many samples (values, all channels) are not finite."""
+    t = np.arange(2 * rate) / rate
+    y = np.repeat((0.5 * np.sin(2 * np.pi * 440 * t))[:, None], channels, axis=1)
+    y = y.astype(np.float32)
+    y[rate : rate + 100, 0] = np.nan
+    y[rate + 300, -1] = np.inf
+    y[rate + 400, 0] = -np.inf
+    soundfile.write(path, y, rate, subtype="FLOAT")
+    return int(np.count_nonzero(~np.isfinite(y)))
+
+
+def test_file_source_analyses_nonfinite_samples_as_zeros_and_counts_them(tmp_path: Path) -> None:
+    """NaN and Inf become 0 before the resampler, which would smear them: all else intact."""
+    path = tmp_path / "nan.wav"
+    bad = write_float_with_nonfinite(path, rate=44100, channels=2)
+    source = FileSource(path, sample_rate=RATE, block_seconds=0.25)
+    assert source.nonfinite_samples == 0
+    y = drain(source)
+    assert np.isfinite(y).all()
+    assert source.nonfinite_samples == bad == 102
+    assert y.size == 2 * RATE
+    first = y[: RATE - 100]  # the first second, far from the damage, is the sine
+    assert dominant_frequency(first, RATE) == pytest.approx(440, abs=1)
+    assert np.sqrt(np.mean(first[1000:] ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.01)
+
+
+def test_capture_replaces_nonfinite_samples_on_the_readers_thread(
+    pulse_device: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NaN and Inf played through a float32 null sink reach PortAudio as they are (the
+    default s16 sink would clip them); `read` hands out zeros for them and counts them."""
+    module = pulse._control(
+        pulse_device, "load-module", "module-null-sink", "sink_name=streamer_float",
+        "format=float32le", "rate=44100", "channels=1",
+    ).strip()  # fmt: skip
+    try:
+        monkeypatch.setenv("PULSE_SOURCE", "streamer_float.monitor")  # what "pulse" captures
+        path = tmp_path / "nan.wav"
+        bad = write_float_with_nonfinite(path, rate=44100)
+        source = DeviceSource(sample_rate=RATE, device="pulse", device_rate=44100)
+        chunks = []
+        with source:
+            player = subprocess.Popen(
+                ["paplay", "--device=streamer_float", str(path)], env={**os.environ, **pulse_device}
+            )
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and (player.poll() is None or len(chunks) < 40):
+                chunks.append(source.read(timeout=0.1))
+            player.wait(timeout=10)
+        y = np.concatenate(chunks)
+        assert np.abs(y).max() > 0.4, "the sine did not come back through the device"
+        assert np.isfinite(y).all()
+        assert source.nonfinite_samples == bad  # one channel captured as two, downmixed
+    finally:
+        pulse._control(pulse_device, "unload-module", module)
