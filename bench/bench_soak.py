@@ -29,7 +29,7 @@ from websockets.asyncio.client import connect
 
 from streamer import protocol
 from streamer.analysis import HopAnalyzer
-from streamer.engine import Engine, JsonLinesWriter
+from streamer.engine import Engine, SegmentRecord
 from streamer.model import GenreModel
 from streamer.server import BroadcastServer, ServerThread
 from streamer.smoothing import GenreTracker
@@ -76,7 +76,7 @@ def main() -> None:
             )  # fmt: skip
 
         server = BroadcastServer(port=0, hello=hello)
-        record = JsonLinesWriter.append_to(work / "soak.jsonl")
+        record = SegmentRecord(work / "soak.jsonl")
         samples: list[tuple[float, float, float]] = []  # stream minutes, RSS MB, CPU s
         next_sample = [0.0]
 
@@ -88,8 +88,7 @@ def main() -> None:
         source = FileSource(recording, sample_rate=model.spec.sample_rate, block_seconds=0.1)
         engine = Engine(
             source=source, analyzer=analyzer, tracker=tracker,
-            sinks=[server.publish, lambda m: record.write(m) if m["type"] == "segment" else None,
-                   sample],
+            sinks=[server.publish, sample], record=record,
             clients=lambda: (server.clients, server.dropped_messages), status_seconds=10.0,
         )  # fmt: skip
         stop, counts = threading.Event(), [0]

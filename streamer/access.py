@@ -7,10 +7,15 @@ Decided during the opening handshake:
   one when none is given, and `BroadcastServer` refuses to start without it.
 - **Token.** With a token set, a client presents it as ``?token=...`` in the URL (what a
   browser page can do) or as ``Authorization: Bearer ...``; anything else gets HTTP 401.
-- **Origin.** A browser sends the page's origin; only pages served by this server (its
-  own host and port, and localhost) and origins allowed with ``--allow-origin`` may
-  connect (HTTP 403), so a web page the user happens to visit cannot read their session.
-  Clients that are not browsers send no Origin and are let in (the token guards them).
+- **Origin.** A browser sends the page's origin; only pages served by this server and
+  origins allowed with ``--allow-origin`` may connect (HTTP 403), so a web page the user
+  happens to visit cannot read their session. A page served by this server has the origin
+  the browser asked for it by: the request's ``Host``, whatever name or address of the
+  machine a browser on the LAN used (the bind address, 0.0.0.0, is none of them), and
+  localhost at this port. Without a token (loopback only) that ``Host`` must be a loopback
+  name too: else a page of a hostile site whose name was made to resolve to 127.0.0.1 (DNS
+  rebinding) would pass as the server's own. Clients that are not browsers send no Origin
+  and are let in (the token guards them).
 - **Capacity.** At most ``max_clients`` connections (HTTP 503 beyond).
 
 Enforced on each connection afterwards (`BroadcastServer`):
@@ -73,24 +78,33 @@ class AccessPolicy:
         if self.max_invalid_messages < 0:
             raise ValueError("the most invalid messages cannot be negative")
 
-    def own_origins(self, host: str, port: int) -> set[str]:
-        """Origins of pages this server would serve: its own address and localhost."""
-        hosts = {host, "localhost", "127.0.0.1", "[::1]"}
-        return {f"{scheme}://{name}:{port}" for scheme in ("http", "https") for name in hosts}
+    def own_origin(self, origin: str, *, host_header: str | None, port: int) -> bool:
+        """Whether a page of `origin` was served by this server (see the module notes)."""
+        scheme, _, netloc = origin.lower().partition("://")
+        if scheme not in ("http", "https"):
+            return False
+        if netloc in {f"{name}:{port}" for name in ("localhost", "127.0.0.1", "[::1]")}:
+            return True
+        if host_header is None or netloc != host_header.lower():
+            return False
+        return self.token is not None or is_loopback(urlsplit(f"//{netloc}").hostname or "")
 
     def refusal(
         self,
         *,
         path: str,
         headers: Iterable[tuple[str, str]],
-        host: str,
         port: int,
         clients: int,
     ) -> tuple[HTTPStatus, str] | None:
         """Why a handshake is refused (status and reason), or None to let it in."""
         fields = {name.lower(): value for name, value in headers}
         origin = fields.get("origin")
-        if origin is not None and origin not in self.own_origins(host, port) | self.origins:
+        if (
+            origin is not None
+            and origin not in self.origins
+            and not self.own_origin(origin, host_header=fields.get("host"), port=port)
+        ):
             return HTTPStatus.FORBIDDEN, f"origin {origin} is not allowed (see --allow-origin)"
         if self.token is not None and not self._has_token(path, fields.get("authorization")):
             return HTTPStatus.UNAUTHORIZED, "missing or wrong token: add ?token=... to the URL"

@@ -3,10 +3,15 @@
 Capture, analysis and output are decoupled. The PortAudio callback only fills the source's
 ring buffer; `Engine.run` (the analysis thread) reads it, runs `HopAnalyzer` and
 `GenreTracker`, and hands each protocol message to its sinks. Sinks never block: the
-websocket server queues per client, the view swaps its state under a short lock, and files
-and stdout are written by `JsonLinesWriter` threads. So a slow disk, terminal or client
-never stalls the analysis, and the analysis never stalls capture. A live recommender
-(``--library``) gets copies of the audio and hops and does its work on its own thread.
+websocket server queues per client, the view swaps its state under a short lock, and stdout
+is written by a `JsonLinesWriter` thread. So a slow terminal or client never stalls the
+analysis, and the analysis never stalls capture. The one write the analysis thread waits
+for is the ``--record`` file's (`SegmentRecord`): a closed segment is written and fsynced
+before any sink sees it, so no client or view is ever shown a segment that a crash could
+lose. Segments are rare (seconds to minutes apart) and a line plus an fsync takes
+milliseconds, well within the hop; updates, many a second, never wait for a disk. A live
+recommender (``--library``) gets copies of the audio and hops and does its work on its own
+thread.
 
 The stream clock is the count of samples analysed: update and segment times are stream
 seconds, exact whatever the wall clock or the machine load did. When the input is lost
@@ -42,49 +47,70 @@ InputLossPolicy = Literal["wait", "exit"]
 _STOP = object()
 
 
+def json_line(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":")) + "\n"
+
+
 class JsonLinesWriter:
     """Write messages as JSON lines from a background thread (the caller never waits).
 
-    With ``durable=True`` every line is flushed and fsynced as soon as it is written, so a
-    crash loses nothing already handed over (used by ``--record``).
+    When the stream fails (a closed pipe: ``--no-view | head -1``; a full disk), the
+    writer stops writing, keeps the reason in `error` and calls `on_error` once, from its
+    own thread; what is handed over afterwards is dropped.
     """
 
-    def __init__(self, stream: IO[str], *, durable: bool = False, owned: bool = False) -> None:
+    def __init__(self, stream: IO[str], *, on_error: Callable[[], None] = lambda: None) -> None:
         self._stream = stream
-        self._durable = durable
-        self._owned = owned  # close the stream with the writer
+        self._on_error = on_error
+        self.error: str | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._write_all, name="jsonl-writer", daemon=True)
         self._thread.start()
-
-    @classmethod
-    def append_to(cls, path: str | Path) -> JsonLinesWriter:
-        """Durable appending to a file; a clear error if it cannot be opened."""
-        try:
-            stream = Path(path).open("a", encoding="utf-8")  # noqa: SIM115 (closed by close())
-        except OSError as error:
-            raise StreamerError(
-                f"cannot write {path} ({error.strerror}): choose a writable path for --record"
-            ) from None
-        return cls(stream, durable=True, owned=True)
 
     def write(self, message: dict[str, Any]) -> None:
         """Hand a message over; returns at once."""
         self._queue.put(message)
 
     def close(self) -> None:
-        """Write everything handed over, then close the stream if the writer opened it."""
+        """Write everything handed over."""
         self._queue.put(_STOP)
         self._thread.join()
-        if self._owned:
-            self._stream.close()
 
     def _write_all(self) -> None:
         while (message := self._queue.get()) is not _STOP:
-            self._stream.write(json.dumps(message, separators=(",", ":")) + "\n")
-            self._stream.flush()
-            if self._durable:
-                os.fsync(self._stream.fileno())
+            if self.error is not None:
+                continue
+            try:
+                self._stream.write(json_line(message))
+                self._stream.flush()
+            except (OSError, ValueError) as error:  # ValueError: the stream was closed
+                self.error = getattr(error, "strerror", None) or str(error)
+                self._on_error()
+
+
+class SegmentRecord:
+    """The ``--record`` file: each message appended as one JSON line, on disk (written and
+    fsynced) when `write` returns. Appends with one unbuffered write per line, so a crash
+    can cut only the last line short (which `exports.timeline_from_record` ignores)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise StreamerError(
+                f"cannot write {path} ({error.strerror}): choose a writable path for --record"
+            ) from None
+
+    def write(self, message: dict[str, Any]) -> None:
+        """Append `message` and fsync; raises `OSError` when the file cannot take it."""
+        data = memoryview(json_line(message).encode("utf-8"))
+        while data:
+            data = data[os.write(self._fd, data) :]
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        os.close(self._fd)
 
 
 def segment_to_message(segment: Segment) -> dict[str, Any]:
@@ -110,6 +136,10 @@ class Engine:
         Stream seconds between two status messages.
     recommender : LiveRecommender, optional
         Sees the audio and every hop; its ``recommendations`` messages go to the sinks.
+    record : SegmentRecord, optional
+        Every closed segment is written here before any sink sees it. If a write fails,
+        `record_error` says why, a status with it goes out at once (before the segment),
+        and nothing more is written, so the file never holds a line cut short midway.
     on_input_loss : "wait" or "exit"
         When the source loses its input: go on through the gap until it is back, or end
         the run there (`input_lost_at` then tells the caller).
@@ -125,6 +155,7 @@ class Engine:
         clients: Callable[[], tuple[int, int]] = lambda: (0, 0),
         status_seconds: float = 2.0,
         recommender: LiveRecommender | None = None,
+        record: SegmentRecord | None = None,
         on_input_loss: InputLossPolicy = "wait",
     ) -> None:
         self.source = source
@@ -134,6 +165,8 @@ class Engine:
         self.clients = clients
         self.status_seconds = status_seconds
         self.recommender = recommender
+        self.record = record
+        self.record_error: str | None = None
         self.on_input_loss = on_input_loss
         self.latency_ms: float | None = None
         self.input_lost_at: float | None = None  # stream time of the loss, while lost
@@ -222,10 +255,27 @@ class Engine:
                 source=self.source.description,
                 input_lost_at=self.input_lost_at,
                 input_losses=self.input_losses,
+                nonfinite_samples=self.source.nonfinite_samples,
+                record_error=self.record_error,
             )
         )
         self._next_status = self.stream_seconds + self.status_seconds
 
     def _emit(self, message: dict[str, Any]) -> None:
+        if message["type"] == "segment":
+            self._record(message)
         for sink in self.sinks:
             sink(message)
+
+    def _record(self, segment: dict[str, Any]) -> None:
+        """On disk before anyone sees it; or, the first time that fails, say so at once."""
+        if self.record is None or self.record_error is not None:
+            return
+        try:
+            self.record.write(segment)
+        except OSError as error:
+            self.record_error = (
+                f"cannot write {self.record.path} ({error.strerror}): the segments from "
+                f"{segment['start']:.1f} s on are not recorded"
+            )
+            self._publish_status()

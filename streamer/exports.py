@@ -1,7 +1,8 @@
 """Exports of a tagged recording: what DJs load into their players, editors and posts.
 
 `streamer tag` makes a `Timeline` of a recording (segments and per-hop probabilities);
-`timeline_from_record` makes one from a `streamer listen --record` file (segments only).
+`record_sessions` makes one per session of a `streamer listen --record` file (segments
+only).
 `export` writes it in any of the `FORMATS`, each to ``<stem><suffix>`` beside the source
 or in a chosen folder, each file atomically, so that a crash or a full disk never leaves
 half a CUE sheet for a player to choke on. All files are UTF-8.
@@ -12,15 +13,24 @@ comes only once the model's window is full (about 3 s in), and the audio before 
 to the segment that hop opened, while a CUE sheet and a posted tracklist must start at 0.
 
 ``json`` (``set.json``): everything, for programs. Times are rounded to the millisecond,
-confidences and probabilities to 1e-4, as in the websocket protocol; compact (a two-hour
-set at 0.5 s hops with ten labels is about 1 MB). ``hop_seconds`` is null and ``hops``
-empty for a record file, which keeps no probabilities::
+confidences and probabilities to 1e-4, levels to 0.1 dB, as in the websocket protocol;
+compact (a two-hour set at 0.5 s hops with ten labels is about 1 MB). ``hops`` holds one
+entry per hop in each list: ``probabilities`` are the model's raw output for that hop's
+patch, before any smoothing (the smoothed, filtered probabilities are only summed up in
+each segment's ``confidence``); ``level_dbfs`` is the RMS level of the hop's own audio,
+and ``silent`` is true where that level is below the silence threshold (``--silence-dbfs``):
+the model's guess on such a hop is no evidence, the tracker ignores it.
+``nonfinite_samples`` counts NaN or infinite samples of the source, analysed as zeros.
+``hop_seconds``, ``level_dbfs`` and ``silent`` are null and the other ``hops`` lists empty
+for a record file, which keeps no hops::
 
     {"source":"set.flac","duration":7300.25,"labels":["house","jazz"],
      "model":{"name":"genre.onnx","sha256":"9f2c..."},"hop_seconds":0.5,
      "segments":[{"index":0,"start":3.0,"end":59.5,"genre":"house","state":"music",
                   "confidence":0.8123},...],
-     "hops":{"times":[3.0,3.5,...],"probabilities":[[0.9012,0.0988],...]}}
+     "nonfinite_samples":0,
+     "hops":{"times":[3.0,3.5,...],"probabilities":[[0.9012,0.0988],...],
+             "level_dbfs":[-18.2,-17.9,...],"silent":[false,false,...]}}
 
 ``csv`` (``set.csv``): one row per segment, for spreadsheets. Seconds with 3 decimals;
 ``duration`` is ``end - start`` of those rounded values, so the columns add up; the genre
@@ -34,8 +44,12 @@ is empty for silence; ``start_clock`` is the start as H:MM:SS.mmm for humans. RF
 ``cue`` (``set.cue``): a CUE sheet, so that a player or a splitter shows the set as tracks.
 ``FILE`` names the audio file with the type ``MP3`` for .mp3, ``AIFF`` for .aif/.aiff and
 ``WAVE`` for every other format (flac, ogg, opus...): the sheet standard has no other audio
-types and players read ``WAVE`` as "decode whatever the file is". For a record file, which
-has no audio, ``FILE`` names ``<stem>.wav``: change it to the recording of the session.
+types and players read ``WAVE`` as "decode whatever the file is". The name is the audio's
+path relative to the sheet's folder (the bare name beside it, ``../set.flac`` from an
+``--out`` folder beside it), exactly as it is: CUE has no escapes, so a file whose name holds
+a double quote or a line break cannot be named, and its sheet is refused. For a record file,
+which has no audio, ``FILE`` names ``<stem>.wav`` beside the record: change it to the
+recording of the session.
 Every segment is a track, silence included (titled ``silence``), so that the tracks are
 contiguous, as splitters and DJ tools expect, and a track starts where its music starts.
 ``INDEX 01 mm:ss:ff`` is the frame (1/75 s) nearest to the segment's start, a start exactly
@@ -87,6 +101,7 @@ import heapq
 import io
 import json
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +144,13 @@ class Timeline:
         they show what the model heard); ``(0, len(labels))`` when unknown.
     model : dict
         ``{"name": ..., "sha256": ...}`` of the model, or ``{}`` when unknown.
+    levels_dbfs : ndarray or None
+        ``(n,)`` RMS level of each hop's own audio; None when unknown (a record file).
+    silent : ndarray or None
+        ``(n,)`` bool: the hop was below the silence threshold, so the tracker took its
+        probabilities as no evidence (`SmoothingConfig.quiet`); None when unknown.
+    nonfinite_samples : int
+        NaN or infinite samples of the source, analysed as zeros.
     """
 
     source: str
@@ -139,13 +161,22 @@ class Timeline:
     times: np.ndarray
     probabilities: np.ndarray
     model: dict[str, Any]
+    levels_dbfs: np.ndarray | None = None
+    silent: np.ndarray | None = None
+    nonfinite_samples: int = 0
 
     def __post_init__(self) -> None:
         n = len(self.times)
-        if np.ndim(self.times) != 1 or np.shape(self.probabilities) != (n, len(self.labels)):
+        per_hop = (self.levels_dbfs, self.silent)
+        if (
+            np.ndim(self.times) != 1
+            or np.shape(self.probabilities) != (n, len(self.labels))
+            or any(values is not None and np.shape(values) != (n,) for values in per_hop)
+        ):
             raise ValueError(
-                f"Timeline needs times of shape (n,) and probabilities of shape "
-                f"(n, {len(self.labels)}); got {np.shape(self.times)} and "
+                f"Timeline needs times, levels_dbfs and silent of shape (n,) and probabilities "
+                f"of shape (n, {len(self.labels)}); got {np.shape(self.times)}, "
+                f"{np.shape(self.levels_dbfs)}, {np.shape(self.silent)} and "
                 f"{np.shape(self.probabilities)}"
             )
 
@@ -271,11 +302,16 @@ def write_json(timeline: Timeline) -> str:
             }
             for segment in timeline.segments
         ],
+        "nonfinite_samples": int(timeline.nonfinite_samples),
         "hops": {
             "times": np.round(np.asarray(timeline.times, dtype=np.float64), 3).tolist(),
             "probabilities": np.round(
                 np.asarray(timeline.probabilities, dtype=np.float64), 4
             ).tolist(),
+            "level_dbfs": None  # rounded as the protocol's updates are
+            if timeline.levels_dbfs is None
+            else [round(float(level), 1) for level in timeline.levels_dbfs],
+            "silent": None if timeline.silent is None else [bool(s) for s in timeline.silent],
         },
     }
     return json.dumps(document, separators=(",", ":"), allow_nan=False, default=str) + "\n"
@@ -303,8 +339,9 @@ def write_csv(timeline: Timeline) -> str:
     return buffer.getvalue()
 
 
-def write_cue(timeline: Timeline) -> str:
-    """The ``cue`` export (see the module notes)."""
+def write_cue(timeline: Timeline, *, folder: Path | None = None) -> str:
+    """The ``cue`` export (see the module notes) of a sheet to be written into `folder`
+    (default: beside the source), which its ``FILE`` line is relative to."""
     from streamer.sources import AUDIO_EXTENSIONS  # only here: sources loads the resampler
 
     tracks = cue_tracks(timeline.segments, duration=timeline.duration)
@@ -315,7 +352,13 @@ def write_cue(timeline: Timeline) -> str:
             "a CUE sheet needs at least one track; choose another format"
         )
     suffix = source.suffix.lower()
-    audio = source.name if suffix in AUDIO_EXTENSIONS else f"{source.stem}.wav"
+    audio = source if suffix in AUDIO_EXTENSIONS else source.with_suffix(".wav")
+    name = os.path.relpath(os.path.abspath(audio), os.path.abspath(folder or source.parent))
+    if any(character in name for character in '"\r\n'):
+        raise StreamerError(
+            f"{str(audio)!r}: a CUE sheet cannot name this file, as CUE has no way to write the "
+            "double quote or line break in its name: rename it, or leave cue out of --format"
+        )
     kind = {".mp3": "MP3", ".aif": "AIFF", ".aiff": "AIFF"}.get(suffix, "WAVE")
     lines = [f'REM GENERATOR "streamer {__version__}"']
     if timeline.model.get("name"):
@@ -325,7 +368,7 @@ def write_cue(timeline: Timeline) -> str:
     lines += [
         'PERFORMER "streamer"',
         f'TITLE "{_quoted(source.stem)}"',
-        f'FILE "{_quoted(audio)}" {kind}',
+        f'FILE "{name}" {kind}',
     ]
     for number, (frame, title) in enumerate(tracks, start=1):
         lines += [
@@ -409,7 +452,9 @@ def export(
             raise StreamerError(
                 f"the {name} export of {source} would replace it: write it elsewhere with --out DIR"
             )
-        outputs.append((path, write(timeline)))
+        # A sheet names its audio relative to where it is written.
+        text = write_cue(timeline, folder=path.parent) if name == "cue" else write(timeline)
+        outputs.append((path, text))
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -426,17 +471,20 @@ def export(
     return [path for path, _ in outputs]
 
 
-def timeline_from_record(path: Path, *, labels: list[str] | None = None) -> Timeline:
-    """Read the segments of a ``streamer listen --record`` JSON-lines file.
+def record_sessions(path: Path, *, labels: list[str] | None = None) -> list[Timeline]:
+    """The sessions of a ``streamer listen --record`` JSON-lines file, one timeline each.
 
-    Segment messages are taken, in order; other message types are skipped. The record
-    is written a line at a time and fsynced, so a crash can leave only its last line cut
-    short: a last line without its newline that is not JSON is ignored. Any other line
-    that is not a valid message raises `StreamerError` naming its number, and so does a
-    segment starting before the previous one ended (``--record`` appends, so a file can
-    hold two sessions, whose times would mix). The duration is the end of the last
-    segment; `labels` default to the genres seen, sorted (pass the model's labels to
-    colour a plot as `streamer tag` does). No probabilities are known.
+    Segment messages are taken, in order; other message types are skipped. ``--record``
+    appends, so a file can hold several sessions: a segment whose index is not above the
+    one before starts the next (each session numbers its segments from 0). With more than
+    one, session N's timeline has the source ``<stem>-N<suffix>`` beside the record, so
+    that its exports are ``<stem>-N.*``. The record is written a line at a time and
+    fsynced, so a crash can leave only its last line cut short: a last line without its
+    newline that is not JSON is ignored. Any other line that is not a valid message raises
+    `StreamerError` naming its number, and so does a segment starting before the previous
+    one of its session ended. A session's duration is the end of its last segment;
+    `labels` default to the genres seen in the whole file, sorted (pass the model's labels
+    to colour a plot as `streamer tag` does). No probabilities are known.
     """
     path = Path(path)
     try:
@@ -458,8 +506,8 @@ def timeline_from_record(path: Path, *, labels: list[str] | None = None) -> Time
             numbered.append((len(lines) + 1, tail))
         except (UnicodeDecodeError, json.JSONDecodeError):
             pass  # cut short by a crash mid-write
-    segments: list[Segment] = []
-    line_of: dict[int, int] = {}  # segment position -> line number, for errors
+    sessions: list[list[Segment]] = []
+    previous_line = 0
     for number, line in numbered:
         if not line.strip():
             continue
@@ -472,19 +520,21 @@ def timeline_from_record(path: Path, *, labels: list[str] | None = None) -> Time
             ) from None
         if segment is None:
             continue
-        if segments and segment.start < segments[-1].end:
+        if not sessions or segment.index <= sessions[-1][-1].index:
+            sessions.append([])
+        elif segment.start < sessions[-1][-1].end:
             raise StreamerError(
                 f"{path} line {number}: a segment starting at {segment.start} s, before the "
-                f"one on line {line_of[len(segments) - 1]} ends ({segments[-1].end} s): the "
-                "file holds more than one session (--record appends); split it there"
+                f"one on line {previous_line} ends ({sessions[-1][-1].end} s): fix or delete "
+                "that line"
             )
-        line_of[len(segments)] = number
-        segments.append(segment)
-    if not segments:
+        previous_line = number
+        sessions[-1].append(segment)
+    if not sessions:
         raise StreamerError(
             f"{path} has no segment messages: give a file written by `streamer listen --record`"
         )
-    genres = sorted({s.genre for s in segments if s.genre is not None})
+    genres = sorted({s.genre for session in sessions for s in session if s.genre is not None})
     if labels is None:
         labels = genres
     else:
@@ -494,16 +544,30 @@ def timeline_from_record(path: Path, *, labels: list[str] | None = None) -> Time
                 f"{path} has the genre {foreign[0]!r}, which is not one of the labels given "
                 f"({', '.join(labels)}): was it recorded with another model?"
             )
-    return Timeline(
-        source=str(path),
-        labels=list(labels),
-        duration=segments[-1].end,
-        segments=segments,
-        hop_seconds=None,
-        times=np.zeros(0),
-        probabilities=np.zeros((0, len(labels))),
-        model={},
-    )
+    return [
+        Timeline(
+            source=str(path if len(sessions) == 1 else path.with_stem(f"{path.stem}-{number}")),
+            labels=list(labels),
+            duration=segments[-1].end,
+            segments=segments,
+            hop_seconds=None,
+            times=np.zeros(0),
+            probabilities=np.zeros((0, len(labels))),
+            model={},
+        )
+        for number, segments in enumerate(sessions, start=1)
+    ]
+
+
+def timeline_from_record(path: Path, *, labels: list[str] | None = None) -> Timeline:
+    """The one session of a record (`record_sessions`); `StreamerError` if it holds more."""
+    sessions = record_sessions(path, labels=labels)
+    if len(sessions) > 1:
+        raise StreamerError(
+            f"{path} holds {len(sessions)} sessions (--record appends): export them with "
+            "`streamer export`, which writes each, or choose one with --session N"
+        )
+    return sessions[0]
 
 
 def _segment_of_line(line: bytes) -> Segment | None:

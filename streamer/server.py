@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import socket
 import threading
 from collections import deque
@@ -52,6 +53,35 @@ measured by bench/bench_fanout.py with 500 clients."""
 KEEPALIVE_SECONDS = 20.0
 """Ping interval and pong timeout: a client that does not answer a ping within this time,
 because it stopped reading or lags that far behind, is closed with 1011."""
+
+
+UNSPECIFIED_HOSTS = frozenset({"", "0.0.0.0", "::"})
+ROUTE_PROBE = "192.0.2.1"
+"""An address (TEST-NET-1) to ask the routing table for this machine's outgoing address:
+connecting a UDP socket sends nothing."""
+
+
+def hosts_to_open(host: str) -> list[str]:
+    """Addresses a person can open for a server bound to `host`, best first.
+
+    For the address of every interface (0.0.0.0; ``::`` also takes IPv4 on Linux), the
+    machine's own: the source address of its default route (what other machines on the LAN
+    reach), those its host name resolves to, then loopback. Any other `host` is itself.
+    """
+    if host not in UNSPECIFIED_HOSTS:
+        return [host]
+    found: list[str] = []
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((ROUTE_PROBE, 9))
+        found.append(probe.getsockname()[0])
+    family = socket.AF_UNSPEC if host == "::" else socket.AF_INET
+    with contextlib.suppress(OSError):
+        found += [str(info[4][0]) for info in socket.getaddrinfo(socket.gethostname(), 0, family)]
+    return list(dict.fromkeys([*(name for name in found if not is_loopback(name)), "127.0.0.1"]))
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 class _Client:
@@ -156,14 +186,23 @@ class BroadcastServer:
             return self._requested_port
         return self._server.sockets[0].getsockname()[1]
 
+    @functools.cached_property
+    def hosts(self) -> list[str]:
+        """Where a person reaches the server, best first (`hosts_to_open`)."""
+        return hosts_to_open(self.host)
+
+    def url_of(self, host: str, *, scheme: str = "ws") -> str:
+        return f"{scheme}://{_url_host(host)}:{self.port}"
+
     @property
     def url(self) -> str:
-        return f"ws://{self.host}:{self.port}"
+        """The websocket at the first of `hosts`."""
+        return self.url_of(self.hosts[0])
 
     @property
     def overlay_url(self) -> str:
         """Where a browser finds the overlay (add ``?token=...`` when there is a token)."""
-        return f"http://{self.host}:{self.port}/"
+        return self.url_of(self.hosts[0], scheme="http") + "/"
 
     @property
     def clients(self) -> int:
@@ -311,7 +350,6 @@ class BroadcastServer:
         refused = self.access.refusal(
             path=request.path,
             headers=request.headers.raw_items(),
-            host=self.host,
             port=self.port,
             clients=len(self._clients),
         )

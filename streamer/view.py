@@ -19,6 +19,10 @@ PALETTE = (
     "bright_yellow", "bright_blue", "bright_magenta", "bright_cyan",
 )  # fmt: skip
 SILENCE_STYLE = "grey37"
+UNDECIDED = "listening…"
+"""The headline while music plays whose genre the tracker has not decided yet (as the
+overlay says it)."""
+ALARM = "bold white on red"
 BAR_WIDTH = 30
 TIMELINE_WIDTH = 60
 
@@ -73,6 +77,8 @@ class GenreView:
                 parts.append(Text(self.notice, style="dim"))
             if self.status is not None and self.status.get("input") == "lost":
                 parts.append(self._input_lost(self.status))
+            if self.status is not None and self.status.get("record_error"):
+                parts.append(Text(f"NOT RECORDING: {self.status['record_error']}", style=ALARM))
             if self.update is not None:
                 parts += [self._headline(self.update), self._bars(self.update)]
             parts.append(self._timeline())
@@ -87,13 +93,14 @@ class GenreView:
         return Text(
             f"INPUT LOST at {_clock(status['input_lost_at'])}: the device was unplugged or "
             "the sound server stopped; waiting for it to come back",
-            style="bold white on red",
+            style=ALARM,
         )
 
     def _headline(self, update: dict[str, Any]) -> Text:
         clock = _clock(update["time"])
         if update["top"] is None:
-            return Text.assemble((f"{clock}  ", "dim"), ("silence", f"bold {SILENCE_STYLE}"))
+            word = "silence" if update["state"] == "silence" else UNDECIDED
+            return Text.assemble((f"{clock}  ", "dim"), (word, f"bold {SILENCE_STYLE}"))
         return Text.assemble(
             (f"{clock}  ", "dim"),
             (update["top"].upper(), f"bold {self.style(update['top'])}"),

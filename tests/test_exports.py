@@ -4,6 +4,7 @@ tagged, CUE sheets obey their limits, record files are read as written."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import itertools
 import json
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamer.engine import JsonLinesWriter, segment_to_message
+from streamer.engine import SegmentRecord, segment_to_message
 from streamer.errors import StreamerError
 from streamer.exports import (
     CSV_COLUMNS,
@@ -25,10 +26,11 @@ from streamer.exports import (
     MAX_CUE_TRACKS,
     Timeline,
     export,
+    record_sessions,
     timeline_from_record,
 )
 from streamer.plot import DPI, HEIGHT_INCHES, STRIP_HEIGHT_INCHES, WIDTH_INCHES, plot_timeline
-from streamer.smoothing import Segment
+from streamer.smoothing import Segment, SmoothingConfig
 
 LABELS = ["house", "jazz", "techno", "disco"]
 MODEL = {"name": "genre.onnx", "sha256": "ab" * 32}
@@ -185,7 +187,7 @@ def test_every_format_is_written_and_parses_back(dj_set: Timeline, tmp_path: Pat
     assert sheet["rem"]["MODEL"] == "genre.onnx"
     assert sheet["rem"]["MODEL_SHA256"] == MODEL["sha256"]
     assert sheet["performer"] == "streamer" and sheet["title"] == "set"
-    assert sheet["file"] == ("set.flac", "WAVE")
+    assert sheet["file"] == ("../music/set.flac", "WAVE")  # from the --out folder
     tracks = sheet["tracks"]
     assert [t["number"] for t in tracks] == list(range(1, len(segments) + 1))
     assert [t["title"] for t in tracks] == [s.genre or "silence" for s in segments]
@@ -230,13 +232,50 @@ def test_cue_index_is_the_nearest_frame_halves_up(start: float, tmp_path: Path) 
 def test_cue_file_type_follows_the_audio_file(tmp_path: Path) -> None:
     segments = segments_of([(3.0, "jazz")], end=10.0)
     for name, expected in [
-        ('Set "Live".mp3', ("Set 'Live'.mp3", "MP3")),
+        ("a.mp3", ("a.mp3", "MP3")),
         ("b.AIFF", ("b.AIFF", "AIFF")),
         ("c.ogg", ("c.ogg", "WAVE")),
         ("d.jsonl", ("d.wav", "WAVE")),  # a record file: no audio of its own
     ]:
         timeline = timeline_of(segments, source=tmp_path / name, hop=None)
-        assert cue_of(timeline, tmp_path)["file"] == expected
+        (path,) = export(timeline, ["cue"])
+        assert parse_cue(path.read_text(encoding="utf-8"))["file"] == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "out"),
+    [
+        ("two  spaces 'q' Über.wav", None),
+        ("two  spaces 'q' Über.wav", "exports"),
+        (" tab\tand trailing .flac", "deeper/still"),
+        ("set.flac", "../elsewhere"),
+    ],
+)
+def test_a_cue_sheet_names_its_audio_exactly_for_another_parser(
+    name: str, out: str | None, tmp_path: Path
+) -> None:
+    """libcue (through pylibcue), which players and splitters use, reads the FILE line;
+    the file it names, taken relative to the sheet's folder, is the audio itself."""
+    import pylibcue
+
+    audio = tmp_path / "music" / name
+    audio.parent.mkdir()
+    audio.write_bytes(b"the audio")
+    timeline = timeline_of(segments_of([(3.0, "jazz"), (9.0, None)], end=20.0), source=audio)
+    (sheet,) = export(timeline, ["cue"], out_dir=None if out is None else audio.parent / out)
+    cd = pylibcue.Cd.from_str(sheet.read_text(encoding="utf-8"))
+    assert len(cd) == 2 and cd[1].start == (0, 9, 0)
+    named = sheet.parent / cd[0].filename
+    assert named.read_bytes() == b"the audio" and named.resolve() == audio.resolve()
+
+
+@pytest.mark.parametrize("name", ['Set "Live".mp3', "line\nbreak.wav"])
+def test_a_name_cue_cannot_quote_is_refused_in_one_line(name: str, tmp_path: Path) -> None:
+    timeline = timeline_of(segments_of([(3.0, "jazz")], end=10.0), source=tmp_path / name)
+    with pytest.raises(StreamerError, match="cannot name this file") as caught:
+        export(timeline, ["json", "cue"])
+    assert "leave cue out of --format" in str(caught.value) and "\n" not in str(caught.value)
+    assert not (tmp_path / f"{Path(name).stem}.json").exists()
 
 
 def test_cue_of_more_than_99_segments_merges_the_shortest_into_the_one_before(
@@ -393,12 +432,12 @@ def test_a_cue_sheet_needs_a_segment(tmp_path: Path) -> None:
 def record_of(path: Path, segments: list[Segment]) -> Path:
     """A record as `streamer listen --record` writes it: updates are not recorded, but a
     reader must skip other message types anyway."""
-    writer = JsonLinesWriter.append_to(path)
-    writer.write({"type": "status", "time": 0.0})
+    record = SegmentRecord(path)
+    record.write({"type": "status", "time": 0.0})
     for segment in segments:
-        writer.write({"type": "update", "time": segment.start})
-        writer.write(segment_to_message(segment))
-    writer.close()
+        record.write({"type": "update", "time": segment.start})
+        record.write(segment_to_message(segment))
+    record.close()
     return path
 
 
@@ -418,7 +457,9 @@ def test_a_record_file_round_trips(dj_set: Timeline, tmp_path: Path) -> None:
     assert timeline_from_record(path, labels=LABELS).labels == LABELS
 
     json_path, cue_path = export(timeline, ["json", "cue"])
-    assert json.loads(json_path.read_text())["hops"] == {"times": [], "probabilities": []}
+    assert json.loads(json_path.read_text())["hops"] == {
+        "times": [], "probabilities": [], "level_dbfs": None, "silent": None,
+    }  # fmt: skip
     sheet = parse_cue(cue_path.read_text())
     assert sheet["file"] == ("live.wav", "WAVE")
     assert [t["frame"] for t in sheet["tracks"]][-1] == 540413
@@ -471,11 +512,66 @@ def test_an_empty_record_or_one_without_segments_is_refused(tmp_path: Path) -> N
         timeline_from_record(tmp_path / "missing.jsonl")
 
 
-def test_a_record_of_two_sessions_is_refused(dj_set: Timeline, tmp_path: Path) -> None:
+def test_a_record_of_two_sessions_gives_one_timeline_each(dj_set: Timeline, tmp_path: Path) -> None:
     path = record_of(tmp_path / "two.jsonl", dj_set.segments[:2])
-    record_of(path, dj_set.segments[:2])  # --record appends
-    with pytest.raises(StreamerError, match=r"line 8: .* more than one session"):
+    record_of(path, dj_set.segments[:3])  # --record appends
+    first, second = record_sessions(path)
+    assert (
+        first.segments
+        == timeline_from_record(record_of(tmp_path / "a.jsonl", dj_set.segments[:2])).segments
+    )
+    assert len(second.segments) == 3 and second.duration == 127.5
+    assert (first.source, second.source) == (
+        str(tmp_path / "two-1.jsonl"),
+        str(tmp_path / "two-2.jsonl"),
+    )
+    with pytest.raises(StreamerError, match=r"holds 2 sessions .*--session N"):
         timeline_from_record(path)
+
+    # within one session, a segment that overlaps the one before is a broken line
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text(lines[0] + lines[2] + lines[2].replace('"index":0', '"index":1'))
+    with pytest.raises(StreamerError, match=r"line 3: a segment starting at 3.0 s, before"):
+        record_sessions(path)
+
+
+def test_export_writes_each_session_of_a_record_or_the_one_chosen(
+    dj_set: Timeline, tmp_path: Path
+) -> None:
+    """`streamer export --out DIR` of a record of two sessions: -1 and -2 exports, each
+    CUE sheet naming its session's recording relative to DIR, as a CUE parser reads it."""
+    import pylibcue
+
+    (tmp_path / "gig").mkdir()
+    record = record_of(tmp_path / "gig" / "live.jsonl", dj_set.segments[:2])
+    record_of(record, dj_set.segments[:3])
+    out = tmp_path / "out"
+
+    def streamer_export(*options: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "streamer", "export", str(record), "--out", str(out),
+             "--format", "cue,csv", *options],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    done = streamer_export()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [
+        str(out / name) for name in ("live-1.cue", "live-1.csv", "live-2.cue", "live-2.csv")
+    ]
+    for number, tracks in ((1, 2), (2, 3)):
+        cd = pylibcue.Cd.from_str((out / f"live-{number}.cue").read_text(encoding="utf-8"))
+        assert len(cd) == tracks
+        assert (out / cd[0].filename).resolve() == tmp_path / "gig" / f"live-{number}.wav"
+    for path in out.iterdir():
+        path.unlink()
+    done = streamer_export("--session", "2")
+    assert done.returncode == 0 and sorted(p.name for p in out.iterdir()) == [
+        "live-2.csv", "live-2.cue",
+    ]  # fmt: skip
+    done = streamer_export("--session", "3")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].endswith("choose --session 1 to 2")
 
 
 def test_record_genres_outside_the_given_labels_are_refused(
@@ -527,3 +623,20 @@ def test_importing_the_exports_and_plot_does_not_load_matplotlib() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_json_says_which_hops_were_silent_next_to_the_raw_probabilities(tmp_path: Path) -> None:
+    levels = np.array([-20.0, -49.96, -50.04, -80.0, -100.0, -12.34])
+    timeline = timeline_of(segments_of([(3.0, "house")], end=6.0), source=tmp_path / "a.wav")
+    timeline = dataclasses.replace(
+        timeline, levels_dbfs=levels, silent=SmoothingConfig().quiet(levels), nonfinite_samples=7
+    )
+    (path,) = export(timeline, ["json"])
+    document = json.loads(path.read_text())
+    hops = document["hops"]
+    assert hops["probabilities"] == np.round(timeline.probabilities, 4).tolist()  # raw
+    assert hops["level_dbfs"] == [-20.0, -50.0, -50.0, -80.0, -100.0, -12.3]
+    assert hops["silent"] == [False, False, True, True, True, False]  # below -50 dBFS
+    assert document["nonfinite_samples"] == 7
+    with pytest.raises(ValueError, match="levels_dbfs and silent of shape"):
+        dataclasses.replace(timeline, silent=np.zeros(2, dtype=bool))

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import shlex
 import signal
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -263,3 +266,90 @@ def test_samples_lost_to_a_full_ring_are_counted_and_keep_their_time(
     assert first.size + second.size == 7000  # the device's clock: every sample has its place
     assert np.all(first[:2205] == 0.5) and not np.any(first[2205:])  # zeros where lost
     assert np.all(second == 0.5)
+
+
+def test_a_segment_is_on_disk_before_any_sink_sees_it(
+    trained: dict[str, Path], two_genres: Path, tmp_path: Path
+) -> None:
+    """Every sink (the server, the view, stdout) finds the segment it is handed already in
+    the record file: a client can never see a segment that a crash would lose."""
+    from streamer.analysis import HopAnalyzer
+    from streamer.engine import Engine, SegmentRecord
+    from streamer.model import GenreModel
+    from streamer.smoothing import GenreTracker
+    from streamer.sources import FileSource
+
+    model = GenreModel(trained["onnx"])
+    analyzer = HopAnalyzer(model, hop_seconds=0.5)
+    path = tmp_path / "set.jsonl"
+    seen: list[dict] = []
+
+    def sink(message: dict) -> None:
+        if message["type"] == "segment":
+            on_disk = [json.loads(line) for line in path.read_text().splitlines()]
+            assert on_disk[-1] == message, "a sink saw a segment before it was recorded"
+            seen.append(message)
+
+    record = SegmentRecord(path)
+    engine = Engine(
+        source=FileSource(two_genres, sample_rate=model.spec.sample_rate),
+        analyzer=analyzer,
+        tracker=GenreTracker(model.labels, window_seconds=analyzer.window_seconds),
+        sinks=[sink],
+        record=record,
+    )
+    segments = engine.run(threading.Event())
+    record.close()
+    assert len(seen) == len(segments) >= 2 and engine.record_error is None
+
+
+def listen_fast(model: Path, song: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streamer", "listen", "--model", str(model), "--file", str(song),
+         "--no-view", "--port", "0", "--fast", *extra],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_a_record_that_cannot_be_written_is_reported_at_once_and_at_the_end(
+    trained: dict[str, Path], two_genres: Path
+) -> None:
+    done = listen_fast(trained["onnx"], two_genres, "--record", "/dev/full")
+    messages = [json.loads(line) for line in done.stdout.splitlines()]
+    first = next(i for i, m in enumerate(messages) if m["type"] == "segment")
+    statuses = [m for m in messages if m["type"] == "status"]
+    error = "cannot write /dev/full (No space left on device): the segments from "
+    assert messages[first - 1]["type"] == "status", "not said at once, before the segment"
+    assert messages[first - 1]["record_error"].startswith(error)
+    assert statuses[-1]["record_error"] == messages[first - 1]["record_error"]
+    assert [m["record_error"] for m in statuses[: statuses.index(messages[first - 1])]] == [
+        None
+    ] * statuses.index(messages[first - 1])
+    for message in messages:
+        protocol.validate(message)
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith(f"streamer: error: {error}") and "Traceback" not in done.stderr
+    assert last.endswith("are not recorded; the session went on without them")
+
+
+def test_a_closed_stdout_pipe_stops_the_session_in_one_line(
+    trained: dict[str, Path], two_genres: Path
+) -> None:
+    """`streamer listen --no-view | head -1`: head reads the hello and goes; listen stops
+    there, says so in one line and exits 2, without a traceback."""
+    command = (
+        f"{shlex.quote(sys.executable)} -m streamer listen --model "
+        f"{shlex.quote(str(trained['onnx']))} --file {shlex.quote(str(two_genres))} "
+        '--no-view --port 0 | head -1; echo "status ${PIPESTATUS[0]}" >&2'
+    )
+    started = time.monotonic()
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
+    assert json.loads(done.stdout)["type"] == "hello"
+    lines = done.stderr.splitlines()
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, lines
+    assert lines[-2:] == [
+        "streamer: error: cannot write to stdout (Broken pipe): the session stopped there",
+        "status 2",
+    ]
+    assert time.monotonic() - started < 8.0, "it went on playing the 8 s file"

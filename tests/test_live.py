@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pulse
 import pytest
-from conftest import BOUNDARY
+import soundfile
+from conftest import BOUNDARY, TRAIN_RATE, render_genre, write_sine
 from listening import receive_for, start_listen
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -114,27 +116,65 @@ def test_the_websockets_librarys_own_client_receives_valid_json(
     assert kinds[0] == "hello" and "update" in kinds, output
 
 
-def test_sigkill_keeps_every_closed_segment_in_the_record(
-    trained: dict[str, Path], two_genres: Path, tmp_path: Path
+@pytest.fixture(scope="module")
+def four_changes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tones, noise, tones, noise, 3 s each: three segments close while the file plays."""
+    rng = np.random.default_rng(7)
+    y = np.concatenate([render_genre(genre, rng, 3.0) for genre in ["tones", "noise"] * 2])
+    path = tmp_path_factory.mktemp("changes") / "four-changes.wav"
+    soundfile.write(path, y, TRAIN_RATE)
+    return path
+
+
+def test_sigkill_the_moment_a_client_sees_a_segment_finds_it_in_the_record(
+    trained: dict[str, Path], four_changes: Path, tmp_path: Path
 ) -> None:
+    """No sleep between the segment reaching the client and the kill: the record is
+    fsynced before the segment is published, so whatever a client saw is on disk."""
     record = tmp_path / "set.jsonl"
     process, url = start_listen(
-        trained["onnx"], {}, "--file", str(two_genres), "--record", str(record)
-    )
+        trained["onnx"], {}, "--file", str(four_changes), "--record", str(record),
+        "--confirm-hops", "1",
+    )  # fmt: skip
+    segments: list[dict] = []
     try:
         with connect(url) as client:
-            segments: list[dict] = []
-            deadline = time.monotonic() + 30
-            while not segments and time.monotonic() < deadline:
+            segments += json.loads(client.recv(timeout=30))["segments"]
+            while len(segments) < 2:
                 message = json.loads(client.recv(timeout=30))
                 if message["type"] == "segment":
                     segments.append(message)
-            time.sleep(0.3)  # the writer thread's fsync follows the broadcast closely
             process.kill()
     finally:
         process.kill()
         process.wait(timeout=10)
     assert process.returncode == -signal.SIGKILL
-    assert segments, "no segment closed before the kill"
     recorded = [json.loads(line) for line in record.read_text().splitlines()]
-    assert [{**r, "type": "segment"} for r in recorded][: len(segments)] == segments
+    assert recorded[: len(segments)] == segments
+
+
+def test_a_file_shorter_than_the_window_is_refused_in_one_line(tmp_path: Path) -> None:
+    short = write_sine(tmp_path / "short.wav", freq=440.0, seconds=2.0, rate=22050)
+    done = subprocess.run(
+        [sys.executable, "-m", "streamer", "listen", "--file", str(short), "--no-view",
+         "--port", "0", "--fast"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"streamer: error: {short}: too short (2.0 s): the model needs 3.0 s of audio; "
+        "give a longer file"
+    ]
+
+
+def test_a_busy_port_fails_before_anything_is_written(small_model: Path, sine_44k: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "streamer", "listen", "--model", str(small_model),
+             "--file", str(sine_44k), "--no-view", "--port", str(port)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines()[-1].endswith("the port is in use (another streamer?); "
+                                                 "choose another one with --port")  # fmt: skip

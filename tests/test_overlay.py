@@ -19,8 +19,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from test_server import LABELS, make_hello
 
 from streamer import protocol
-from streamer.access import AccessPolicy
-from streamer.server import BroadcastServer, ServerThread
+from streamer.access import AccessPolicy, is_loopback
+from streamer.server import BroadcastServer, ServerThread, hosts_to_open
 
 CHROMIUM = "/usr/bin/chromium"
 # Chromium as root needs no sandbox; without the network flags it keeps trying to reach
@@ -146,6 +146,33 @@ def test_the_page_carries_the_token_and_can_be_transparent(browser: Browser) -> 
         background = page.evaluate("getComputedStyle(document.body).backgroundColor")
         assert background == "rgba(0, 0, 0, 0)"  # see-through for broadcast software
         screenshot(page, "overlay-transparent.png")
+
+
+def test_the_page_says_listening_until_the_genre_is_decided(browser: Browser) -> None:
+    with ServerThread(BroadcastServer(port=0, hello=make_hello)) as running:
+        undecided = dict(playing("jazz", 3.0), top=None)
+        running.server.publish(undecided)
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(running.server.overlay_url)
+        expect(page.locator("#genre")).to_have_text("listening…", timeout=WAIT_MS)
+        running.server.publish(dict(undecided, time=3.5, state="silence"))
+        expect(page.locator("#genre")).to_have_text("silence", timeout=WAIT_MS)
+
+
+def test_a_browser_on_the_lan_opens_the_overlay_of_a_server_on_every_address(
+    browser: Browser,
+) -> None:
+    """Bound to 0.0.0.0, opened at this machine's LAN address as another machine would:
+    the page's origin is that address, which the server admits as its own."""
+    access = AccessPolicy(token="t0ken")
+    server = BroadcastServer(host="0.0.0.0", port=0, hello=make_hello, access=access)
+    lan = next(host for host in hosts_to_open("0.0.0.0") if not is_loopback(host))
+    with ServerThread(server) as running:
+        running.server.publish(playing("rock", 3.0))
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(f"http://{lan}:{running.server.port}/?token=t0ken")
+        show(page, "rock")
+        expect(page.locator("#connection")).to_have_attribute("data-state", "live")
 
 
 def test_only_the_overlay_files_are_served_with_a_strict_policy() -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import given, settings
@@ -194,16 +196,56 @@ def test_listen_beyond_loopback_makes_up_a_token_and_enforces_it(
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        process.stderr.readline()  # websocket on ws://0.0.0.0:PORT
+        process.stderr.readline()  # websocket on ws://ADDRESS:PORT
         line = process.stderr.readline()
         assert "clients connect with" in line, line
-        url = line.split("connect with ")[1].strip().replace("0.0.0.0", "127.0.0.1")
+        url = line.split("connect with ")[1].strip()
         without = url.split("/?")[0]
         assert asyncio.run(status_of(without)) == 401
         assert asyncio.run(status_of(url)) == "open"
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_a_browser_on_the_lan_opens_the_overlay_at_an_address_listen_prints(
+    small_model: Path, two_genres: Path
+) -> None:
+    """Bound to 0.0.0.0, `listen` prints this machine's addresses, never 0.0.0.0; a page
+    at one of them connects (Origin and Host name the same address, as a LAN browser sends
+    them), a page of another origin is refused, and so is one of a name that resolves to
+    loopback on a server without a token (DNS rebinding)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamer", "listen", "--model", str(small_model), "--no-view",
+         "--host", "0.0.0.0", "--port", "0", "--token", TOKEN, "--file", str(two_genres)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        lines = [process.stderr.readline() for _ in range(4)]
+        assert not any("0.0.0.0" in line for line in lines), lines
+        overlay = next(line for line in lines if "overlay on " in line).split("overlay on ")[1]
+        page = urlsplit(overlay.strip())
+        assert page.query == f"token={TOKEN}" and not is_loopback(page.hostname), lines
+        assert f"also on http://127.0.0.1:{page.port}/?token={TOKEN}" in lines[3], lines
+        url = f"ws://{page.netloc}/?token={TOKEN}"  # as the overlay's script builds it
+        assert asyncio.run(status_of(url, origin=f"http://{page.netloc}")) == "open"
+        assert asyncio.run(status_of(url, origin="http://evil.example")) == 403
+        assert asyncio.run(status_of(url, origin=f"http://evil.example:{page.port}")) == 403
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+    with ServerThread(BroadcastServer(port=0, hello=make_hello)) as running:
+        port = running.server.port
+
+        async def rebound(name: str) -> int | str:
+            """A page of `name` whose DNS answer is 127.0.0.1: Host and Origin say `name`."""
+            loopback = socket.create_connection(("127.0.0.1", port))
+            return await status_of(f"ws://{name}:{port}/", origin=f"http://{name}:{port}",
+                                   sock=loopback)  # fmt: skip
+
+        assert asyncio.run(rebound("evil.example")) == 403
+        assert asyncio.run(rebound("localhost")) == "open"
 
 
 def test_messages_beyond_the_rate_get_errors_and_the_size_limit_closes_that_client_only() -> None:

@@ -51,8 +51,10 @@ def test_view_renders_a_session_as_the_protocol_tells_it() -> None:
         )
     )
     assert "latency - ms" in render(view)  # before the first update: no latency yet
-    view.handle(update(3.0, None))  # music, genre not decided yet
-    assert "silence" in render(view)
+    view.handle(update(3.0, None))  # music, genre not decided yet: as the overlay says it
+    assert "0:03  listening…" in render(view) and "silence" not in render(view)
+    view.handle(update(3.5, None, state="silence"))
+    assert "0:03  silence" in render(view)
     view.handle(
         protocol.segment_message(
             index=0, start=0.0, end=40.0, genre="jazz", state="music", confidence=0.7
@@ -62,3 +64,16 @@ def test_view_renders_a_session_as_the_protocol_tells_it() -> None:
     text = render(view)
     assert "ROCK" in text and "80 %" in text and "1:35" in text
     assert "-12.0 dBFS" in text
+
+
+def test_view_says_at_once_that_the_record_is_no_longer_written() -> None:
+    view = GenreView()
+    health = {
+        "time": 12.0, "overflow_samples": 0, "overflow_events": 0, "latency_ms": 20.0,
+        "clients": 0, "dropped_messages": 0, "source": "test",
+    }  # fmt: skip
+    view.handle(protocol.status_message(**health))
+    assert "NOT RECORDING" not in render(view)
+    error = "cannot write set.jsonl (No space left on device): the segments from 9.5 s on"
+    view.handle(protocol.status_message(**health, record_error=error))
+    assert f"NOT RECORDING: {error}" in render(view)

@@ -65,7 +65,7 @@ function buildBars() {
 function showUpdate(update) {
   const genre = $("genre");
   const music = update.top !== null;
-  genre.textContent = music ? update.top : update.state === "silence" ? "silence" : "…";
+  genre.textContent = music ? update.top : update.state === "silence" ? "silence" : "listening…";
   genre.dataset.genre = update.top ?? "";
   genre.style.color = music ? color(update.top) : silenceColor;
   $("confidence").textContent = music ? `${Math.round(100 * update.confidence)} %` : "";
