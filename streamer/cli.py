@@ -4,25 +4,31 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import signal
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext, suppress
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from streamer import __version__
 from streamer.access import MAX_MESSAGE_BYTES
 from streamer.errors import StreamerError, run_command
 from streamer.exports import FORMATS as EXPORT_FORMATS
 from streamer.files import default_catalogue_path
-from streamer.model import DEFAULT_MODEL
+from streamer.model import DEFAULT_MODEL, metadata_path
 from streamer.server import DEFAULT_HOST, DEFAULT_PORT
 from streamer.smoothing import SmoothingConfig
 
 DEFAULT_EXPORTS = ("json", "csv", "cue")
+MIN_HOP_SECONDS = 0.025
+"""A feature frame is 23 ms: a shorter hop analyses the same patch again."""
 EXIT_INPUT_LOST = 3
 """`streamer listen --on-device-loss exit`: the input device went away."""
 EPILOG = """\
@@ -46,12 +52,37 @@ Run `streamer COMMAND --help` for the options of a command.
 """
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Help wrapped to the terminal: a paragraph (text without a line break) is wrapped,
+    never inside an option's name (``--on-device-loss``); text laid out by hand (examples:
+    several lines) is kept as it is."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text.strip("\n"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        lines = self._split_lines(text, width - len(indent))
+        return "\n".join(indent + line for line in lines)
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(
+            " ".join(text.split()), width, break_on_hyphens=False, break_long_words=False
+        )
+
+
+class Parser(argparse.ArgumentParser):
+    """Every streamer parser and subparser (`add_subparsers` makes its own class): help
+    laid out by `HelpFormatter`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(**kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="streamer",
         description="Real-time music genre analyzer for a microphone, a line-in or a file.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"streamer {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -78,7 +109,6 @@ def build_parser() -> argparse.ArgumentParser:
         f"{EXIT_INPUT_LOST} when the input was lost with --on-device-loss exit.",
         epilog="examples:\n  streamer listen --device 2 --record set.jsonl\n"
         "  streamer listen --file mix.flac --no-view --port 0 > updates.jsonl",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = listen.add_mutually_exclusive_group()
     source.add_argument(
@@ -86,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     source.add_argument("--file", metavar="PATH", help="analyse an audio file instead of a device")
     listen.add_argument(
-        "--device-rate", type=float, metavar="HZ",
+        "--device-rate", type=number(at_least=1000, at_most=768_000), metavar="HZ",
         help="open the device at this rate (default: the device's own default rate)",
     )  # fmt: skip
     listen.add_argument(
@@ -100,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--fast", action="store_true", help="with --file: do not pace the file in real time"
     )
     listen.add_argument(
-        "--duration", type=float, metavar="SECONDS", help="stop after this much audio"
+        "--duration", type=positive_float, metavar="SECONDS", help="stop after this much audio"
     )
     listen.add_argument(
         "--model", type=Path, default=DEFAULT_MODEL, metavar="ONNX",
@@ -112,16 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="websocket address to bind (default: %(default)s, this machine only)",
     )  # fmt: skip
     listen.add_argument(
-        "--port", type=int, default=DEFAULT_PORT,
+        "--port", type=port_number, default=DEFAULT_PORT,
         help="websocket port; 0 picks a free one (default: %(default)s)",
     )  # fmt: skip
     listen.add_argument(
-        "--token",
+        "--token", type=non_empty,
         help="clients must present this token (?token=... in the URL); made up and printed "
         "when --host is not loopback and none is given",
     )  # fmt: skip
     listen.add_argument(
-        "--allow-origin", action="append", default=[], metavar="ORIGIN",
+        "--allow-origin", type=origin, action="append", default=[], metavar="ORIGIN",
         help="let browser pages from ORIGIN connect, e.g. https://overlay.example (repeat); "
         "pages served by streamer itself always may",
     )  # fmt: skip
@@ -164,9 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
         "listed with its reason and skipped; Ctrl-C keeps every finished track.",
         epilog="examples:\n  streamer index ~/Music\n"
         "  streamer index ~/Music /mnt/usb/crates --db crates.sqlite --workers 4",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    index.add_argument("folders", nargs="+", type=Path, metavar="FOLDER")
+    index.add_argument("folders", nargs="+", type=existing_path, metavar="FOLDER_OR_FILE")
     add_db_option(index)
     index.add_argument(
         "--model", type=Path, default=DEFAULT_MODEL, metavar="ONNX",
@@ -176,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=positive_int, metavar="N",
         help="files analysed in parallel (default: one per CPU core)",
     )  # fmt: skip
+    add_progress_option(index)
     index.set_defaults(run=run_index)
 
     recommend = commands.add_parser(
@@ -186,7 +216,6 @@ def build_parser() -> argparse.ArgumentParser:
         "compatibility on the Camelot wheel, and overall similarity.",
         epilog="examples:\n  streamer recommend ~/Music/track.flac -k 5\n"
         "  streamer recommend 42 --harmonic --tempo 120-130",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     recommend.add_argument("track", metavar="TRACK_OR_FILE", help="catalogue id or audio file")
     add_db_option(recommend)
@@ -222,7 +251,6 @@ def build_parser() -> argparse.ArgumentParser:
         "reported and the others are still tagged.",
         epilog="examples:\n  streamer tag set.flac\n"
         "  streamer tag *.mp3 --format cue,tracklist --plot --out tagged/",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     tag.add_argument("files", nargs="+", type=Path, metavar="FILE")
     tag.add_argument(
@@ -231,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     add_analysis_options(tag)
     add_export_options(tag)
+    add_progress_option(tag)
     tag.set_defaults(run=run_tag)
 
     export = commands.add_parser(
@@ -242,6 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: streamer export set.jsonl --format cue,csv",
     )
     export.add_argument("record", type=Path, metavar="RECORD.jsonl")
+    export.add_argument(
+        "--session", type=positive_int, metavar="N",
+        help="only the Nth session of the record (--record appends, so a file can hold "
+        "several; by default each is exported, as RECORD-1.*, RECORD-2.*, ...)",
+    )  # fmt: skip
     add_export_options(export)
     export.set_defaults(run=run_export)
 
@@ -249,15 +283,19 @@ def build_parser() -> argparse.ArgumentParser:
         "watch",
         help="follow a running `streamer listen` over its websocket",
         description="The remote view: connect to a streamer websocket and show the same "
-        "view as `streamer listen`.",
+        "view as `streamer listen`. Exit status: 0 when --duration ran out, 1 when the "
+        "session stopped (or the connection was lost), 2 when it cannot connect.",
         epilog="example: streamer watch ws://127.0.0.1:8765",
     )
-    watch.add_argument("url", nargs="?", default=f"ws://{DEFAULT_HOST}:{DEFAULT_PORT}")
+    watch.add_argument(
+        "url", nargs="?", type=websocket_url, default=f"ws://{DEFAULT_HOST}:{DEFAULT_PORT}",
+        help="the websocket of a `streamer listen` (default: %(default)s)",
+    )  # fmt: skip
     watch.add_argument(
         "--no-view", action="store_true", help="print the received messages as JSON lines"
     )
     watch.add_argument(
-        "--duration", type=float, metavar="SECONDS", help="stop after this many seconds"
+        "--duration", type=positive_float, metavar="SECONDS", help="stop after this many seconds"
     )
     watch.set_defaults(run=run_watch)
     return parser
@@ -266,22 +304,25 @@ def build_parser() -> argparse.ArgumentParser:
 def add_analysis_options(parser: argparse.ArgumentParser) -> None:
     """Hop and smoothing: the same for live listening and offline tagging."""
     parser.add_argument(
-        "--hop", type=float, default=0.5, metavar="SECONDS",
+        "--hop", type=number(at_least=MIN_HOP_SECONDS, at_most=60), default=0.5,
+        metavar="SECONDS",
         help="seconds of audio between two analyses (default: %(default)s)",
     )  # fmt: skip
     smoothing = SmoothingConfig()
     parser.add_argument(
-        "--stay-probability", type=float, default=smoothing.stay_probability, metavar="P",
+        "--stay-probability", type=number(above=0, below=1),
+        default=smoothing.stay_probability, metavar="P",
         help="smoothing: chance per hop that the genre stays; higher is steadier, slower "
         "to follow a change (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
-        "--confirm-hops", type=int, default=smoothing.confirm_hops, metavar="N",
+        "--confirm-hops", type=positive_int, default=smoothing.confirm_hops, metavar="N",
         help="smoothing: hops a new genre must lead before the tag changes "
         "(default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
-        "--silence-dbfs", type=float, default=smoothing.silence_dbfs, metavar="DB",
+        "--silence-dbfs", type=number(at_least=-200, at_most=0),
+        default=smoothing.silence_dbfs, metavar="DB",
         help="input level below which audio counts as silence (default: %(default)s)",
     )  # fmt: skip
 
@@ -296,12 +337,13 @@ def smoothing_config(args: argparse.Namespace) -> SmoothingConfig:
 
 def add_export_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--format", dest="formats", action="append", metavar="FORMAT[,FORMAT]",
+        "--format", dest="formats", type=export_format_list, action="append",
+        metavar="FORMAT[,FORMAT]",
         help=f"what to write: {', '.join(EXPORT_FORMATS)}; repeat or separate with commas "
         f"(default: {','.join(DEFAULT_EXPORTS)}; layouts: `python -m pydoc streamer.exports`)",
     )  # fmt: skip
     parser.add_argument(
-        "--out", type=Path, metavar="DIR",
+        "--out", type=output_folder, metavar="DIR",
         help="write the exports into DIR (default: beside each input file)",
     )  # fmt: skip
     parser.add_argument(
@@ -311,8 +353,16 @@ def add_export_options(parser: argparse.ArgumentParser) -> None:
 
 
 def export_formats(args: argparse.Namespace) -> list[str]:
-    """``--format json,csv --format cue`` -> ["json", "csv", "cue"] (checked by `export`)."""
-    return [f.strip() for item in args.formats or DEFAULT_EXPORTS for f in item.split(",")]
+    """``--format json,csv --format cue`` -> ["json", "csv", "cue"] (each checked when
+    parsed, by `export_format_list`)."""
+    return [name for names in args.formats or [DEFAULT_EXPORTS] for name in names]
+
+
+def add_progress_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction,
+        help="draw a progress bar on stderr (default: when stderr is a terminal)",
+    )  # fmt: skip
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
@@ -322,22 +372,48 @@ def add_db_option(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of at least 1")
-    return int(text)
+def number(
+    *,
+    whole: bool = False,
+    above: float | None = None,
+    at_least: float | None = None,
+    below: float | None = None,
+    at_most: float | None = None,
+) -> Callable[[str], Any]:
+    """An argparse type: a finite number (a whole one with `whole`) within the bounds."""
+    words = [] if above is None else [f"above {above:g}"]
+    if at_least is not None and at_most is not None:
+        words.append(f"from {at_least:g} to {at_most:g}")
+    else:
+        words += [] if at_least is None else [f"of at least {at_least:g}"]
+        words += [] if at_most is None else [f"of at most {at_most:g}"]
+    words += [] if below is None else [f"below {below:g}"]
+    wanted = ("a whole number " if whole else "a number ") + " and ".join(words)
+
+    def within(value: float) -> bool:
+        return (
+            math.isfinite(value)
+            and (above is None or value > above)
+            and (at_least is None or value >= at_least)
+            and (below is None or value < below)
+            and (at_most is None or value <= at_most)
+        )
+
+    def parse(text: str) -> int | float:
+        try:
+            value = int(text) if whole else float(text)
+        except ValueError:
+            value = math.nan
+        if not within(value):
+            raise argparse.ArgumentTypeError(f"{text!r}: give {wanted}")
+        return value
+
+    return parse
 
 
-def positive_float(text: str) -> float:
-    """An argparse type: a number above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number above 0")
-    return value
+positive_int = number(whole=True, at_least=1)
+positive_float = number(above=0)
+port_number = number(whole=True, at_least=0, at_most=65535)
 
 
 def tempo_range(text: str) -> tuple[float, float]:
@@ -346,19 +422,106 @@ def tempo_range(text: str) -> tuple[float, float]:
         low, high = (float(part) for part in text.split("-"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: give a BPM range such as 118-128") from None
-    if not 0 < low <= high:
+    if not 0 < low <= high < math.inf:
         raise argparse.ArgumentTypeError(f"{text!r}: give a BPM range such as 118-128")
     return low, high
 
 
+def export_format_list(text: str) -> list[str]:
+    """``"cue,csv"`` -> ["cue", "csv"], each one of the export formats."""
+    names = [name.strip() for name in text.split(",")]
+    unknown = [name for name in names if name not in EXPORT_FORMATS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown format {unknown[0]!r}: choose from {', '.join(EXPORT_FORMATS)}"
+        )
+    return names
+
+
+def existing_path(text: str) -> Path:
+    """An argparse type: a file or folder that exists."""
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such file or folder")
+    return path
+
+
+def output_folder(text: str) -> Path:
+    """An argparse type: a folder to write into (made if missing), not an existing file."""
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: a file, not a folder: give a folder to write")
+    return path
+
+
+def non_empty(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("give a non-empty value")
+    return text
+
+
+def origin(text: str) -> str:
+    """A browser origin, ``scheme://host[:port]``, as a browser sends it (lower case)."""
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give an origin such as https://overlay.example or http://host:8080"
+        )
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def websocket_url(text: str) -> str:
+    """A ``ws://`` or ``wss://`` URL; an ``http://`` one (the overlay page) is turned down
+    with the URL to give instead."""
+    parts = urlsplit(text)
+    if parts.scheme in ("ws", "wss") and parts.hostname:
+        return text
+    if parts.scheme in ("http", "https") and parts.netloc:
+        suggestion = f"{parts.scheme.replace('http', 'ws')}://{parts.netloc}"
+        raise argparse.ArgumentTypeError(
+            f"{text} is a web address (the overlay page): give the websocket URL {suggestion}"
+        )
+    raise argparse.ArgumentTypeError(f"{text!r}: give a ws:// URL, e.g. ws://host:{DEFAULT_PORT}")
+
+
+def model_labels(model: Path) -> list[str] | None:
+    """The labels in a model's metadata JSON (no check, no onnxruntime: cheap enough for
+    parsing), or None where it cannot be read (the command then says why)."""
+    try:
+        labels = json.loads(metadata_path(model).read_text())["labels"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return [str(label) for label in labels] if isinstance(labels, list) else None
+
+
+def check_genres(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--genre`` against the labels of ``--model``, case-insensitively, in the labels'
+    own spelling; an unknown genre is a usage error that lists the labels."""
+    labels = model_labels(args.model) if args.genre else None
+    if labels is None:
+        return
+    by_name = {label.lower(): label for label in labels}
+    for index, genre in enumerate(args.genre):
+        if genre.strip().lower() not in by_name:
+            parser.error(
+                f"argument --genre: {genre!r} is not a genre of {args.model.name}: "
+                f"choose from {', '.join(labels)}"
+            )
+        args.genre[index] = by_name[genre.strip().lower()]
+
+
 def add_recommendation_options(parser: argparse.ArgumentParser, *, default_k: int = 5) -> None:
+    """-k and the filters; ``--genre`` is checked against --model's labels by `main`."""
+    shipped = model_labels(DEFAULT_MODEL)
+    parser.set_defaults(command_parser=parser)
     parser.add_argument(
         "-k", "--recommendations", dest="k", type=positive_int, default=default_k, metavar="N",
         help="how many tracks to recommend (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
         "--genre", action="append", default=[], metavar="GENRE",
-        help="only tracks of this genre (repeat for several)",
+        help="only tracks of this genre (repeat for several): a label of --model"
+        + ("" if shipped is None else f"; the shipped model's: {', '.join(shipped)}"),
     )  # fmt: skip
     parser.add_argument(
         "--tempo", type=tempo_range, metavar="MIN-MAX",
@@ -378,6 +541,8 @@ def recommendation_filters(args: argparse.Namespace) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if "genre" in args:
+        check_genres(args.command_parser, args)
     run: Callable[[argparse.Namespace], int] = args.run
     return run_command("streamer", lambda: run(args))
 
@@ -413,7 +578,7 @@ def run_listen(args: argparse.Namespace) -> int:
     from streamer import protocol
     from streamer.access import AccessPolicy, is_loopback, new_token
     from streamer.analysis import HopAnalyzer
-    from streamer.engine import Engine, JsonLinesWriter
+    from streamer.engine import Engine, JsonLinesWriter, SegmentRecord
     from streamer.model import GenreModel
     from streamer.server import BroadcastServer, ServerThread
     from streamer.smoothing import GenreTracker
@@ -422,12 +587,17 @@ def run_listen(args: argparse.Namespace) -> int:
 
     model = GenreModel(args.model)
     rate = model.spec.sample_rate
+    analyzer = HopAnalyzer(model, hop_seconds=args.hop)
     source: AudioSource
     if args.file:
         source = FileSource(args.file, sample_rate=rate, realtime=not args.fast)
+        if source.duration < analyzer.window_seconds:
+            raise StreamerError(
+                f"{args.file}: too short ({source.duration:.1f} s): the model needs "
+                f"{analyzer.window_seconds:.1f} s of audio; give a longer file"
+            )
     else:
         source = DeviceSource(sample_rate=rate, device=args.device, device_rate=args.device_rate)
-    analyzer = HopAnalyzer(model, hop_seconds=args.hop)
     tracker = GenreTracker(
         model.labels, config=smoothing_config(args), window_seconds=analyzer.window_seconds
     )
@@ -463,66 +633,81 @@ def run_listen(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, hello=hello, access=access,
         on_message=None if recommender is None else recommender.feedback,
     )  # fmt: skip
-    writers: list[JsonLinesWriter] = []
-    sinks = [server.publish]
-    if args.record:
-        record = JsonLinesWriter.append_to(args.record)
-        writers.append(record)
-        sinks.append(lambda m: record.write(m) if m["type"] == "segment" else None)
-    view = None
-    if args.no_view:
-        stdout = JsonLinesWriter(sys.stdout)
-        writers.append(stdout)
-        stdout.write(hello())
-        sinks.append(stdout.write)
-    else:
-        view = GenreView(title=f"streamer listen: {source.description}")
-        view.handle(hello())
-        sinks.append(view.handle)
-    engine = Engine(
-        source=source,
-        analyzer=analyzer,
-        tracker=tracker,
-        sinks=sinks,
-        clients=lambda: (server.clients, server.dropped_messages),
-        recommender=recommender,
-        on_input_loss=args.on_device_loss,
-    )
+    running = ServerThread(server).start()  # first: a busy port fails before anything is written
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    record: SegmentRecord | None = None
+    stdout: JsonLinesWriter | None = None
+    analysis: threading.Thread | None = None
     failure: list[BaseException] = []
-
-    def analyse() -> None:
-        try:
-            engine.run(stop, duration=args.duration)
-        except BaseException as error:  # handed to the main thread, which reports it
-            failure.append(error)
-
-    if recommender is not None:
-        recommender.start()
-    running = ServerThread(server).start()
-    print(f"streamer: websocket on {server.url}", file=sys.stderr)
-    query = "" if token is None else f"?token={token}"
-    if token is not None:
-        print(f"streamer: clients connect with {server.url}/{query}", file=sys.stderr)
-    print(f"streamer: overlay on {server.overlay_url}{query}", file=sys.stderr)
-    analysis = threading.Thread(target=analyse, name="analysis")
     try:
+        query = "" if token is None else f"?token={token}"
+        print(f"streamer: websocket on {server.url}", file=sys.stderr)
+        if token is not None:
+            print(f"streamer: clients connect with {server.url}/{query}", file=sys.stderr)
+        print(f"streamer: overlay on {server.overlay_url}{query}", file=sys.stderr)
+        for host in server.hosts[1:]:  # the machine's other addresses
+            also = server.url_of(host, scheme="http")
+            print(f"streamer: also on {also}/{query}", file=sys.stderr)
+        if args.record:
+            record = SegmentRecord(args.record)
+        view = None
+        sinks = [server.publish]
+        if args.no_view:
+            stdout = JsonLinesWriter(sys.stdout, on_error=stop.set)  # nobody reads on: stop
+            stdout.write(hello())
+            sinks.append(stdout.write)
+        else:
+            view = GenreView(title=f"streamer listen: {source.description}")
+            view.handle(hello())
+            sinks.append(view.handle)
+        engine = Engine(
+            source=source,
+            analyzer=analyzer,
+            tracker=tracker,
+            sinks=sinks,
+            clients=lambda: (server.clients, server.dropped_messages),
+            recommender=recommender,
+            record=record,
+            on_input_loss=args.on_device_loss,
+        )
+
+        def analyse() -> None:
+            try:
+                engine.run(stop, duration=args.duration)
+            except BaseException as error:  # handed to the main thread, which reports it
+                failure.append(error)
+
+        if recommender is not None:
+            recommender.start()
+        analysis = threading.Thread(target=analyse, name="analysis")
         analysis.start()
         with Live(view, refresh_per_second=4) if view else nullcontext():
             while analysis.is_alive():
                 analysis.join(0.25)
     finally:
         stop.set()
-        analysis.join()
+        if analysis is not None:
+            analysis.join()
         running.stop()
         if recommender is not None:
             recommender.stop()
-        for writer in writers:
-            writer.close()
+        if stdout is not None:
+            stdout.close()
+        if record is not None:
+            record.close()
     if failure:
         raise failure[0]
+    problems = []
+    if engine.record_error is not None:
+        problems.append(f"{engine.record_error}; the session went on without them")
+    if stdout is not None and stdout.error is not None:
+        problems.append(f"cannot write to stdout ({stdout.error}): the session stopped there")
+        # Python flushes stdout once more at exit: let that go nowhere, not to a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    for problem in problems:
+        print(f"streamer: error: {problem}", file=sys.stderr)
     if engine.input_lost_at is not None and args.on_device_loss == "exit":
         print(
             f"streamer: error: the input {source.description} was lost at "
@@ -531,17 +716,19 @@ def run_listen(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INPUT_LOST
-    return 0
+    return 2 if problems else 0
 
 
 def run_index(args: argparse.Namespace) -> int:
     from streamer.catalogue import Catalogue
     from streamer.indexer import index
-    from streamer.progress import console
+    from streamer.model import read_model_info
+    from streamer.progress import say
 
+    read_model_info(args.model)  # a bad model is one line, before a catalogue is made
     with Catalogue(args.db) as catalogue:
         report = index(args.folders, catalogue=catalogue, model_path=args.model,
-                       workers=args.workers)  # fmt: skip
+                       workers=args.workers, progress=args.progress)  # fmt: skip
     minutes = report.wall_seconds / 60
     done = [
         f"{report.analysed} analysed ({report.audio_seconds / 60:.1f} min of audio "
@@ -552,9 +739,11 @@ def run_index(args: argparse.Namespace) -> int:
         f"{len(report.failed)} failed",
         f"{report.ignored} other files ignored",
     ]
-    console.print(f"{args.db}: " + ", ".join(done))
+    if report.failed:
+        done[-2] += " (listed above, and in `streamer library stats`)"
+    say(f"{args.db}: " + ", ".join(done))
     if report.interrupted:
-        console.print("interrupted: every finished track is kept; run the same command to go on")
+        say("interrupted: every finished track is kept; run the same command to go on")
         return 130
     return 0
 
@@ -581,12 +770,15 @@ def run_recommend(args: argparse.Namespace) -> int:
         record = analyse_file(Path(args.track).resolve(), model)
         query = library.query(record.embedding, record.probabilities, record.descriptor_vector)
         top = int(record.probabilities.argmax())
-        basis = Basis(genre=library.labels[top], tempo=record.tempo, key=record.key)
+        genre = library.labels[top] if record.has_music else None
+        basis = Basis(genre=genre, tempo=record.tempo, key=record.key)
         exclude, title = set(), f"like {Path(args.track).name}"
     else:
         raise StreamerError(
             f"{args.track}: neither a track id or path in {args.db} nor an audio file"
         )
+    if basis.genre is None:  # no music: nothing it sounds like
+        raise StreamerError(f"{args.track}: no music in it (silent throughout): give another")
     results = library.recommend(
         query, k=args.k, basis=basis, exclude=exclude, filters=recommendation_filters(args)
     )
@@ -641,26 +833,34 @@ def run_library_stats(args: argparse.Namespace) -> int:
 
 def run_library_remove(args: argparse.Namespace) -> int:
     from streamer.catalogue import Catalogue
+    from streamer.progress import say
 
+    if not args.db.is_file():  # no catalogue is made to remove nothing from
+        raise StreamerError(f"{args.db}: no catalogue here: give the --db of `streamer index`")
     removed = 0
+    missing: list[tuple[Path, str]] = []
     with Catalogue(args.db) as catalogue:
         for path in args.paths:
-            path = path.expanduser().resolve()  # a file, or a folder (gone or not)
-            removed += catalogue.remove([path]) + catalogue.remove_under(path)
+            resolved = path.expanduser().resolve()  # a file, or a folder (gone or not)
+            count = catalogue.remove([resolved]) + catalogue.remove_under(resolved)
+            if not count:
+                missing.append((path, "not in the catalogue"))
+                say(f"streamer: error: {path}: not in the catalogue, nothing removed")
+            removed += count
     print(f"{args.db}: {removed} entries removed")
-    return 0
+    return batch_summary(len(args.paths), missing, noun="paths")
 
 
 def run_tag(args: argparse.Namespace) -> int:
     from streamer.features import live_thread_limits
     from streamer.model import GenreModel
-    from streamer.progress import console, progress_bar
+    from streamer.progress import console, progress_bar, say
     from streamer.tagging import tag_file
 
     formats = export_formats(args)
     model = GenreModel(args.model)
-    failed = 0
-    with progress_bar() as bar, live_thread_limits():
+    failed: list[tuple[Path, str]] = []
+    with progress_bar(show=args.progress) as bar, live_thread_limits():
         for path in args.files:
             task = bar.add_task(path.name, total=None, rate="")
             started = time.monotonic()
@@ -674,26 +874,63 @@ def run_tag(args: argparse.Namespace) -> int:
                     path, model=model, hop_seconds=args.hop, smoothing=smoothing_config(args),
                     progress=progress,
                 )  # fmt: skip
+                if timeline.nonfinite_samples:
+                    warn = f"{timeline.nonfinite_samples} samples were NaN or infinite"
+                    console.print(f"streamer: warning: {path}: {warn} and were analysed as silence",
+                                  markup=False, highlight=False, soft_wrap=True)  # fmt: skip
                 written = write_outputs(timeline, formats, args)
-            except StreamerError as error:
-                failed += 1
+            except Exception as error:  # one file's failure, whatever it is, is that file's
+                reason = failure_reason(error, path)
+                failed.append((path, reason))
                 bar.update(task, rate="[red]failed")
-                console.print(f"[red]error[/] {error}")
+                say(f"streamer: error: {path}: {reason}")
                 continue
             music = [s for s in timeline.segments if s.state == "music"]
-            console.print(
+            say(
                 f"{path}: {len(music)} music segments, {len(timeline.segments) - len(music)} "
                 f"silent; wrote {', '.join(str(p) for p in written)}"
             )
-    return 1 if failed else 0
+    return batch_summary(len(args.files), failed)
+
+
+def failure_reason(error: Exception, path: Path) -> str:
+    """Why one file of a batch failed, in a line: a `StreamerError` says it itself; anything
+    else (a decoder giving up in the middle, a bug) is named with its type."""
+    import soundfile
+
+    if isinstance(error, StreamerError):
+        return str(error).removeprefix(f"{path}: ")
+    if isinstance(error, soundfile.LibsndfileError):  # opening was checked: a read failed
+        return f"the decoder gave up partway ({error.error_string.rstrip('.')}): a damaged file?"
+    detail = str(error).strip().splitlines()
+    return f"could not be analysed ({type(error).__name__}{': ' + detail[0] if detail else ''})"
+
+
+def batch_summary(total: int, failed: list[tuple[Path, str]], *, noun: str = "files") -> int:
+    """The closing line of a batch that lost files, and its exit status: 1 if any failed."""
+    if not failed:
+        return 0
+    from streamer.progress import say
+
+    listed = "; ".join(f"{path} ({reason})" for path, reason in failed)
+    say(f"streamer: {len(failed)} of {total} {noun} failed: {listed}")
+    return 1
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from streamer.exports import timeline_from_record
+    from streamer.exports import record_sessions
 
-    timeline = timeline_from_record(args.record)
-    for path in write_outputs(timeline, export_formats(args), args):
-        print(path)
+    sessions = record_sessions(args.record)
+    if args.session is not None:
+        if args.session > len(sessions):
+            raise StreamerError(
+                f"{args.record} holds {len(sessions)} session(s): choose --session 1 to "
+                f"{len(sessions)}"
+            )
+        sessions = [sessions[args.session - 1]]
+    for timeline in sessions:
+        for path in write_outputs(timeline, export_formats(args), args):
+            print(path)
     return 0
 
 
@@ -713,30 +950,47 @@ def run_watch(args: argparse.Namespace) -> int:
 
     from rich.live import Live
     from websockets.asyncio.client import connect
-    from websockets.exceptions import WebSocketException
+    from websockets.exceptions import ConnectionClosed, WebSocketException
 
+    from streamer.progress import say
     from streamer.view import GenreView
 
     view = GenreView(title=f"streamer watch: {args.url}")
 
-    async def follow() -> None:
-        async with connect(args.url) as connection:
-            async for text in connection:
-                message = json.loads(text)
-                if args.no_view:
-                    print(json.dumps(message), flush=True)
-                view.handle(message)
+    async def follow() -> str:
+        """Connect, then show the messages until the connection ends; say how it ended."""
+        try:
+            connection = await connect(args.url)
+        except (OSError, WebSocketException) as error:
+            raise StreamerError(
+                f"cannot follow {args.url} ({error}): is `streamer listen` running there? "
+                "check the host and --port"
+            ) from None
+        async with connection:
+            drawn = nullcontext() if args.no_view else Live(view, refresh_per_second=4)
+            with drawn, suppress(ConnectionClosed):  # closed without a close frame: said below
+                async for text in connection:
+                    try:
+                        message = json.loads(text)
+                    except ValueError:
+                        raise StreamerError(
+                            f"{args.url} sent a message that is not JSON: give the "
+                            "websocket of a `streamer listen`"
+                        ) from None
+                    if args.no_view:
+                        print(json.dumps(message), flush=True)
+                    view.handle(message)
+        code, reason = connection.close_code, connection.close_reason
+        return f"{args.url} stopped: the connection closed ({code}{' ' + reason if reason else ''})"
 
-    async def main() -> None:
-        with suppress(TimeoutError):  # --duration ran out
-            await asyncio.wait_for(follow(), timeout=args.duration)
+    async def main() -> str | None:
+        try:
+            return await asyncio.wait_for(follow(), timeout=args.duration)
+        except TimeoutError:  # --duration ran out
+            return None
 
-    try:
-        with nullcontext() if args.no_view else Live(view, refresh_per_second=4):
-            asyncio.run(main())
-    except (OSError, WebSocketException) as error:
-        raise StreamerError(
-            f"cannot follow {args.url} ({error}): is `streamer listen` running there? "
-            "check the host and --port"
-        ) from None
-    return 0
+    ended = asyncio.run(main())
+    if ended is None:
+        return 0
+    say(f"streamer: {ended}")
+    return 1

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from streamer.cli import Parser, number, positive_float, positive_int
 from streamer.errors import StreamerError, run_command
 
 EPILOG = """\
@@ -17,7 +18,8 @@ examples:
   streamer-train fit corpus/manifest.csv --run runs/gpu --prepare-only   then, on a GPU machine:
   KERAS_BACKEND=jax streamer-train train --run runs/gpu     needs the run folder alone
   streamer-train evaluate --run runs/gtzan                 test split: clean and room chain
-  streamer-train export --run runs/gtzan --out models/genre.onnx --card
+  streamer-train export --run runs/gtzan --card              runs/gtzan/export/genre.onnx
+  streamer-train export --run runs/gtzan --out models/genre.onnx   replace the shipped model
 
 A run folder keeps the config, the split, the FeatureSpec, the Keras model, the metrics and
 the plots (confusion matrices, training curves), so each step can be repeated alone.
@@ -31,16 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
     from training.pipeline import FitConfig
 
     defaults, cnn = FitConfig(), CNNConfig()
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="streamer-train",
         description="Train, evaluate and export streamer's genre CNN.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    corpus.build_parser(
-        commands.add_parser("corpus", help="generate the synthetic genre corpus (MMA, soundfonts)")
+    generate = commands.add_parser(
+        "corpus", help="generate the synthetic genre corpus (MMA, soundfonts)"
     )
+    corpus.build_parser(generate)
+    generate.set_defaults(command_parser=generate)
 
     def with_run(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--run", type=Path, required=True, help="run folder")
@@ -56,21 +59,22 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     fit.add_argument("data", type=Path, help="folder root/<genre>/<file>, or a .csv/.json manifest")
     with_run(fit)
-    fit.add_argument("--epochs", type=int, default=defaults.epochs)
-    fit.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    fit.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    fit.add_argument("--seed", type=int, default=defaults.seed)
+    fit.add_argument("--epochs", type=positive_int, default=defaults.epochs)
+    fit.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
+    fit.add_argument("--learning-rate", type=positive_float, default=defaults.learning_rate)
+    fit.add_argument("--seed", type=number(whole=True, at_least=0), default=defaults.seed)
     fit.add_argument(
-        "--room-variants", type=int, default=defaults.room_variants,
+        "--room-variants", type=number(whole=True, at_least=0), default=defaults.room_variants,
         help="room-simulated copies of each training track (default: %(default)s)",
     )  # fmt: skip
     fit.add_argument(
-        "--filters", type=int, nargs="+", default=list(cnn.filters),
+        "--filters", type=positive_int, nargs="+", default=list(cnn.filters),
         help="filters of each Conv2D block (default: %(default)s)",
     )  # fmt: skip
-    fit.add_argument("--embedding-size", type=int, default=cnn.embedding_size)
-    fit.add_argument("--test-fraction", type=float, default=defaults.test_fraction)
-    fit.add_argument("--valid-fraction", type=float, default=defaults.valid_fraction)
+    fit.add_argument("--embedding-size", type=positive_int, default=cnn.embedding_size)
+    fraction = number(at_least=0, below=1)
+    fit.add_argument("--test-fraction", type=fraction, default=defaults.test_fraction)
+    fit.add_argument("--valid-fraction", type=fraction, default=defaults.valid_fraction)
     fit.add_argument(
         "--test-only", metavar="COLUMN=VALUE",
         help="a manifest condition never seen in training, only in test (e.g. soundfont=X)",
@@ -84,13 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a random clip split that ignores groups, to report beside the grouped figure "
         "how much knowing a groove (or an artist) is worth",
     )  # fmt: skip
-    fit.add_argument("--workers", type=int, default=defaults.workers)
+    fit.add_argument("--workers", type=positive_int, default=defaults.workers)
     fit.add_argument(
-        "--train-hop", type=int, default=defaults.train_hop_frames, metavar="FRAMES",
+        "--train-hop", type=positive_int, default=defaults.train_hop_frames, metavar="FRAMES",
         help="frames between two training patches (default: %(default)s)",
     )  # fmt: skip
     fit.add_argument(
-        "--max-minutes", type=float,
+        "--max-minutes", type=positive_float,
         help="stop after the epoch that passes this much training time (best epoch is kept)",
     )  # fmt: skip
     fit.add_argument(
@@ -118,7 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="write ONNX and metadata, checked against Keras")
     with_run(export)
-    export.add_argument("--out", type=Path, default=Path("models/genre.onnx"))
+    export.add_argument(
+        "--out", type=Path, metavar="ONNX",
+        help="where to write the model (default: RUN/export/genre.onnx; the shipped model, "
+        "models/genre.onnx, is replaced only when named here)",
+    )  # fmt: skip
     export.add_argument(
         "--card", action="store_true",
         help="also copy the plots beside the model and write its card (README.md) there",
@@ -128,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "corpus" and args.out is None and not args.list:
+        args.command_parser.error("give the output folder (out), or --list")
     return run_command("streamer-train", lambda: run(args))
 
 
@@ -164,10 +174,11 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "evaluate":
         pipeline.evaluate(args.run, cache_root=args.cache)
     else:
-        difference = pipeline.export(args.run, args.out)
-        print(f"wrote {args.out} (onnxruntime vs Keras: max abs difference {difference:.2g})")
+        out = args.out or args.run / "export" / "genre.onnx"
+        difference = pipeline.export(args.run, out)
+        print(f"wrote {out} (onnxruntime vs Keras: max abs difference {difference:.2g})")
         if args.card:
-            print(f"wrote {pipeline.publish_card(args.run, args.out)}")
+            print(f"wrote {pipeline.publish_card(args.run, out)}")
     return 0
 
 
