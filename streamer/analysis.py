@@ -15,9 +15,11 @@ stream time of its boundary: the end of the audio its patch saw.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from streamer.errors import StreamerError
 from streamer.features import StreamingExtractor
 from streamer.model import GenreModel
 
@@ -66,6 +68,8 @@ class HopAnalyzer:
         self._filled = 0
         self._samples = 0
         first = (spec.patch_frames - 1) * spec.hop_length + spec.n_fft - spec.n_fft // 2
+        self.first_hop_seconds = first / spec.sample_rate
+        """Audio heard before the first hop: shorter input gives no analysis at all."""
         self._next_boundary = first
         self._sum_squares = 0.0
         self._hops = 0
@@ -84,6 +88,13 @@ class HopAnalyzer:
     def window_seconds(self) -> float:
         """Audio a patch sees."""
         return self.spec.patch_frames * self.spec.frame_seconds
+
+    def too_short(self, path: str | Path, *, seconds: float) -> StreamerError:
+        """The one-line error for a file shorter than `first_hop_seconds`, for every command."""
+        return StreamerError(
+            f"{path}: too short ({seconds:.1f} s): the model needs "
+            f"{self.first_hop_seconds:.1f} s of audio; give a longer file"
+        )
 
     def push(self, samples: np.ndarray) -> list[Hop]:
         """Add samples; return the hops they complete (usually none or one live)."""

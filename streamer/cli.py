@@ -591,11 +591,8 @@ def run_listen(args: argparse.Namespace) -> int:
     source: AudioSource
     if args.file:
         source = FileSource(args.file, sample_rate=rate, realtime=not args.fast)
-        if source.duration < analyzer.window_seconds:
-            raise StreamerError(
-                f"{args.file}: too short ({source.duration:.1f} s): the model needs "
-                f"{analyzer.window_seconds:.1f} s of audio; give a longer file"
-            )
+        if source.duration < analyzer.first_hop_seconds:
+            raise analyzer.too_short(args.file, seconds=source.duration)
     else:
         source = DeviceSource(sample_rate=rate, device=args.device, device_rate=args.device_rate)
     tracker = GenreTracker(
@@ -618,7 +615,10 @@ def run_listen(args: argparse.Namespace) -> int:
 
         library = Library.open(args.library, labels=model.labels)
         session = Session(library, k=args.k, filters=recommendation_filters(args))
-        recommender = LiveRecommender(session, sample_rate=rate, hop_seconds=analyzer.hop_seconds)
+        recommender = LiveRecommender(
+            session, sample_rate=rate, hop_seconds=analyzer.hop_seconds,
+            smoothing=smoothing_config(args),
+        )  # fmt: skip
     token = args.token
     if token is None and not is_loopback(args.host):
         token = new_token()
@@ -763,7 +763,7 @@ def run_recommend(args: argparse.Namespace) -> int:
         query, exclude = library.vector(found.id), {found.id}
         basis = Basis(genre=found.genre, tempo=found.tempo, key=found.key)
         title = f"like {found.name} (library track {found.id})"
-    elif Path(args.track).is_file():
+    elif Path(args.track).exists():  # a folder or a pipe too: opening it says what is wrong
         model = GenreModel(args.model)
         if list(model.labels) != library.labels:
             raise StreamerError(f"{args.db}: indexed with another model than {args.model}")
@@ -854,7 +854,7 @@ def run_library_remove(args: argparse.Namespace) -> int:
 def run_tag(args: argparse.Namespace) -> int:
     from streamer.features import live_thread_limits
     from streamer.model import GenreModel
-    from streamer.progress import console, progress_bar, say
+    from streamer.progress import progress_bar, say
     from streamer.tagging import tag_file
 
     formats = export_formats(args)
@@ -874,10 +874,9 @@ def run_tag(args: argparse.Namespace) -> int:
                     path, model=model, hop_seconds=args.hop, smoothing=smoothing_config(args),
                     progress=progress,
                 )  # fmt: skip
-                if timeline.nonfinite_samples:
-                    warn = f"{timeline.nonfinite_samples} samples were NaN or infinite"
-                    console.print(f"streamer: warning: {path}: {warn} and were analysed as silence",
-                                  markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+                if timeline.invalid_samples:
+                    say(f"streamer: warning: {path}: {timeline.invalid_samples} samples were "
+                        "NaN, infinite or beyond ±1000 and were analysed as silence")  # fmt: skip
                 written = write_outputs(timeline, formats, args)
             except Exception as error:  # one file's failure, whatever it is, is that file's
                 reason = failure_reason(error, path)

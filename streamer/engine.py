@@ -255,7 +255,7 @@ class Engine:
                 source=self.source.description,
                 input_lost_at=self.input_lost_at,
                 input_losses=self.input_losses,
-                nonfinite_samples=self.source.nonfinite_samples,
+                invalid_samples=self.source.invalid_samples,
                 record_error=self.record_error,
             )
         )

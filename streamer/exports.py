@@ -20,7 +20,8 @@ patch, before any smoothing (the smoothed, filtered probabilities are only summe
 each segment's ``confidence``); ``level_dbfs`` is the RMS level of the hop's own audio,
 and ``silent`` is true where that level is below the silence threshold (``--silence-dbfs``):
 the model's guess on such a hop is no evidence, the tracker ignores it.
-``nonfinite_samples`` counts NaN or infinite samples of the source, analysed as zeros.
+``invalid_samples`` counts samples of the source that were NaN, infinite or beyond ±1000,
+analysed as zeros.
 ``hop_seconds``, ``level_dbfs`` and ``silent`` are null and the other ``hops`` lists empty
 for a record file, which keeps no hops::
 
@@ -28,7 +29,7 @@ for a record file, which keeps no hops::
      "model":{"name":"genre.onnx","sha256":"9f2c..."},"hop_seconds":0.5,
      "segments":[{"index":0,"start":3.0,"end":59.5,"genre":"house","state":"music",
                   "confidence":0.8123},...],
-     "nonfinite_samples":0,
+     "invalid_samples":0,
      "hops":{"times":[3.0,3.5,...],"probabilities":[[0.9012,0.0988],...],
              "level_dbfs":[-18.2,-17.9,...],"silent":[false,false,...]}}
 
@@ -149,8 +150,8 @@ class Timeline:
     silent : ndarray or None
         ``(n,)`` bool: the hop was below the silence threshold, so the tracker took its
         probabilities as no evidence (`SmoothingConfig.quiet`); None when unknown.
-    nonfinite_samples : int
-        NaN or infinite samples of the source, analysed as zeros.
+    invalid_samples : int
+        Samples of the source that were NaN, infinite or beyond ±1000, analysed as zeros.
     """
 
     source: str
@@ -163,7 +164,7 @@ class Timeline:
     model: dict[str, Any]
     levels_dbfs: np.ndarray | None = None
     silent: np.ndarray | None = None
-    nonfinite_samples: int = 0
+    invalid_samples: int = 0
 
     def __post_init__(self) -> None:
         n = len(self.times)
@@ -302,7 +303,7 @@ def write_json(timeline: Timeline) -> str:
             }
             for segment in timeline.segments
         ],
-        "nonfinite_samples": int(timeline.nonfinite_samples),
+        "invalid_samples": int(timeline.invalid_samples),
         "hops": {
             "times": np.round(np.asarray(timeline.times, dtype=np.float64), 3).tolist(),
             "probabilities": np.round(

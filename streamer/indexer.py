@@ -32,7 +32,7 @@ from streamer.describe import SECTION_SECONDS, DescriptorAccumulator
 from streamer.errors import StreamerError
 from streamer.model import GenreModel, file_sha256
 from streamer.progress import progress_bar, say
-from streamer.smoothing import SmoothingConfig
+from streamer.smoothing import DEFAULT_SMOOTHING
 from streamer.sources import AUDIO_EXTENSIONS, FileSource
 
 UNSUPPORTED_AUDIO = {
@@ -50,7 +50,7 @@ UNSUPPORTED_AUDIO = {
 user learns which tracks are missing and why. Other files (covers, playlists, text) are
 not music and are passed over silently, only counted."""
 BLOCK_SECONDS = 10.0  # decoded at a time: bounds memory, and batches model inference
-SILENCE = SmoothingConfig()  # the live tracker's threshold tells music hops from silence
+SILENCE = DEFAULT_SMOOTHING  # the live tracker's threshold tells music hops from silence
 
 
 @dataclass
@@ -186,9 +186,7 @@ def analyse_file(path: Path, model: GenreModel) -> TrackRecord:
                     starts.append(hop.time - analyzer.window_seconds)
     duration = analyzer.samples / model.spec.sample_rate
     if not hops:
-        raise StreamerError(
-            f"{path}: too short ({duration:.1f} s): the model needs {analyzer.window_seconds:.1f} s"
-        )
+        raise analyzer.too_short(path, seconds=duration)
     section_of = (np.asarray(starts) // SECTION_SECONDS).astype(int)
     sections = [
         (

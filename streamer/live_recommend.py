@@ -25,10 +25,9 @@ from streamer import protocol
 from streamer.analysis import Hop
 from streamer.describe import describe
 from streamer.recommend import Basis, Session
-from streamer.smoothing import SmoothingConfig, TrackerUpdate
+from streamer.smoothing import DEFAULT_SMOOTHING, SmoothingConfig, TrackerUpdate
 
 MIN_AUDIO_SECONDS = 5.0  # less audio gives no usable key or tempo: no recommendation yet
-SILENCE = SmoothingConfig()  # the tracker's default threshold tells music hops from pauses
 
 
 @dataclass(frozen=True)
@@ -58,6 +57,9 @@ class LiveRecommender:
     embedding_seconds : float
         Hops averaged into the embedding of "now" (shorter follows changes faster; longer
         is steadier within a track).
+    smoothing : SmoothingConfig
+        The tracker's settings, whose silence threshold (``--silence-dbfs``) tells the music
+        hops from the pauses here too.
     """
 
     def __init__(
@@ -69,8 +71,10 @@ class LiveRecommender:
         every_seconds: float = 10.0,
         context_seconds: float = 15.0,
         embedding_seconds: float = 10.0,
+        smoothing: SmoothingConfig = DEFAULT_SMOOTHING,
     ) -> None:
         self.session = session
+        self.smoothing = smoothing
         self.sample_rate = sample_rate
         self.every_seconds = every_seconds
         self._ring = np.zeros(round(context_seconds * sample_rate), dtype=np.float32)
@@ -106,7 +110,7 @@ class LiveRecommender:
         Only music hops are kept for "now": the model's guess on a quiet one (a pause) is
         no evidence, as for the tracker and the library.
         """
-        if not SILENCE.quiet(hop.level_dbfs):
+        if not self.smoothing.quiet(hop.level_dbfs):
             row = self._hops % len(self._embeddings)
             self._embeddings[row] = hop.embedding
             self._probabilities[row] = hop.probabilities

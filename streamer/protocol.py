@@ -180,15 +180,16 @@ def status_message(
     source: str,
     input_lost_at: float | None = None,
     input_losses: int = 0,
-    nonfinite_samples: int = 0,
+    invalid_samples: int = 0,
     record_error: str | None = None,
 ) -> dict[str, Any]:
     """Capture and server health; `latency_ms` is None until the first update went out.
 
     `input_lost_at` is the stream time the input was lost at while it is gone, else None;
-    `input_losses` counts the losses of the session. `nonfinite_samples` counts input
-    samples that were NaN or infinite and were analysed as zeros. `record_error` says why
-    the ``--record`` file stopped being written (None while it is written, or without one).
+    `input_losses` counts the losses of the session. `invalid_samples` counts input
+    samples that were NaN, infinite or beyond ±1000 and were analysed as zeros.
+    `record_error` says why the ``--record`` file stopped being written (None while it is
+    written, or without one).
     """
     return {
         "type": "status",
@@ -202,7 +203,7 @@ def status_message(
         "input": "ok" if input_lost_at is None else "lost",
         "input_lost_at": None if input_lost_at is None else _seconds(input_lost_at),
         "input_losses": int(input_losses),
-        "nonfinite_samples": int(nonfinite_samples),
+        "invalid_samples": int(invalid_samples),
         "record_error": None if record_error is None else str(record_error),
     }
 

@@ -81,7 +81,10 @@ class RingBuffer:
     @staticmethod
     def _store(source: np.ndarray, target: np.ndarray) -> None:
         if source.ndim == 2:
-            np.mean(source, axis=1, out=target)
+            # +Inf and -Inf from a broken driver average to NaN: no warning here, in the
+            # audio callback; the reader replaces what is not audio (AudioSource._usable).
+            with np.errstate(all="ignore"):
+                np.mean(source, axis=1, out=target)
         else:
             target[:] = source
 

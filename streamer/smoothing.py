@@ -44,8 +44,8 @@ moment the new music began to fill what the model heard), never before the open 
 start. So a DJ's tracklist puts the change where it happened in the audio, not where the
 tracker became sure of it (2.5 s later with the shipped model). Segments end where the
 next one starts, so they tile the stream from the first hop to `GenreTracker.finish`.
-Offline tagging (`track_offline`, `streamer tag`) feeds the same tracker hop by hop: its
-output is the live output, exactly.
+`streamer tag` feeds the same tracker hop by hop: its output is the live output, exactly
+(tests/test_tagging.py compares the two commands on one file).
 """
 
 from __future__ import annotations
@@ -134,6 +134,10 @@ class SmoothingConfig:
         model output is no evidence. The one test of silence, for the live tracker and for
         the library (music hops, descriptor frames) alike."""
         return np.less(level_dbfs, self.silence_dbfs)
+
+
+DEFAULT_SMOOTHING = SmoothingConfig()
+"""The defaults, for callers that take a config."""
 
 
 @dataclass(frozen=True)

@@ -48,31 +48,38 @@ def import_sounddevice() -> ModuleType:
     return sounddevice
 
 
-class AudioSource(ABC):
-    """A stream of mono float32 samples at `sample_rate`, all of them finite.
+MAX_SAMPLE = 1000.0
+"""Beyond this magnitude (60 dB over full scale) a float sample is not audio but a corrupt
+file or driver: it would overflow the features, and it is treated like a NaN."""
 
-    A NaN or infinite sample (a broken float file, a faulty driver) is replaced by 0 as
-    soon as it is read, before the resampler (which would smear it over its filter length)
-    and the analysis see it, and counted in `nonfinite_samples`: the input is analysed as
-    if those samples were silence, and the caller says so once.
+
+class AudioSource(ABC):
+    """A stream of mono float32 samples at `sample_rate`, all of them finite and sane.
+
+    A NaN or infinite sample, or one beyond `MAX_SAMPLE` (a broken float file, a faulty
+    driver), is replaced by 0 as soon as it is read, before the resampler (which would
+    smear it over its filter length) and the analysis see it, and counted in
+    `invalid_samples`: the input is analysed as if those samples were silence, and the
+    caller says so once.
     """
 
     sample_rate: int
     description: str
-    _nonfinite = 0
+    _invalid = 0
 
     @property
-    def nonfinite_samples(self) -> int:
-        """NaN or infinite input samples replaced by 0 so far."""
-        return self._nonfinite
+    def invalid_samples(self) -> int:
+        """Input samples replaced by 0 so far (NaN, infinite or beyond `MAX_SAMPLE`)."""
+        return self._invalid
 
-    def _finite(self, samples: np.ndarray) -> np.ndarray:
-        """`samples` with every NaN and +-Inf set to 0 (in place), counted."""
-        bad = ~np.isfinite(samples)
+    def _usable(self, samples: np.ndarray) -> np.ndarray:
+        """`samples` with every NaN, +-Inf and magnitude beyond `MAX_SAMPLE` set to 0 (in
+        place), counted."""
+        bad = ~(np.abs(samples) <= MAX_SAMPLE)  # NaN compares False: bad too
         count = int(np.count_nonzero(bad))
         if count:
             samples[bad] = 0.0
-            self._nonfinite += count
+            self._invalid += count
         return samples
 
     @property
@@ -387,7 +394,7 @@ class DeviceSource(AudioSource):
 
         The ring drops what does not fit, so whatever it lost came after all it holds.
         """
-        block = self._finite(self._ring.read())  # here, never in the callback
+        block = self._usable(self._ring.read())  # here, never in the callback
         lost = self._ring.overflow_samples - self._overflow_filled
         if not lost:
             return block
@@ -551,7 +558,7 @@ class FileSource(AudioSource):
                 time.sleep(timeout)
                 return np.empty(0, dtype=np.float32)
             time.sleep(max(wait, 0.0))
-        block = self._finite(self._sound.read(self._block, dtype="float32", always_2d=True))
+        block = self._usable(self._sound.read(self._block, dtype="float32", always_2d=True))
         self._decoded += block.shape[0]
         last = block.shape[0] < self._block
         self._ended = last

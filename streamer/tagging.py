@@ -20,10 +20,9 @@ import numpy as np
 from streamer.analysis import HopAnalyzer
 from streamer.exports import Timeline
 from streamer.model import GenreModel
-from streamer.smoothing import GenreTracker, SmoothingConfig
+from streamer.smoothing import DEFAULT_SMOOTHING, GenreTracker, SmoothingConfig
 from streamer.sources import FileSource
 
-DEFAULT_SMOOTHING = SmoothingConfig()
 BLOCK_SECONDS = 30.0
 """Audio decoded and analysed at once: 60 patches at a 0.5 s hop, and a few megabytes of
 samples."""
@@ -39,9 +38,9 @@ def tag_file(
 ) -> Timeline:
     """Tag one recording; `progress` gets seconds done and in all, after each block.
 
-    NaN or infinite samples are analysed as zeros and counted in the timeline's
-    `nonfinite_samples`, for the caller to report. Raises `StreamerError` (one line) for a
-    file that cannot be decoded.
+    NaN, infinite or absurd (beyond ±1000) samples are analysed as zeros and counted in
+    the timeline's `invalid_samples`, for the caller to report. Raises `StreamerError`
+    (one line) for a file that cannot be decoded or holds less than one patch of audio.
     """
     analyzer = HopAnalyzer(model, hop_seconds=hop_seconds)
     tracker = GenreTracker(model.labels, config=smoothing, window_seconds=analyzer.window_seconds)
@@ -60,6 +59,8 @@ def tag_file(
                 levels.append(hop.level_dbfs)
             progress(analyzer.samples / rate, source.duration)
     duration = analyzer.samples / rate
+    if not times:  # not one patch heard: nothing to tag, which the user must hear
+        raise analyzer.too_short(path, seconds=duration)
     tracker.finish(time=duration)
     return Timeline(
         source=str(path),
@@ -74,5 +75,5 @@ def tag_file(
         model={"name": model.path.name, "sha256": model.info.sha256},
         levels_dbfs=np.asarray(levels, dtype=np.float64),
         silent=smoothing.quiet(np.asarray(levels, dtype=np.float64)),
-        nonfinite_samples=source.nonfinite_samples,
+        invalid_samples=source.invalid_samples,
     )

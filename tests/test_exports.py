@@ -629,7 +629,7 @@ def test_json_says_which_hops_were_silent_next_to_the_raw_probabilities(tmp_path
     levels = np.array([-20.0, -49.96, -50.04, -80.0, -100.0, -12.34])
     timeline = timeline_of(segments_of([(3.0, "house")], end=6.0), source=tmp_path / "a.wav")
     timeline = dataclasses.replace(
-        timeline, levels_dbfs=levels, silent=SmoothingConfig().quiet(levels), nonfinite_samples=7
+        timeline, levels_dbfs=levels, silent=SmoothingConfig().quiet(levels), invalid_samples=7
     )
     (path,) = export(timeline, ["json"])
     document = json.loads(path.read_text())
@@ -637,6 +637,6 @@ def test_json_says_which_hops_were_silent_next_to_the_raw_probabilities(tmp_path
     assert hops["probabilities"] == np.round(timeline.probabilities, 4).tolist()  # raw
     assert hops["level_dbfs"] == [-20.0, -50.0, -50.0, -80.0, -100.0, -12.3]
     assert hops["silent"] == [False, False, True, True, True, False]  # below -50 dBFS
-    assert document["nonfinite_samples"] == 7
+    assert document["invalid_samples"] == 7
     with pytest.raises(ValueError, match="levels_dbfs and silent of shape"):
         dataclasses.replace(timeline, silent=np.zeros(2, dtype=bool))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -95,3 +96,15 @@ def test_concurrent_writer_and_reader_lose_and_duplicate_nothing() -> None:
     )
     assert produced[0] - data.size == ring.overflow_samples
     assert data.size > 100_000
+
+
+def test_a_broken_drivers_infinities_pass_without_a_warning_in_the_callback() -> None:
+    """A stereo frame of +Inf and -Inf (or two huge values) averages to NaN (or Inf): the
+    write, which runs in the audio callback, must not warn; the reader cleans it up."""
+    ring = RingBuffer(8, dtype=np.float32)
+    block = np.array([[np.inf, -np.inf], [3e38, 3e38], [0.5, 0.25]], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ring.write(block) == 3
+    out = ring.read()
+    assert np.isnan(out[0]) and np.isinf(out[1]) and out[2] == np.float32(0.375)

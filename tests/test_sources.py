@@ -168,22 +168,22 @@ def write_float_with_nonfinite(path: Path, *, rate: int, channels: int = 1) -> i
     return int(np.count_nonzero(~np.isfinite(y)))
 
 
-def test_file_source_analyses_nonfinite_samples_as_zeros_and_counts_them(tmp_path: Path) -> None:
+def test_file_source_analyses_invalid_samples_as_zeros_and_counts_them(tmp_path: Path) -> None:
     """NaN and Inf become 0 before the resampler, which would smear them: all else intact."""
     path = tmp_path / "nan.wav"
     bad = write_float_with_nonfinite(path, rate=44100, channels=2)
     source = FileSource(path, sample_rate=RATE, block_seconds=0.25)
-    assert source.nonfinite_samples == 0
+    assert source.invalid_samples == 0
     y = drain(source)
     assert np.isfinite(y).all()
-    assert source.nonfinite_samples == bad == 102
+    assert source.invalid_samples == bad == 102
     assert y.size == 2 * RATE
     first = y[: RATE - 100]  # the first second, far from the damage, is the sine
     assert dominant_frequency(first, RATE) == pytest.approx(440, abs=1)
     assert np.sqrt(np.mean(first[1000:] ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.01)
 
 
-def test_capture_replaces_nonfinite_samples_on_the_readers_thread(
+def test_capture_replaces_invalid_samples_on_the_readers_thread(
     pulse_device: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """NaN and Inf played through a float32 null sink reach PortAudio as they are (the
@@ -209,6 +209,6 @@ def test_capture_replaces_nonfinite_samples_on_the_readers_thread(
         y = np.concatenate(chunks)
         assert np.abs(y).max() > 0.4, "the sine did not come back through the device"
         assert np.isfinite(y).all()
-        assert source.nonfinite_samples == bad  # one channel captured as two, downmixed
+        assert source.invalid_samples == bad  # one channel captured as two, downmixed
     finally:
         pulse._control(pulse_device, "unload-module", module)

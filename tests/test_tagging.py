@@ -224,7 +224,7 @@ def test_sigint_during_tagging_is_a_clean_stop(trained: dict[str, Path], tmp_pat
     assert not (tmp_path / "ten-minutes.json").exists()  # nothing half-written
 
 
-def test_nan_and_inf_samples_are_analysed_as_silence_and_said_once(
+def test_nan_inf_and_absurd_samples_are_analysed_as_silence_and_said_once(
     trained: dict[str, Path], tmp_path: Path
 ) -> None:
     """`tag` warns in one line and counts them in its JSON; `listen --file` counts them in
@@ -234,6 +234,7 @@ def test_nan_and_inf_samples_are_analysed_as_silence_and_said_once(
     audio[TRAIN_RATE : TRAIN_RATE + 10] = np.nan
     audio[3 * TRAIN_RATE] = np.inf
     audio[5 * TRAIN_RATE] = -np.inf
+    audio[6 * TRAIN_RATE : 6 * TRAIN_RATE + 2] = 3e30, -1001.0  # no audio: would overflow
     path = tmp_path / "broken float.wav"
     soundfile.write(path, audio, TRAIN_RATE, subtype="FLOAT")
     model = ["--model", str(trained["onnx"])]
@@ -243,10 +244,11 @@ def test_nan_and_inf_samples_are_analysed_as_silence_and_said_once(
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     assert [line for line in done.stderr.splitlines() if "warning" in line] == [
-        f"streamer: warning: {path}: 12 samples were NaN or infinite and were analysed as silence"
+        f"streamer: warning: {path}: 14 samples were NaN, infinite or beyond ±1000 and were "
+        "analysed as silence"
     ]
     tagged = json.loads((tmp_path / "broken float.json").read_text())
-    assert tagged["nonfinite_samples"] == 12
+    assert tagged["invalid_samples"] == 14
     assert [s["state"] for s in tagged["segments"]] == ["music"]
     listen = [sys.executable, "-m", "streamer", "listen", "--file", str(path), "--fast",
               "--no-view", "--port", "0", *model]  # fmt: skip
@@ -254,7 +256,7 @@ def test_nan_and_inf_samples_are_analysed_as_silence_and_said_once(
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     statuses = [m for m in map(json.loads, done.stdout.splitlines()) if m["type"] == "status"]
-    assert statuses[-1]["nonfinite_samples"] == 12
+    assert statuses[-1]["invalid_samples"] == 14
 
 
 def test_the_json_marks_the_silent_hops_beside_the_raw_probabilities(
