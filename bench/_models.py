@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from streamer.features import FeatureSpec
-from streamer.model import DEFAULT_MODEL, GenreModel
+from streamer.analysis.features import FeatureSpec
+from streamer.analysis.model import DEFAULT_MODEL, GenreModel
 
 BENCH_CNN_FILTERS = (16, 32, 32, 64)
 BENCH_CLASSES = 10

@@ -36,8 +36,8 @@ from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.uri import WebSocketURI, parse_uri
 
-from streamer import protocol
-from streamer.server import BroadcastServer, ServerThread
+from streamer.outlets import protocol
+from streamer.outlets.server import BroadcastServer, ServerThread
 
 GOAL_P99_MS = 50.0
 LABELS = [f"genre{i}" for i in range(10)]

@@ -14,7 +14,12 @@ import time
 
 import numpy as np
 
-from streamer.features import BatchExtractor, FeatureSpec, StreamingExtractor, live_thread_limits
+from streamer.analysis.features import (
+    BatchExtractor,
+    FeatureSpec,
+    StreamingExtractor,
+    live_thread_limits,
+)
 
 
 def main() -> None:

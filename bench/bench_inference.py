@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamer.model import GenreModel
+from streamer.analysis.model import GenreModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

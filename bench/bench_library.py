@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from streamer.catalogue import Catalogue
-from streamer.indexer import index
-from streamer.model import DEFAULT_MODEL
-from streamer.recommend import Library
-from streamer.similarity import PART_WEIGHTS, combine, unit_rows
+from streamer.analysis.model import DEFAULT_MODEL
+from streamer.library.catalogue import Catalogue
+from streamer.library.indexer import index
+from streamer.library.recommend import Library
+from streamer.library.similarity import PART_WEIGHTS, combine, unit_rows
 
 
 def held_out_clips(corpus: Path) -> list[tuple[Path, str]]:

@@ -46,14 +46,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import pulse
 from _models import bench_model, keras_twin
 
-from streamer import protocol
-from streamer.analysis import HopAnalyzer
-from streamer.engine import Engine
-from streamer.features import BatchExtractor
-from streamer.model import GenreModel
-from streamer.server import BroadcastServer, ServerThread
-from streamer.smoothing import GenreTracker
-from streamer.sources import FileSource
+from streamer.analysis.features import BatchExtractor
+from streamer.analysis.hops import HopAnalyzer
+from streamer.analysis.model import GenreModel
+from streamer.capture.file import FileSource
+from streamer.live.engine import Engine
+from streamer.outlets import protocol
+from streamer.outlets.server import BroadcastServer, ServerThread
+from streamer.tracking import GenreTracker
 
 GOAL_P99_MS = 20.0
 GOAL_CPU_PERCENT = 2.0
@@ -249,7 +249,7 @@ def cpu_seconds(pid: int) -> float:
 
 CAPTURE_ONLY = """
 import sys
-from streamer.sources import DeviceSource
+from streamer.capture.device import DeviceSource
 rate, hop = int(sys.argv[1]), int(sys.argv[2])
 with DeviceSource(sample_rate=rate) as source:
     print("capturing", file=sys.stderr, flush=True)

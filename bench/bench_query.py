@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from streamer.similarity import BruteForceIndex, unit_rows
+from streamer.library.similarity import BruteForceIndex, unit_rows
 
 DIMENSIONS = 64 + 10 + 61
 

@@ -27,13 +27,13 @@ from _models import bench_model
 from bench_tag import write_recording
 from websockets.asyncio.client import connect
 
-from streamer import protocol
-from streamer.analysis import HopAnalyzer
-from streamer.engine import Engine, SegmentRecord
-from streamer.model import GenreModel
-from streamer.server import BroadcastServer, ServerThread
-from streamer.smoothing import GenreTracker
-from streamer.sources import FileSource
+from streamer.analysis.hops import HopAnalyzer
+from streamer.analysis.model import GenreModel
+from streamer.capture.file import FileSource
+from streamer.live.engine import Engine, SegmentRecord
+from streamer.outlets import protocol
+from streamer.outlets.server import BroadcastServer, ServerThread
+from streamer.tracking import GenreTracker
 
 
 def rss_mb() -> float:

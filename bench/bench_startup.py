@@ -40,7 +40,11 @@ def main() -> None:
         bare = timed([python, "-c", "pass"], env, args.runs)
         package = timed([python, "-c", "import streamer"], env, args.runs)
         runtime = timed(
-            [python, "-c", "import streamer.cli, streamer.sources, streamer.features"],
+            [
+                python,
+                "-c",
+                "import streamer.cli, streamer.capture.device, streamer.analysis.features",
+            ],
             env,
             args.runs,
         )
@@ -51,7 +55,7 @@ def main() -> None:
         f"import streamer:                        {1e3 * package:7.0f} ms ({package / bare:.2f}x)"
     )
     print(
-        f"import streamer.cli/sources/features:   {1e3 * runtime:7.0f} ms ({runtime / bare:.2f}x)"
+        f"import streamer.cli/device/features:    {1e3 * runtime:7.0f} ms ({runtime / bare:.2f}x)"
     )
     print(
         f"streamer devices, start to output:      {1e3 * devices:7.0f} ms ({devices / bare:.2f}x)"

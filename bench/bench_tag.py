@@ -30,8 +30,8 @@ from _models import bench_model, keras_twin
 from bench_live import run_naive
 from threadpoolctl import threadpool_limits
 
-from streamer.model import GenreModel
-from streamer.tagging import tag_file
+from streamer.analysis.model import GenreModel
+from streamer.offline.tagging import tag_file
 
 RATE = 44100
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from streamer.features import FeatureSpec
+from streamer.analysis.features import FeatureSpec
 
 sys.path.insert(0, str(Path(__file__).parent))
 

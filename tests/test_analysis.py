@@ -8,9 +8,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamer.analysis import HopAnalyzer
-from streamer.features import BatchExtractor
-from streamer.model import GenreModel
+from streamer.analysis.features import BatchExtractor
+from streamer.analysis.hops import HopAnalyzer
+from streamer.analysis.model import GenreModel
 
 
 def music(seconds: float, rate: int, seed: int = 0) -> np.ndarray:

@@ -14,14 +14,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from streamer.catalogue import (
+from streamer.errors import StreamerError
+from streamer.library.catalogue import (
     NO_MUSIC,
     SCHEMA_VERSION,
     Catalogue,
     TrackRecord,
     default_catalogue_path,
 )
-from streamer.errors import StreamerError
 
 LABELS = ["blues", "classical", "jazz", "rock"]
 MODEL = "a" * 64
@@ -472,7 +472,7 @@ CHILD = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
 from test_catalogue import numbered_record
-from streamer.catalogue import Catalogue
+from streamer.library.catalogue import Catalogue
 
 path, stall_at, stall = sys.argv[2], int(sys.argv[3]), sys.argv[4]
 catalogue = Catalogue(path)

@@ -14,8 +14,8 @@ import pytest
 import soundfile
 from listening import start_listen
 
-from streamer import protocol
-from streamer.model import GenreModel
+from streamer.analysis.model import GenreModel
+from streamer.outlets import protocol
 
 STREAMER = [sys.executable, "-m", "streamer"]
 NO_PULSE = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
@@ -141,7 +141,8 @@ def test_listen_without_its_model_metadata(tmp_path: Path, sine_44k: Path) -> No
 
 def test_runtime_does_not_import_tensorflow() -> None:
     code = (
-        "import sys, streamer.cli, streamer.sources, streamer.features, streamer.ringbuffer; "
+        "import sys, streamer.cli, streamer.capture.device, streamer.capture.file, "
+        "streamer.analysis.features, streamer.capture.ringbuffer; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

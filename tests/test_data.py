@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile
 
+from streamer.analysis.features import FeatureSpec
 from streamer.errors import StreamerError
-from streamer.features import FeatureSpec
 from training.data import (
     FeatureCache,
     Track,

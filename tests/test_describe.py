@@ -14,7 +14,7 @@ import soundfile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamer.describe import (
+from streamer.analysis.describe import (
     HOP_LENGTH,
     N_FFT,
     PITCH_CLASSES,
@@ -28,7 +28,7 @@ from streamer.describe import (
     estimate_key,
     keys_compatible,
 )
-from streamer.sources import FileSource
+from streamer.capture.file import FileSource
 
 SR = 22050
 ARRAYS = ("mfcc_mean", "mfcc_std", "contrast_mean", "chroma_mean")

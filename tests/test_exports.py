@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamer.engine import SegmentRecord, segment_to_message
 from streamer.errors import StreamerError
-from streamer.exports import (
+from streamer.live.engine import SegmentRecord, segment_to_message
+from streamer.offline.exports import (
     CSV_COLUMNS,
     FORMATS,
     MAX_CUE_TRACKS,
@@ -29,8 +29,14 @@ from streamer.exports import (
     record_sessions,
     timeline_from_record,
 )
-from streamer.plot import DPI, HEIGHT_INCHES, STRIP_HEIGHT_INCHES, WIDTH_INCHES, plot_timeline
-from streamer.smoothing import Segment, SmoothingConfig
+from streamer.offline.plot import (
+    DPI,
+    HEIGHT_INCHES,
+    STRIP_HEIGHT_INCHES,
+    WIDTH_INCHES,
+    plot_timeline,
+)
+from streamer.tracking import Segment, SmoothingConfig
 
 LABELS = ["house", "jazz", "techno", "disco"]
 MODEL = {"name": "genre.onnx", "sha256": "ab" * 32}
@@ -618,7 +624,10 @@ def test_plot_draws_genres_in_their_label_colour(tmp_path: Path) -> None:
 
 
 def test_importing_the_exports_and_plot_does_not_load_matplotlib() -> None:
-    code = "import sys, streamer.exports, streamer.plot; print('matplotlib' in sys.modules)"
+    code = (
+        "import sys, streamer.offline.exports, streamer.offline.plot; "
+        "print('matplotlib' in sys.modules)"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )

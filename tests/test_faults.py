@@ -30,9 +30,11 @@ from rich.console import Console
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from streamer import protocol, sources
-from streamer.cli import EXIT_INPUT_LOST
-from streamer.view import GenreView
+from streamer.capture import device
+from streamer.capture.device import DeviceSource
+from streamer.cli.listen import EXIT_INPUT_LOST
+from streamer.outlets import protocol
+from streamer.outlets.view import GenreView
 
 
 def is_update(message: dict) -> bool:
@@ -209,7 +211,7 @@ class FakeSounddevice:
         self.streams[-1].callback(np.full((1000, 1), 0.5, np.float32), 1000, None, status)
 
 
-def read_until(source: sources.DeviceSource, lost: bool, timeout: float = 10.0) -> list[np.ndarray]:
+def read_until(source: DeviceSource, lost: bool, timeout: float = 10.0) -> list[np.ndarray]:
     chunks, deadline = [], time.monotonic() + timeout
     while source.input_lost != lost:
         assert time.monotonic() < deadline, f"input_lost did not become {lost}"
@@ -221,8 +223,8 @@ def test_a_silent_or_stopped_input_is_lost_filled_with_silence_and_reopened(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sd = FakeSounddevice()
-    monkeypatch.setattr(sources, "import_sounddevice", lambda: sd)
-    source = sources.DeviceSource(sample_rate=22050, stall_seconds=0.3, retry_seconds=0.2)
+    monkeypatch.setattr(device, "import_sounddevice", lambda: sd)
+    source = DeviceSource(sample_rate=22050, stall_seconds=0.3, retry_seconds=0.2)
     with source:
         sd.deliver(overflow=True)
         before = time.monotonic()
@@ -253,8 +255,8 @@ def test_samples_lost_to_a_full_ring_are_counted_and_keep_their_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sd = FakeSounddevice()
-    monkeypatch.setattr(sources, "import_sounddevice", lambda: sd)
-    source = sources.DeviceSource(sample_rate=22050, ring_seconds=0.1)  # 2205 samples
+    monkeypatch.setattr(device, "import_sounddevice", lambda: sd)
+    source = DeviceSource(sample_rate=22050, ring_seconds=0.1)  # 2205 samples
     with source:
         for _ in range(5):  # 5000 samples while the reader is busy elsewhere
             sd.deliver()
@@ -273,11 +275,11 @@ def test_a_segment_is_on_disk_before_any_sink_sees_it(
 ) -> None:
     """Every sink (the server, the view, stdout) finds the segment it is handed already in
     the record file: a client can never see a segment that a crash would lose."""
-    from streamer.analysis import HopAnalyzer
-    from streamer.engine import Engine, SegmentRecord
-    from streamer.model import GenreModel
-    from streamer.smoothing import GenreTracker
-    from streamer.sources import FileSource
+    from streamer.analysis.hops import HopAnalyzer
+    from streamer.analysis.model import GenreModel
+    from streamer.capture.file import FileSource
+    from streamer.live.engine import Engine, SegmentRecord
+    from streamer.tracking import GenreTracker
 
     model = GenreModel(trained["onnx"])
     analyzer = HopAnalyzer(model, hop_seconds=0.5)

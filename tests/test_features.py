@@ -11,7 +11,7 @@ import scipy.signal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamer.features import (
+from streamer.analysis.features import (
     BatchExtractor,
     FeatureSpec,
     StreamingExtractor,

@@ -25,10 +25,10 @@ from conftest import TRAIN_RATE, render_genre
 from test_live import start_listen
 from websockets.sync.client import connect
 
-from streamer import protocol
-from streamer.catalogue import Catalogue
 from streamer.cli import main
-from streamer.recommend import Basis, Filters, Library, Session
+from streamer.library.catalogue import Catalogue
+from streamer.library.recommend import Basis, Filters, Library, Session
+from streamer.outlets import protocol
 
 GENRES = ("clicks", "noise", "tones")
 PER_GENRE = 6
@@ -255,7 +255,15 @@ def test_live_recommendations_follow_the_audio_and_the_feedback(
     playing = tmp_path / "tones-live.wav"
     soundfile.write(playing, render_genre("tones", rng, seconds=30.0), TRAIN_RATE)
     process, url = start_listen(
-        indexed["model"], {}, "--file", str(playing), "--library", str(indexed["db"]), "-k", "3"
+        indexed["model"],
+        {},
+        "--file",
+        str(playing),
+        "--library",
+        "--db",
+        str(indexed["db"]),
+        "-k",
+        "3",
     )
     lists = []
     try:
@@ -307,10 +315,10 @@ def half_silent(rng: np.random.Generator) -> np.ndarray:
 def test_the_mixture_and_embedding_are_the_means_over_music_hops_only(
     trained: dict[str, Path], tmp_path: Path
 ) -> None:
-    from streamer.analysis import HopAnalyzer
-    from streamer.indexer import analyse_file
-    from streamer.model import GenreModel
-    from streamer.smoothing import SmoothingConfig
+    from streamer.analysis.hops import HopAnalyzer
+    from streamer.analysis.model import GenreModel
+    from streamer.library.indexer import analyse_file
+    from streamer.tracking import SmoothingConfig
 
     path = tmp_path / "half.wav"
     soundfile.write(path, half_silent(np.random.default_rng(3)), TRAIN_RATE)
@@ -387,9 +395,9 @@ def test_silence_is_no_music_in_the_library_and_is_never_recommended(
 
 def test_live_now_is_described_by_its_music_hops_only(indexed: dict[str, Path]) -> None:
     """The quiet hops of a pause inside a track add nothing to the live query."""
-    from streamer.analysis import Hop
-    from streamer.live_recommend import LiveRecommender
-    from streamer.smoothing import TrackerUpdate
+    from streamer.analysis.hops import Hop
+    from streamer.live.recommend import LiveRecommender
+    from streamer.tracking import TrackerUpdate
 
     library = Library.open(indexed["db"])
     recommender = LiveRecommender(Session(library), sample_rate=TRAIN_RATE, hop_seconds=0.5)

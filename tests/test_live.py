@@ -25,7 +25,7 @@ from listening import receive_for, start_listen
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from streamer import protocol
+from streamer.outlets import protocol
 
 
 def test_live_session_follows_a_change_of_genre(

@@ -18,9 +18,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from test_server import LABELS, make_hello
 
-from streamer import protocol
-from streamer.access import AccessPolicy, is_loopback
-from streamer.server import BroadcastServer, ServerThread, hosts_to_open
+from streamer.outlets import protocol
+from streamer.outlets.access import AccessPolicy, is_loopback
+from streamer.outlets.server import BroadcastServer, ServerThread, hosts_to_open
 
 CHROMIUM = "/usr/bin/chromium"
 # Chromium as root needs no sandbox; without the network flags it keeps trying to reach

@@ -31,8 +31,8 @@ def test_a_wheel_ships_the_model_and_tags_a_file_from_another_folder(tmp_path: P
     names = set(zipfile.ZipFile(wheel).namelist())
     for shipped in ("genre.onnx", "genre.json", "README.md"):
         assert f"streamer/models/{shipped}" in names
-    assert "streamer/schemas/status.schema.json" in names
-    assert "streamer/overlay/overlay.js" in names
+    assert "streamer/outlets/schemas/status.schema.json" in names
+    assert "streamer/outlets/overlay/overlay.js" in names
 
     fresh = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(fresh)], check=True, timeout=120)
@@ -54,7 +54,7 @@ def test_a_wheel_ships_the_model_and_tags_a_file_from_another_folder(tmp_path: P
     t = np.arange(8 * rate) / rate
     soundfile.write(elsewhere / "song.wav", 0.3 * np.sin(2 * np.pi * 220 * t), rate)
     where = subprocess.run(
-        [python, "-c", "import streamer.model as m; print(m.__file__); print(m.DEFAULT_MODEL)"],
+        [python, "-c", "import streamer.analysis.model as m; print(m.__file__, m.DEFAULT_MODEL)"],
         cwd=elsewhere, check=True, capture_output=True, text=True,
     ).stdout.split()  # fmt: skip
     assert all(Path(path).is_relative_to(site) for path in where), where

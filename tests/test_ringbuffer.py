@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from streamer.ringbuffer import RingBuffer
+from streamer.capture.ringbuffer import RingBuffer
 
 
 def test_wrap_around_keeps_order() -> None:

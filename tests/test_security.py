@@ -18,10 +18,10 @@ from test_server import make_hello, receive, update
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from streamer import protocol
-from streamer.access import AccessPolicy, is_loopback
 from streamer.errors import StreamerError
-from streamer.server import BroadcastServer, ServerThread
+from streamer.outlets import protocol
+from streamer.outlets.access import AccessPolicy, is_loopback
+from streamer.outlets.server import BroadcastServer, ServerThread
 
 TOKEN = "s3cret-token"
 

@@ -16,11 +16,11 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from streamer import protocol
-from streamer.access import MAX_MESSAGE_BYTES
+from streamer.analysis.features import FeatureSpec
 from streamer.errors import StreamerError
-from streamer.features import FeatureSpec
-from streamer.server import BroadcastServer, ServerThread
+from streamer.outlets import protocol
+from streamer.outlets.access import MAX_MESSAGE_BYTES
+from streamer.outlets.server import BroadcastServer, ServerThread
 
 LABELS = ("blues", "jazz", "rock")
 LONG_LABELS = tuple(f"{name}-{'x' * 60}" for name in "abcdefghijklmnop")  # 1.3 kB updates

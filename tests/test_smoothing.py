@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamer.smoothing import (
+from streamer.tracking import (
     GenreTracker,
     Segment,
     SmoothingConfig,
@@ -27,7 +27,7 @@ LABELS = (
 HOP = 0.5
 WINDOW_HOPS = 6  # the model's 3 s window
 LOUD, QUIET = -20.0, -80.0
-SMOOTHING_LATENCY_HOPS = 2  # documented in streamer/smoothing.py
+SMOOTHING_LATENCY_HOPS = 2  # documented in streamer/tracking.py
 
 
 def hop_times(n: int, *, first: float = 3.0) -> np.ndarray:

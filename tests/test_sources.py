@@ -13,8 +13,9 @@ import pytest
 import soundfile
 from conftest import dominant_frequency, write_sine
 
+from streamer.capture.device import DeviceSource, find_input_device
+from streamer.capture.file import FileSource, read_audio
 from streamer.errors import StreamerError
-from streamer.sources import DeviceSource, FileSource, find_input_device, read_audio
 
 RATE = 22050
 

@@ -17,10 +17,10 @@ import soundfile
 from conftest import TRAIN_RATE, render_genre
 from test_live import start_listen
 
+from streamer.analysis.model import GenreModel
 from streamer.cli import main
-from streamer.exports import timeline_from_record
-from streamer.model import GenreModel
-from streamer.tagging import tag_file
+from streamer.offline.exports import timeline_from_record
+from streamer.offline.tagging import tag_file
 
 SECTIONS = ("tones", "noise", "clicks")
 SECTION_SECONDS = 8.0

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streamer.model import DEFAULT_MODEL, file_sha256
+from streamer.analysis.model import DEFAULT_MODEL, file_sha256
 
 TRAIN = [sys.executable, "-m", "training.cli"]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from streamer.analysis.model import GenreModel, metadata_path, model_input
 from streamer.errors import StreamerError
-from streamer.model import GenreModel, metadata_path, model_input
 from training import pipeline
 from training.card import render_card
 

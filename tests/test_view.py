@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from streamer import protocol
-from streamer.view import GenreView
+from streamer.outlets import protocol
+from streamer.outlets.view import GenreView
 
 LABELS = ["jazz", "rock"]
 

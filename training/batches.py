@@ -11,8 +11,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from streamer.features import FeatureSpec
-from streamer.model import model_input
+from streamer.analysis.features import FeatureSpec
+from streamer.analysis.model import model_input
 from streamer.progress import console, progress_bar
 from training.augment import augment_batch
 from training.pipeline import Patches

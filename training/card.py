@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from streamer.model import metadata_path, read_model_info
+from streamer.analysis.model import metadata_path, read_model_info
 
 LIMITS = """\
 - **Synthetic training data.** Every clip is General MIDI rendered from MMA grooves and

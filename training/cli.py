@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from streamer.cli import Parser, number, positive_float, positive_int
+from streamer.cli.options import Parser, number, positive_float, positive_int
 from streamer.errors import StreamerError, run_command
 
 EPILOG = """\

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from streamer.analysis.features import BatchExtractor, FeatureSpec
+from streamer.capture.file import AUDIO_EXTENSIONS, read_audio
 from streamer.errors import StreamerError
-from streamer.features import BatchExtractor, FeatureSpec
 from streamer.files import write_atomically
-from streamer.sources import AUDIO_EXTENSIONS, read_audio
 
 SIDES = ("train", "valid", "test")
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from streamer.features import FeatureSpec
+from streamer.analysis.features import FeatureSpec
+from streamer.analysis.model import INPUT_NAME, ModelInfo, file_sha256, metadata_path
 from streamer.files import write_atomically
-from streamer.model import INPUT_NAME, ModelInfo, file_sha256, metadata_path
 
 ONNX_OPSET = 17  # tf2onnx 1.17 supports opsets up to 18 (shared/NOTES.md)
 MAX_DIFFERENCE = 1e-4

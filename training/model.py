@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from streamer.model import EMBEDDING, INPUT_NAME, PROBABILITIES
+from streamer.analysis.model import EMBEDDING, INPUT_NAME, PROBABILITIES
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
+from streamer.analysis.features import FeatureSpec
+from streamer.analysis.model import model_input
+from streamer.capture.file import read_audio
 from streamer.errors import StreamerError
-from streamer.features import FeatureSpec
-from streamer.model import model_input
 from streamer.progress import console, progress_bar
-from streamer.sources import read_audio
 from training.data import (
     Dataset,
     FeatureCache,

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from streamer.analysis.features import FeatureSpec
 from streamer.errors import StreamerError
-from streamer.features import FeatureSpec
 
 METADATA_FORMAT = "streamer-model"
 METADATA_VERSION = 1
@@ -36,7 +36,7 @@ def shipped_model_path() -> Path:
     """The default model: inside the installed package (``streamer/models/``, where a wheel
     puts the repository's top-level ``models/`` folder, see pyproject.toml), or in that
     folder itself when streamer runs from a checkout (an editable install)."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # streamer/
     installed = package / "models" / "genre.onnx"
     return installed if installed.is_file() else package.parent / "models" / "genre.onnx"
 

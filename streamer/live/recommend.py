@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from streamer import protocol
-from streamer.analysis import Hop
-from streamer.describe import describe
-from streamer.recommend import Basis, Session
-from streamer.smoothing import DEFAULT_SMOOTHING, SmoothingConfig, TrackerUpdate
+from streamer.analysis.describe import describe
+from streamer.analysis.hops import Hop
+from streamer.library.recommend import Basis, Session
+from streamer.outlets import protocol
+from streamer.tracking import DEFAULT_SMOOTHING, SmoothingConfig, TrackerUpdate
 
 MIN_AUDIO_SECONDS = 5.0  # less audio gives no usable key or tempo: no recommendation yet
 

@@ -1,6 +1,6 @@
 """Recommendations from the user's library: for a track, and live for what plays now.
 
-`Library` loads a catalogue for queries: one joined vector per track (`streamer.similarity`)
+`Library` loads a catalogue for queries: one joined vector per track (`streamer.library.similarity`)
 in a `BruteForceIndex`, and the per-section embeddings that recognise a library track
 while it plays. `Session` is the memory of one listening session: the tracks played,
 skipped, liked and already recommended, and the filters (genre, tempo range, harmonic
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from streamer.catalogue import Catalogue, TrackRecord
-from streamer.describe import camelot, keys_compatible
+from streamer.analysis.describe import camelot, keys_compatible
 from streamer.errors import StreamerError
-from streamer.similarity import BruteForceIndex, DescriptorScale, combine, unit_rows
+from streamer.library.catalogue import Catalogue, TrackRecord
+from streamer.library.similarity import BruteForceIndex, DescriptorScale, combine, unit_rows
 
 ACTIONS = ("like", "skip", "played")
 NOW_PLAYING_SIMILARITY = 0.97

@@ -32,15 +32,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
-from streamer import protocol
-from streamer.analysis import Hop, HopAnalyzer
+from streamer.analysis.features import live_thread_limits
+from streamer.analysis.hops import Hop, HopAnalyzer
+from streamer.capture.source import AudioSource
 from streamer.errors import StreamerError
-from streamer.features import live_thread_limits
-from streamer.smoothing import GenreTracker, Segment
-from streamer.sources import AudioSource
+from streamer.outlets import protocol
+from streamer.tracking import GenreTracker, Segment
 
 if TYPE_CHECKING:  # the recommender pulls in librosa and the catalogue: only with --library
-    from streamer.live_recommend import LiveRecommender
+    from streamer.live.recommend import LiveRecommender
 
 Sink = Callable[[dict[str, Any]], None]
 InputLossPolicy = Literal["wait", "exit"]

@@ -3,7 +3,7 @@
 Each file is decoded block by block (bounded memory, whatever its length) and analysed in
 one pass: the genre model on consecutive patches (mean genre distribution, mean embedding,
 and one embedding per 30 s section, which lets the live engine recognise a track as it
-plays) and the hand-crafted descriptors (`streamer.describe`); its tags come from mutagen.
+plays) and the hand-crafted descriptors (`streamer.analysis.describe`); its tags come from mutagen.
 
 Re-indexing is incremental: a file whose size and modification time are unchanged, and
 that was analysed by the same model, is not decoded again, nor is an unchanged file that
@@ -26,14 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from streamer.analysis import HopAnalyzer
-from streamer.catalogue import Catalogue, TrackRecord
-from streamer.describe import SECTION_SECONDS, DescriptorAccumulator
+from streamer.analysis.describe import SECTION_SECONDS, DescriptorAccumulator
+from streamer.analysis.hops import HopAnalyzer
+from streamer.analysis.model import GenreModel, file_sha256
+from streamer.capture.file import AUDIO_EXTENSIONS, FileSource
 from streamer.errors import StreamerError
-from streamer.model import GenreModel, file_sha256
+from streamer.library.catalogue import Catalogue, TrackRecord
 from streamer.progress import progress_bar, say
-from streamer.smoothing import DEFAULT_SMOOTHING
-from streamer.sources import AUDIO_EXTENSIONS, FileSource
+from streamer.tracking import DEFAULT_SMOOTHING
 
 UNSUPPORTED_AUDIO = {
     ".m4a": "AAC/ALAC in MP4",

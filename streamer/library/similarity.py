@@ -6,7 +6,7 @@ that the cosine of two joined vectors is a weighted sum of three similarities:
 - the CNN embedding (mean over the track), cosine: what the model hears (weight 0.5);
 - the genre distribution, as the Bhattacharyya coefficient ``sum(sqrt(p * q))`` (the
   cosine of the square roots): how alike the genre mixtures are (weight 0.25);
-- the hand-crafted descriptors (`streamer.describe`), each dimension standardised with the
+- the hand-crafted descriptors (`streamer.analysis.describe`), each dimension standardised with the
   library's own mean and spread, in groups that weigh the same whatever their size:
   timbre (MFCC means and spreads) 0.4, texture (spectral contrast and centroid) 0.2,
   harmony (chroma) 0.2, tempo 0.2 (weight 0.25 in all).
@@ -29,7 +29,7 @@ from typing import Protocol
 
 import numpy as np
 
-from streamer.describe import N_CONTRAST, N_MFCC, PITCH_CLASSES, Descriptors
+from streamer.analysis.describe import N_CONTRAST, N_MFCC, PITCH_CLASSES, Descriptors
 
 PART_WEIGHTS = {"embedding": 0.5, "genre": 0.25, "descriptors": 0.25}
 _TEXTURE = 2 * N_MFCC + N_CONTRAST + 1  # end of contrast and log centroid

@@ -3,7 +3,7 @@
 The server sends ``hello`` once on connecting, then ``update`` (every hop), ``segment``
 (when a segment closes), ``status`` (periodically) and replies (``pong``, ``error``) to
 what the client sent. docs/protocol.md describes it for client authors; the JSON Schemas in
-``streamer/schemas/`` are the exact definition and are what `validate` checks.
+``streamer/outlets/schemas/`` are the exact definition and are what `validate` checks.
 
 The builders take plain keyword arguments and turn numpy scalars into JSON numbers, rounded
 to what a display needs (times to the millisecond, probabilities to 1e-4), which keeps an
@@ -46,7 +46,7 @@ def schema(name: str) -> dict[str, Any]:
     """The JSON Schema of message type `name` (a fresh copy: callers may change it)."""
     if name not in SERVER_TYPES + CLIENT_TYPES:
         raise ValueError(f"no schema for message type {name!r}")
-    path = resources.files("streamer").joinpath("schemas", f"{name}.schema.json")
+    path = resources.files("streamer.outlets").joinpath("schemas", f"{name}.schema.json")
     return json.loads(path.read_text(encoding="utf-8"))
 
 

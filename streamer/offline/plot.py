@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from streamer.errors import StreamerError
-from streamer.exports import Timeline, clock
 from streamer.files import write_atomically
+from streamer.offline.exports import Timeline, clock
 
 PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",

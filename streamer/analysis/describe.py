@@ -44,8 +44,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from streamer.analysis import rms_dbfs
-from streamer.smoothing import SmoothingConfig
+from streamer.analysis.hops import rms_dbfs
+from streamer.tracking import SmoothingConfig
 
 SILENCE = SmoothingConfig()  # its threshold decides which frames are quiet
 SECTION_SECONDS = 30.0  # audio is analysed in sections of this length
@@ -455,7 +455,7 @@ def _analyse(y: np.ndarray, previous_logmel: np.ndarray | None, sample_rate: int
     power = magnitude**2
     mel = librosa.feature.melspectrogram(S=power, sr=sr, n_fft=N_FFT, n_mels=N_MELS)
     # A fixed reference and no top_db: a floor relative to the section's own peak would make
-    # the same frame differ between sections (see streamer.features).
+    # the same frame differ between sections (see streamer.analysis.features).
     logmel = librosa.power_to_db(mel, ref=1.0, amin=AMIN, top_db=None)
     mfcc = librosa.feature.mfcc(S=logmel, n_mfcc=N_MFCC)
     contrast = librosa.feature.spectral_contrast(S=magnitude, sr=sr, n_fft=N_FFT)

@@ -8,7 +8,7 @@ at whatever pace the client reads. A client that falls behind loses its oldest p
 reply; one that stays behind is disconnected, and can reconnect to get the current state at
 once from the hello. docs/protocol.md describes this for client authors.
 
-The same port serves the browser overlay (`streamer.overlay`) to plain HTTP requests.
+The same port serves the browser overlay (`streamer.outlets.overlay`) to plain HTTP requests.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
-from streamer import protocol
-from streamer.access import OPEN_ON_LOOPBACK, AccessPolicy, MessageRate, is_loopback
 from streamer.errors import StreamerError
-from streamer.overlay import OverlayFiles
+from streamer.outlets import protocol
+from streamer.outlets.access import OPEN_ON_LOOPBACK, AccessPolicy, MessageRate, is_loopback
+from streamer.outlets.overlay import OverlayFiles
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -132,7 +132,7 @@ class BroadcastServer:
         an error. None: such messages get an error.
     access : AccessPolicy
         Token, allowed origins, the most clients, and limits on what clients send
-        (`streamer.access`). A host other than loopback needs a token: without one the
+        (`streamer.outlets.access`). A host other than loopback needs a token: without one the
         server refuses to start.
     """
 
@@ -431,7 +431,7 @@ class ServerThread:
 
     Examples
     --------
-    >>> from streamer.protocol import hello_message
+    >>> from streamer.outlets.protocol import hello_message
     >>> hello = lambda: hello_message(labels=["a", "b"], model={"name": "m", "sha256": "0" * 64},
     ...                               features={}, hop_seconds=0.5, window_seconds=3.0)
     >>> with ServerThread(BroadcastServer(port=0, hello=hello)) as running:

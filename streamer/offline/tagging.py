@@ -7,7 +7,7 @@ live, and memory stays bounded by one block whatever the length of the set: the 
 kept are a few numbers each (two hours at 0.5 s: 14 400 hops, about 1 MB).
 
 Large blocks keep the per-call overheads of decoding and feature extraction small; the
-patches still go to onnxruntime one at a time (`streamer.model.INFERENCE_BATCH`).
+patches still go to onnxruntime one at a time (`streamer.analysis.model.INFERENCE_BATCH`).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from streamer.analysis import HopAnalyzer
-from streamer.exports import Timeline
-from streamer.model import GenreModel
-from streamer.smoothing import DEFAULT_SMOOTHING, GenreTracker, SmoothingConfig
-from streamer.sources import FileSource
+from streamer.analysis.hops import HopAnalyzer
+from streamer.analysis.model import GenreModel
+from streamer.capture.file import FileSource
+from streamer.offline.exports import Timeline
+from streamer.tracking import DEFAULT_SMOOTHING, GenreTracker, SmoothingConfig
 
 BLOCK_SECONDS = 30.0
 """Audio decoded and analysed at once: 60 patches at a 0.5 s hop, and a few megabytes of

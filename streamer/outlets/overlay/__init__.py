@@ -5,7 +5,7 @@ Three static files in this folder, no build step: ``index.html``, ``overlay.css`
 ``overlay.js``, a client of the protocol that reconnects by itself. They are read once,
 when the server is made; a request can only name one of them, so nothing a client sends
 makes the server read or write a file. The page gets the genre colours of
-`streamer.plot` (the same genre has the same colour on screen and in ``tag --plot``).
+`streamer.offline.plot` (the same genre has the same colour on screen and in ``tag --plot``).
 
 Every answer carries a Content-Security-Policy that lets the page load only its own
 script and style and connect only back to this server.
@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
-from streamer.plot import PALETTE, SILENCE_COLOR
+from streamer.offline.plot import PALETTE, SILENCE_COLOR
 
 ROUTES = {
     "/": ("index.html", "text/html; charset=utf-8"),

@@ -113,7 +113,7 @@ import numpy as np
 from streamer import __version__
 from streamer.errors import StreamerError
 from streamer.files import write_atomically
-from streamer.smoothing import Segment
+from streamer.tracking import Segment
 
 CUE_FRAMES_PER_SECOND = 75
 MAX_CUE_TRACKS = 99
@@ -343,7 +343,7 @@ def write_csv(timeline: Timeline) -> str:
 def write_cue(timeline: Timeline, *, folder: Path | None = None) -> str:
     """The ``cue`` export (see the module notes) of a sheet to be written into `folder`
     (default: beside the source), which its ``FILE`` line is relative to."""
-    from streamer.sources import AUDIO_EXTENSIONS  # only here: sources loads the resampler
+    from streamer.capture.file import AUDIO_EXTENSIONS  # only here: capture loads the resampler
 
     tracks = cue_tracks(timeline.segments, duration=timeline.duration)
     source = Path(timeline.source)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from streamer.analysis.features import StreamingExtractor
+from streamer.analysis.model import GenreModel
 from streamer.errors import StreamerError
-from streamer.features import StreamingExtractor
-from streamer.model import GenreModel
 
 
 @dataclass(frozen=True)

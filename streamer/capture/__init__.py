@@ -1,0 +1,1 @@
+"""Capture: sound comes in, from an input device or a file, as mono samples at the model's rate."""

@@ -1,0 +1,271 @@
+"""`streamer listen`: a live session from an input device or a file."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+from streamer.cli.options import (
+    Commands,
+    add_analysis_options,
+    add_db_option,
+    add_model_option,
+    add_recommendation_options,
+    non_empty,
+    number,
+    origin,
+    port_number,
+    positive_float,
+    positive_int,
+    recommendation_filters,
+    smoothing_config,
+)
+from streamer.outlets.access import MAX_MESSAGE_BYTES
+from streamer.outlets.server import DEFAULT_HOST, DEFAULT_PORT
+
+
+def add_parsers(commands: Commands) -> None:
+    listen = commands.add_parser(
+        "listen",
+        help="analyse live audio from an input device or a file",
+        description="Capture audio and tag its genre live: every hop the model sees the "
+        "last patch of audio, a smoother keeps the tag stable within a track and follows a "
+        "real change, and every update goes to the terminal view and to websocket clients "
+        "(docs/protocol.md). Without --device the default input is used; with --file a file "
+        "is played through the same path, paced like a line-in. Ctrl-C or SIGTERM closes "
+        "the open segment, flushes --record and closes the clients. If the input device "
+        "goes away (unplugged, or the sound server stops), the view and the clients are "
+        "told at once; see --on-device-loss. Exit status: 0 when stopped, 2 on an error, "
+        f"{EXIT_INPUT_LOST} when the input was lost with --on-device-loss exit.",
+        epilog="examples:\n  streamer listen --device 2 --record set.jsonl\n"
+        "  streamer listen --file mix.flac --no-view --port 0 > updates.jsonl",
+    )
+    source = listen.add_mutually_exclusive_group()
+    source.add_argument(
+        "--device", metavar="INDEX|NAME", help="input device: index or part of its name"
+    )
+    source.add_argument("--file", metavar="PATH", help="analyse an audio file instead of a device")
+    listen.add_argument(
+        "--device-rate", type=number(at_least=1000, at_most=768_000), metavar="HZ",
+        help="open the device at this rate (default: the device's own default rate)",
+    )  # fmt: skip
+    listen.add_argument(
+        "--on-device-loss", choices=("wait", "exit"), default="wait",
+        help="when the input device goes away: 'wait' keeps the session, analyses the gap "
+        "as silence (stream time runs on with the clock) and resumes when the device is "
+        f"back; 'exit' closes the open segment, flushes --record and exits with status "
+        f"{EXIT_INPUT_LOST} (default: %(default)s)",
+    )  # fmt: skip
+    listen.add_argument(
+        "--fast", action="store_true", help="with --file: do not pace the file in real time"
+    )
+    listen.add_argument(
+        "--duration", type=positive_float, metavar="SECONDS", help="stop after this much audio"
+    )
+    add_model_option(listen)
+    add_analysis_options(listen)
+    listen.add_argument(
+        "--host", default=DEFAULT_HOST,
+        help="websocket address to bind (default: %(default)s, this machine only)",
+    )  # fmt: skip
+    listen.add_argument(
+        "--port", type=port_number, default=DEFAULT_PORT,
+        help="websocket port; 0 picks a free one (default: %(default)s)",
+    )  # fmt: skip
+    listen.add_argument(
+        "--token", type=non_empty,
+        help="clients must present this token (?token=... in the URL); made up and printed "
+        "when --host is not loopback and none is given",
+    )  # fmt: skip
+    listen.add_argument(
+        "--allow-origin", type=origin, action="append", default=[], metavar="ORIGIN",
+        help="let browser pages from ORIGIN connect, e.g. https://overlay.example (repeat); "
+        "pages served by streamer itself always may",
+    )  # fmt: skip
+    listen.add_argument(
+        "--max-clients", type=positive_int, default=1000, metavar="N",
+        help="refuse websocket clients beyond N (default: %(default)s)",
+    )  # fmt: skip
+    listen.add_argument(
+        "--max-message-bytes", type=positive_int, default=MAX_MESSAGE_BYTES, metavar="N",
+        help="close a client that sends a message over N bytes (default: %(default)s)",
+    )  # fmt: skip
+    listen.add_argument(
+        "--max-message-rate", type=positive_float, default=10.0, metavar="PER_SECOND",
+        help="answer a client's messages beyond this rate with an error, in bursts of up to "
+        "twice it (default: %(default)s)",
+    )  # fmt: skip
+    listen.add_argument(
+        "--record", type=Path, metavar="FILE",
+        help="append each closed segment to FILE as a JSON line, on disk at once",
+    )  # fmt: skip
+    listen.add_argument(
+        "--no-view", action="store_true",
+        help="no terminal view: print every protocol message as a JSON line on stdout",
+    )  # fmt: skip
+    listen.add_argument(
+        "--library", action="store_true",
+        help="recommend tracks from the library catalogue (--db) while listening",
+    )  # fmt: skip
+    add_db_option(listen)
+    add_recommendation_options(listen)
+    listen.set_defaults(run=run_listen)
+
+
+EXIT_INPUT_LOST = 3
+"""`streamer listen --on-device-loss exit`: the input device went away."""
+
+
+def run_listen(args: argparse.Namespace) -> int:
+    from rich.live import Live
+
+    from streamer.analysis.hops import HopAnalyzer
+    from streamer.analysis.model import GenreModel
+    from streamer.capture.device import DeviceSource
+    from streamer.capture.file import FileSource
+    from streamer.capture.source import AudioSource
+    from streamer.live.engine import Engine, JsonLinesWriter, SegmentRecord
+    from streamer.outlets import protocol
+    from streamer.outlets.access import AccessPolicy, is_loopback, new_token
+    from streamer.outlets.server import BroadcastServer, ServerThread
+    from streamer.outlets.view import GenreView
+    from streamer.tracking import GenreTracker
+
+    model = GenreModel(args.model)
+    rate = model.spec.sample_rate
+    analyzer = HopAnalyzer(model, hop_seconds=args.hop)
+    source: AudioSource
+    if args.file:
+        source = FileSource(args.file, sample_rate=rate, realtime=not args.fast)
+        if source.duration < analyzer.first_hop_seconds:
+            raise analyzer.too_short(args.file, seconds=source.duration)
+    else:
+        source = DeviceSource(sample_rate=rate, device=args.device, device_rate=args.device_rate)
+    tracker = GenreTracker(
+        model.labels, config=smoothing_config(args), window_seconds=analyzer.window_seconds
+    )
+
+    def hello() -> dict[str, Any]:
+        return protocol.hello_message(
+            labels=model.labels,
+            model={"name": model.path.name, "sha256": model.info.sha256},
+            features=model.spec.to_dict(),
+            hop_seconds=analyzer.hop_seconds,
+            window_seconds=analyzer.window_seconds,
+        )
+
+    recommender = None
+    if args.library:
+        from streamer.library.recommend import Library, Session
+        from streamer.live.recommend import LiveRecommender
+
+        library = Library.open(args.db, labels=model.labels)
+        session = Session(library, k=args.k, filters=recommendation_filters(args))
+        recommender = LiveRecommender(
+            session, sample_rate=rate, hop_seconds=analyzer.hop_seconds,
+            smoothing=smoothing_config(args),
+        )  # fmt: skip
+    token = args.token
+    if token is None and not is_loopback(args.host):
+        token = new_token()
+    access = AccessPolicy(
+        token=token,
+        origins=frozenset(args.allow_origin),
+        max_clients=args.max_clients,
+        max_message_bytes=args.max_message_bytes,
+        max_message_rate=args.max_message_rate,
+    )
+    server = BroadcastServer(
+        host=args.host, port=args.port, hello=hello, access=access,
+        on_message=None if recommender is None else recommender.feedback,
+    )  # fmt: skip
+    running = ServerThread(server).start()  # first: a busy port fails before anything is written
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    record: SegmentRecord | None = None
+    stdout: JsonLinesWriter | None = None
+    analysis: threading.Thread | None = None
+    failure: list[BaseException] = []
+    try:
+        query = "" if token is None else f"?token={token}"
+        print(f"streamer: websocket on {server.url}", file=sys.stderr)
+        if token is not None:
+            print(f"streamer: clients connect with {server.url}/{query}", file=sys.stderr)
+        print(f"streamer: overlay on {server.overlay_url}{query}", file=sys.stderr)
+        for host in server.hosts[1:]:  # the machine's other addresses
+            also = server.url_of(host, scheme="http")
+            print(f"streamer: also on {also}/{query}", file=sys.stderr)
+        if args.record:
+            record = SegmentRecord(args.record)
+        view = None
+        sinks = [server.publish]
+        if args.no_view:
+            stdout = JsonLinesWriter(sys.stdout, on_error=stop.set)  # nobody reads on: stop
+            stdout.write(hello())
+            sinks.append(stdout.write)
+        else:
+            view = GenreView(title=f"streamer listen: {source.description}")
+            view.handle(hello())
+            sinks.append(view.handle)
+        engine = Engine(
+            source=source,
+            analyzer=analyzer,
+            tracker=tracker,
+            sinks=sinks,
+            clients=lambda: (server.clients, server.dropped_messages),
+            recommender=recommender,
+            record=record,
+            on_input_loss=args.on_device_loss,
+        )
+
+        def analyse() -> None:
+            try:
+                engine.run(stop, duration=args.duration)
+            except BaseException as error:  # handed to the main thread, which reports it
+                failure.append(error)
+
+        if recommender is not None:
+            recommender.start()
+        analysis = threading.Thread(target=analyse, name="analysis")
+        analysis.start()
+        with Live(view, refresh_per_second=4) if view else nullcontext():
+            while analysis.is_alive():
+                analysis.join(0.25)
+    finally:
+        stop.set()
+        if analysis is not None:
+            analysis.join()
+        running.stop()
+        if recommender is not None:
+            recommender.stop()
+        if stdout is not None:
+            stdout.close()
+        if record is not None:
+            record.close()
+    if failure:
+        raise failure[0]
+    problems = []
+    if engine.record_error is not None:
+        problems.append(f"{engine.record_error}; the session went on without them")
+    if stdout is not None and stdout.error is not None:
+        problems.append(f"cannot write to stdout ({stdout.error}): the session stopped there")
+        # Python flushes stdout once more at exit: let that go nowhere, not to a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    for problem in problems:
+        print(f"streamer: error: {problem}", file=sys.stderr)
+    if engine.input_lost_at is not None and args.on_device_loss == "exit":
+        print(
+            f"streamer: error: the input {source.description} was lost at "
+            f"{engine.input_lost_at:.1f} s (unplugged, or the sound server stopped): the "
+            "session is closed and recorded up to then; reconnect it and run again",
+            file=sys.stderr,
+        )
+        return EXIT_INPUT_LOST
+    return 2 if problems else 0

@@ -1,0 +1,1 @@
+"""Offline: a recording tagged after the set, its exports and its picture."""
