@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import soxr
 
+from streamer.capture.loss import InputWatch
 from streamer.capture.ringbuffer import RingBuffer
 from streamer.capture.source import AudioSource
 from streamer.errors import StreamerError
@@ -36,7 +37,8 @@ def import_sounddevice() -> ModuleType:
             f"PortAudio is not installed ({error}): install it with "
             "`apt-get install libportaudio2` (Debian/Ubuntu) and try again"
         ) from None
-    return sounddevice
+    module: ModuleType = sounddevice
+    return module
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,8 @@ class DeviceSource(AudioSource):
     clock, so the stream clock keeps time through the gap, and every `retry_seconds` it
     re-enumerates the devices (PortAudio lists them only when initialised) and reopens the
     same device; the input is back with the first samples of the new stream. All of this
-    runs on the reader's thread: the callback never sees it.
+    runs on the reader's thread: the callback never sees it. The rule itself is
+    `streamer.capture.loss.InputWatch`, which this class tells what happens and when.
 
     Samples lost because the ring was full (the reader fell behind: the machine was busy)
     are counted by the ring, and `read` puts as many zeros where they were lost (after
@@ -161,8 +164,9 @@ class DeviceSource(AudioSource):
     ) -> None:
         self._sd = import_sounddevice()
         self.sample_rate = sample_rate
-        self.stall_seconds = stall_seconds
-        self.retry_seconds = retry_seconds
+        self._watch = InputWatch(
+            sample_rate=sample_rate, stall_seconds=stall_seconds, retry_seconds=retry_seconds
+        )
         self._requested = (device_rate, channels)
         self._configure(device)
         self._wanted = None if device is None else self.device.name
@@ -170,10 +174,6 @@ class DeviceSource(AudioSource):
         self.status_overflows = 0
         self._overflow_filled = 0  # ring overflow samples already replaced by zeros
         self._stream: Any = None
-        self._last_samples_at = 0.0  # monotonic time samples last came (or the stream opened)
-        self._lost_since: float | None = None  # when the last samples before a loss came
-        self._gap_samples = 0  # silence handed out since then
-        self._next_retry = 0.0
 
     def _configure(self, device: int | str | None) -> None:
         """Find the device, settle rate and channels, check them; a new resampler."""
@@ -228,7 +228,7 @@ class DeviceSource(AudioSource):
 
     @property
     def input_lost(self) -> bool:
-        return self._lost_since is not None
+        return self._watch.lost
 
     def start(self) -> None:
         try:
@@ -248,7 +248,7 @@ class DeviceSource(AudioSource):
                 f"cannot open {self.device.name!r} ({error.args[0]}): check that no other "
                 "program holds it exclusively, or pick another input with --device"
             ) from None
-        self._last_samples_at = time.monotonic()
+        self._watch.opened(now=time.monotonic())
 
     def stop(self) -> None:
         """Close the stream; what a dead device answers on the way out changes nothing."""
@@ -262,7 +262,7 @@ class DeviceSource(AudioSource):
     def read(self, timeout: float = 0.1, *, min_samples: int = 1) -> np.ndarray:
         """Samples once the ring holds `min_samples` after resampling, else empty at
         `timeout`; silence at the wall clock's pace while the input is lost."""
-        if self._stream is None and time.monotonic() >= self._next_retry:
+        if self._stream is None and self._watch.retry(now=time.monotonic()):
             self._reopen()
         # Device samples that give `min_samples` after the resampler's delay (which soxr only
         # knows after its first input: the first read may come out a little short).
@@ -279,21 +279,19 @@ class DeviceSource(AudioSource):
             time.sleep(min(pause, deadline - now))
         now = time.monotonic()
         if self._ring.available:
-            self._last_samples_at = now
-            self._lost_since = None  # samples again: the input is back (or was never lost)
+            self._watch.arrived(now=now)
         if self._ring.available >= wanted:
-            return self._resampler.resample_chunk(self._read_ring())
+            return self._resample(self._read_ring())
         if self._ring.available:
             return np.empty(0, dtype=np.float32)  # not a hop's worth yet: keep it for later
-        if self._stream is not None and (
-            not self._stream.active or now - self._last_samples_at > self.stall_seconds
-        ):
+        if self._stream is not None and self._watch.stalled(now=now, active=self._stream.active):
             return self._lose()
-        if self._lost_since is None:
-            return np.empty(0, dtype=np.float32)
-        due = round((now - self._lost_since) * self.sample_rate) - self._gap_samples
-        self._gap_samples += due
-        return np.zeros(due, dtype=np.float32)
+        return np.zeros(self._watch.silence(now=now), dtype=np.float32)
+
+    def _resample(self, samples: np.ndarray, *, last: bool = False) -> np.ndarray:
+        """Device-rate samples to the caller's rate (soxr keeps its filter state across calls)."""
+        resampled: np.ndarray = self._resampler.resample_chunk(samples, last=last)
+        return resampled
 
     def _read_ring(self) -> np.ndarray:
         """What the ring holds, then zeros for the samples that overflowed it meanwhile.
@@ -308,17 +306,14 @@ class DeviceSource(AudioSource):
         return np.concatenate([block, np.zeros(lost, dtype=block.dtype)])
 
     def _lose(self) -> np.ndarray:
-        """Close the dead stream; on a first loss, start the gap and flush the resampler."""
-        self.stop()
-        self._next_retry = time.monotonic() + self.retry_seconds
-        if self._lost_since is not None:  # a reopened stream that never delivered
+        """Close the dead stream; on a first loss, flush the resampler (the gap starts)."""
+        self.stop()  # the next retry counts from when a dead device let go
+        if not self._watch.lose(now=time.monotonic()):  # a reopened stream that never delivered
             return np.empty(0, dtype=np.float32)
-        self._lost_since, self._gap_samples = self._last_samples_at, 0
-        return self._resampler.resample_chunk(np.empty(0, dtype=np.float32), last=True)
+        return self._resample(np.empty(0, dtype=np.float32), last=True)
 
     def _reopen(self) -> None:
         """Enumerate the devices again and reopen ours; it stays lost if that fails."""
-        self._next_retry = time.monotonic() + self.retry_seconds
         with contextlib.suppress(StreamerError, self._sd.PortAudioError):
             self._sd._terminate()
             self._sd._initialize()

@@ -6,7 +6,8 @@ it goes into each client's bounded queue, and one sender task per client drains 
 at whatever pace the client reads. A client that falls behind loses its oldest pending
 ``update`` and ``status`` messages (later ones supersede them) but never a ``segment`` or a
 reply; one that stays behind is disconnected, and can reconnect to get the current state at
-once from the hello. docs/protocol.md describes this for client authors.
+once from the hello. That rule is `streamer.outlets.pacing`, which this module calls with the
+loop's time; docs/protocol.md describes it for client authors.
 
 The same port serves the browser overlay (`streamer.outlets.overlay`) to plain HTTP requests.
 """
@@ -32,11 +33,10 @@ from streamer.errors import StreamerError
 from streamer.outlets import protocol
 from streamer.outlets.access import OPEN_ON_LOOPBACK, AccessPolicy, MessageRate, is_loopback
 from streamer.outlets.overlay import OverlayFiles
+from streamer.outlets.pacing import ClientQueue, SlowClientPolicy
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
-SKIPPABLE = frozenset({"update", "status"})
-"""Message types a slow client may miss: each one supersedes the previous of its type."""
 SEND_BUFFER_BYTES = 16 * 1024
 """Kernel send buffer and websockets write buffer of each connection, each at most this.
 
@@ -85,22 +85,19 @@ def _url_host(host: str) -> str:
 
 
 class _Client:
-    """One connection's queue of ``(type, text)`` messages waiting to be sent."""
+    """One connection, its queue of messages waiting to be sent, and what wakes its sender."""
 
-    def __init__(self, connection: ServerConnection, rate: MessageRate) -> None:
+    def __init__(self, connection: ServerConnection, rate: MessageRate, queue: ClientQueue) -> None:
         self.connection = connection
         self.rate = rate
-        self.pending: deque[tuple[str, str]] = deque()
+        self.queue = queue
         self.ready = asyncio.Event()
-        self.sending = False  # the sender task holds a message it has not finished writing
-        self.behind_since: float | None = None  # loop time of the first skip since caught up
         self.errors = 0  # invalid messages it sent
 
     def caught_up(self) -> bool:
         """Nothing waits and the connection takes more: a message may be written at once."""
         return (
-            not self.pending
-            and not self.sending
+            self.queue.idle
             and self.connection.transport.get_write_buffer_size() < SEND_BUFFER_BYTES
         )
 
@@ -117,7 +114,8 @@ class BroadcastServer:
         event loop's thread. The server fills in ``state`` and ``segments`` itself, from
         what was published.
     queue_size : int
-        Messages that may wait for one client before its oldest update or status is skipped.
+        Messages that may wait for one client before its oldest update or status is skipped
+        (`streamer.outlets.pacing.ClientQueue`).
     recent_segments : int
         Closed segments kept for the hello of late joiners.
     slow_seconds : float
@@ -149,11 +147,8 @@ class BroadcastServer:
         on_message: Callable[[dict[str, Any]], None] | None = None,
         access: AccessPolicy = OPEN_ON_LOOPBACK,
     ) -> None:
-        if queue_size < 1 or recent_segments < 0 or slow_seconds <= 0 or close_timeout <= 0:
-            raise ValueError(
-                "need queue_size >= 1, recent_segments >= 0, positive slow_seconds "
-                "and close_timeout"
-            )
+        if recent_segments < 0 or close_timeout <= 0:
+            raise ValueError("need recent_segments >= 0 and positive close_timeout")
         if access.token is None and not is_loopback(host):
             raise StreamerError(
                 f"refusing to listen on {host} without a token: anyone on the network could "
@@ -163,8 +158,7 @@ class BroadcastServer:
         self.access = access
         self._requested_port = port
         self._hello = hello
-        self.queue_size = queue_size
-        self.slow_seconds = slow_seconds
+        self._pacing = SlowClientPolicy(queue_size=queue_size, slow_seconds=slow_seconds)
         self.close_timeout = close_timeout
         self._on_message = on_message
         self._overlay = OverlayFiles.load()
@@ -175,8 +169,6 @@ class BroadcastServer:
         self._closing: set[asyncio.Task[None]] = set()
         self._server: Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._dropped = 0
-        self._disconnected_slow = 0
         self._refused = 0
 
     @property
@@ -184,7 +176,7 @@ class BroadcastServer:
         """The bound port while running (the actual one when 0 was asked for)."""
         if self._server is None:
             return self._requested_port
-        return self._server.sockets[0].getsockname()[1]
+        return int(self._server.sockets[0].getsockname()[1])
 
     @functools.cached_property
     def hosts(self) -> list[str]:
@@ -212,7 +204,7 @@ class BroadcastServer:
     @property
     def dropped_messages(self) -> int:
         """Messages skipped for slow clients, in total over all clients."""
-        return self._dropped
+        return self._pacing.dropped_messages
 
     @property
     def refused(self) -> int:
@@ -222,7 +214,7 @@ class BroadcastServer:
     @property
     def disconnected_slow(self) -> int:
         """Clients disconnected for staying behind."""
-        return self._disconnected_slow
+        return self._pacing.disconnected_slow
 
     async def start(self) -> None:
         """Listen; a port that cannot be bound raises a one-line `StreamerError`."""
@@ -307,28 +299,14 @@ class BroadcastServer:
 
     def _enqueue(self, client: _Client, kind: str, text: str) -> None:
         """Queue `text` for the client's sender task, skipping or disconnecting if behind."""
-        pending = client.pending
-        if len(pending) >= self.queue_size:
-            now = asyncio.get_running_loop().time()
-            if client.behind_since is None:
-                client.behind_since = now
-            oldest = next((i for i, (queued, _) in enumerate(pending) if queued in SKIPPABLE), None)
-            if oldest is None:
-                self._disconnect_slow(client, f"too slow: {len(pending)} messages to catch up")
-                return
-            if now - client.behind_since > self.slow_seconds:
-                self._disconnect_slow(client, f"too slow: behind for {self.slow_seconds:g} s")
-                return
-            del pending[oldest]
-            self._dropped += 1
-        pending.append((kind, text))
-        client.ready.set()
-
-    def _disconnect_slow(self, client: _Client, reason: str) -> None:
+        loop = asyncio.get_running_loop()
+        too_slow = client.queue.put(kind, text, now=loop.time())
+        if too_slow is None:
+            client.ready.set()
+            return
         del self._clients[client.connection]
-        self._disconnected_slow += 1
-        task = asyncio.get_running_loop().create_task(
-            self._close(client.connection, CloseCode.POLICY_VIOLATION, reason)
+        task = loop.create_task(
+            self._close(client.connection, CloseCode.POLICY_VIOLATION, too_slow)
         )
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
@@ -362,7 +340,8 @@ class BroadcastServer:
         """Send the hello, then the broadcast; answer what the client sends."""
         sock = connection.transport.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
-        client = _Client(connection, MessageRate(self.access.max_message_rate))
+        rate = MessageRate(self.access.max_message_rate)
+        client = _Client(connection, rate, self._pacing.queue())
         hello = {**self._hello(), "state": self._latest, "segments": list(self._segments)}
         if self._recommendations is not None:
             hello["recommendations"] = self._recommendations
@@ -412,14 +391,11 @@ class BroadcastServer:
     async def _send(client: _Client) -> None:
         with contextlib.suppress(ConnectionClosed):
             while True:
-                while not client.pending:
-                    client.behind_since = None
+                while (text := client.queue.take()) is None:
                     client.ready.clear()
                     await client.ready.wait()
-                _, text = client.pending.popleft()
-                client.sending = True
                 await client.connection.send(text)
-                client.sending = False
+                client.queue.sent()
 
 
 class ServerThread:
