@@ -47,13 +47,12 @@ import pulse
 from _models import bench_model, keras_twin
 
 from streamer.analysis.features import BatchExtractor
-from streamer.analysis.hops import HopAnalyzer
 from streamer.analysis.model import GenreModel
 from streamer.capture.file import FileSource
+from streamer.chain import GenreChain
 from streamer.live.engine import Engine
 from streamer.outlets import protocol
 from streamer.outlets.server import BroadcastServer, ServerThread
-from streamer.tracking import GenreTracker
 
 GOAL_P99_MS = 20.0
 GOAL_CPU_PERCENT = 2.0
@@ -112,8 +111,8 @@ def run_live(model: GenreModel, wav: Path, *, hop: float, block: float) -> PathR
     """The real engine with a websocket server as its sink; timed by wrapping both ends."""
     spec = model.spec
     source = FileSource(wav, sample_rate=spec.sample_rate, realtime=False, block_seconds=block)
-    analyzer = HopAnalyzer(model, hop_seconds=hop)
-    tracker = GenreTracker(model.labels)
+    chain = GenreChain(model, hop_seconds=hop)
+    analyzer = chain.analyzer
 
     def hello() -> dict[str, Any]:
         return protocol.hello_message(
@@ -142,8 +141,7 @@ def run_live(model: GenreModel, wav: Path, *, hop: float, block: float) -> PathR
     source.read = timed_read  # type: ignore[method-assign]
     engine = Engine(
         source=source,
-        analyzer=analyzer,
-        tracker=tracker,
+        chain=chain,
         sinks=[timed_publish],
         clients=lambda: (server.clients, server.dropped_messages),
     )

@@ -1,7 +1,7 @@
 """Soak: hours of audio through the whole live engine, faster than real time; RSS over time.
 
 The live path as `streamer listen` runs it (FileSource, unpaced, in the capture block
-size -> HopAnalyzer -> GenreTracker -> the websocket server with two connected clients
+size -> GenreChain -> the websocket server with two connected clients
 -> a --record file), over a generated recording of `--hours` (2 by default) alternating
 minutes of tones, noise and clicks (bench_tag's material). Every `--every` minutes of
 stream the process's RSS is sampled; growth is the last sample minus the one after the
@@ -27,13 +27,12 @@ from _models import bench_model
 from bench_tag import write_recording
 from websockets.asyncio.client import connect
 
-from streamer.analysis.hops import HopAnalyzer
 from streamer.analysis.model import GenreModel
 from streamer.capture.file import FileSource
+from streamer.chain import GenreChain
 from streamer.live.engine import Engine, SegmentRecord
 from streamer.outlets import protocol
 from streamer.outlets.server import BroadcastServer, ServerThread
-from streamer.tracking import GenreTracker
 
 
 def rss_mb() -> float:
@@ -65,8 +64,8 @@ def main() -> None:
         recording = work / "soak.wav"
         write_recording(recording, 3600 * args.hours)
         model = GenreModel(bench.path)
-        analyzer = HopAnalyzer(model, hop_seconds=0.5)
-        tracker = GenreTracker(model.labels, window_seconds=analyzer.window_seconds)
+        chain = GenreChain(model, hop_seconds=0.5)
+        analyzer = chain.analyzer
 
         def hello() -> dict:
             return protocol.hello_message(
@@ -87,7 +86,7 @@ def main() -> None:
 
         source = FileSource(recording, sample_rate=model.spec.sample_rate, block_seconds=0.1)
         engine = Engine(
-            source=source, analyzer=analyzer, tracker=tracker,
+            source=source, chain=chain,
             sinks=[server.publish, sample], record=record,
             clients=lambda: (server.clients, server.dropped_messages), status_seconds=10.0,
         )  # fmt: skip

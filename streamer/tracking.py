@@ -44,16 +44,17 @@ moment the new music began to fill what the model heard), never before the open 
 start. So a DJ's tracklist puts the change where it happened in the audio, not where the
 tracker became sure of it (2.5 s later with the shipped model). Segments end where the
 next one starts, so they tile the stream from the first hop to `GenreTracker.finish`.
-`streamer tag` feeds the same tracker hop by hop: its output is the live output, exactly
+`streamer tag` and `streamer listen` push their audio through the same chain
+(`streamer.chain.GenreChain`): the output of one is that of the other, exactly
 (tests/test_tagging.py compares the two commands on one file).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -129,11 +130,12 @@ class SmoothingConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def quiet(self, level_dbfs: float | np.ndarray) -> np.bool_ | np.ndarray:
+    def quiet(self, level_dbfs: float | np.ndarray) -> np.ndarray:
         """Whether audio at `level_dbfs` (a hop's, or an array of levels) is quiet: its
         model output is no evidence. The one test of silence, for the live tracker and for
-        the library (music hops, descriptor frames) alike."""
-        return np.less(level_dbfs, self.silence_dbfs)
+        the library (music hops, descriptor frames) alike; a 0-d array for one level, which
+        is true or false like a bool."""
+        return np.asarray(np.less(level_dbfs, self.silence_dbfs))
 
 
 DEFAULT_SMOOTHING = SmoothingConfig()
@@ -180,8 +182,22 @@ class TrackerUpdate:
     closed: Segment | None
 
 
+class Observation(Protocol):
+    """What the tracker reads of a hop (`streamer.analysis.hops.Hop` is one)."""
+
+    @property
+    def time(self) -> float: ...
+    @property
+    def probabilities(self) -> np.ndarray: ...
+    @property
+    def level_dbfs(self) -> float: ...
+
+
 class GenreTracker:
-    """Online smoothing and segmentation: one `update` per hop, `finish` at the end.
+    """Online smoothing and segmentation: `push` hops, `finish` at the end.
+
+    A `streamer.chain.Processor`: hops in; an update for each hop out, and from `finish`
+    the last segment. `reset` begins another stream with the same parameters.
 
     Parameters
     ----------
@@ -196,14 +212,15 @@ class GenreTracker:
 
     Examples
     --------
+    >>> from types import SimpleNamespace as Hop
     >>> tracker = GenreTracker(["jazz", "rock"])
-    >>> for time in (0.5, 1.0):
-    ...     print(tracker.update(time=time, probabilities=np.array([0.8, 0.2]), level_dbfs=-20).top)
-    None
-    jazz
-    >>> tracker.update(time=1.5, probabilities=np.array([0.1, 0.9]), level_dbfs=-70).top  # a pause
-    'jazz'
-    >>> segment = tracker.finish(time=2.0)
+    >>> jazz, rock = np.array([0.8, 0.2]), np.array([0.1, 0.9])
+    >>> updates = tracker.push([Hop(time=0.5, probabilities=jazz, level_dbfs=-20),
+    ...                         Hop(time=1.0, probabilities=jazz, level_dbfs=-20),
+    ...                         Hop(time=1.5, probabilities=rock, level_dbfs=-70)])  # a pause
+    >>> [update.top for update in updates]
+    [None, 'jazz', 'jazz']
+    >>> [segment] = tracker.finish(time=2.0)
     >>> segment.start, segment.end, segment.genre, segment.state
     (0.5, 2.0, 'jazz', 'music')
     """
@@ -224,6 +241,10 @@ class GenreTracker:
         self._move = (1.0 - config.stay_probability) / (n - 1)
         self._keep = config.stay_probability - self._move
         self._uniform = np.full(n, 1.0 / n)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream: the next hop begins a new one, in silence, with no segment."""
         self._filtered = self._uniform
         self.segments: list[Segment] = []
         self._state: State = "silence"
@@ -240,8 +261,11 @@ class GenreTracker:
         self._last_time = -math.inf
         self._finished = False
 
-    def update(self, *, time: float, probabilities: np.ndarray, level_dbfs: float) -> TrackerUpdate:
-        """Take one hop's model probabilities and input level; return what to display."""
+    def push(self, hops: Iterable[Observation]) -> list[TrackerUpdate]:
+        """Take hops, in order of time; return what each shows."""
+        return [self._track(hop.time, hop.probabilities, hop.level_dbfs) for hop in hops]
+
+    def _track(self, time: float, probabilities: np.ndarray, level_dbfs: float) -> TrackerUpdate:
         observation = self._check(time, probabilities, level_dbfs)
         config = self.config
         closed = None
@@ -276,21 +300,23 @@ class GenreTracker:
         self._count += 1
         return self._report(time, confidence, closed)
 
-    def finish(self, *, time: float) -> Segment | None:
-        """Close the open segment at `time` (end of file, Ctrl-C) and return it.
+    def finish(self, *, time: float | None = None) -> list[Segment]:
+        """Close the open segment at `time` (end of file, Ctrl-C; by default the last hop's
+        time) and return it.
 
-        A quiet run too short to be silence stays in the track. Returns None when no hop
-        was seen. The tracker takes no more hops afterwards.
+        A quiet run too short to be silence stays in the track. Returns no segment when no
+        hop was seen. The tracker takes no more hops afterwards, until `reset`.
         """
         if self._finished:
-            raise RuntimeError("finish called twice: create a new GenreTracker")
-        if not time >= self._last_time:
-            raise ValueError(f"finish time {time} is before the last hop {self._last_time}")
+            raise RuntimeError("finish called twice: reset or create a new GenreTracker")
+        end = self._last_time if time is None else time
+        if not end >= self._last_time:
+            raise ValueError(f"finish time {end} is before the last hop {self._last_time}")
         self._finished = True
         if self._start is None:
-            return None
+            return []
         self._end_pause()
-        return self._close(time)
+        return [self._close(end)]
 
     def _end_pause(self) -> None:
         """A quiet run that did not become silence was a pause: its hops join the track."""
@@ -307,7 +333,7 @@ class GenreTracker:
         NaN level or a time that does not increase are the caller's bugs and raise.
         """
         if self._finished:
-            raise RuntimeError("update after finish: create a new GenreTracker")
+            raise RuntimeError("push after finish: reset or create a new GenreTracker")
         if not (math.isfinite(time) and time > self._last_time):
             raise ValueError(f"hop time {time} must be finite and after {self._last_time}")
         if math.isnan(level_dbfs):
@@ -320,7 +346,8 @@ class GenreTracker:
         self._last_time = time
         if not (np.all(np.isfinite(values)) and np.all(values >= 0) and values.sum() > 0):
             return self._uniform  # not a distribution (NaN, all zero): no evidence either way
-        return np.maximum(values / values.sum(), self.config.probability_floor)
+        floored: np.ndarray = np.maximum(values / values.sum(), self.config.probability_floor)
+        return floored
 
     def _filter(self, observation: np.ndarray) -> None:
         """One forward step: ``p ∝ obs ⊙ A p`` with the sticky transition matrix A."""
@@ -389,31 +416,3 @@ class GenreTracker:
             segment_start=self._start,
             closed=closed,
         )
-
-
-def track_offline(
-    *,
-    times: Sequence[float] | np.ndarray,
-    probabilities: np.ndarray,
-    levels_dbfs: Sequence[float] | np.ndarray,
-    labels: Sequence[str],
-    config: SmoothingConfig = SmoothingConfig(),
-    window_seconds: float = 0.0,
-    end: float | None = None,
-) -> tuple[list[TrackerUpdate], list[Segment]]:
-    """Smooth and segment a whole recording by feeding `GenreTracker` hop by hop.
-
-    The live path and this one are the same code, so a file tags exactly as it would
-    sound through `streamer listen`. `probabilities` is ``(n_hops, n_labels)``; the last
-    segment ends at `end`, by default the last hop's time.
-    """
-    if not len(times) == len(probabilities) == len(levels_dbfs):
-        raise ValueError("times, probabilities and levels_dbfs must have one entry per hop")
-    tracker = GenreTracker(labels, config=config, window_seconds=window_seconds)
-    updates = [
-        tracker.update(time=float(t), probabilities=p, level_dbfs=float(level))
-        for t, p, level in zip(times, probabilities, levels_dbfs, strict=True)
-    ]
-    if len(times):
-        tracker.finish(time=float(times[-1]) if end is None else end)
-    return updates, tracker.segments

@@ -32,7 +32,7 @@ from websockets.sync.client import connect
 
 from streamer.capture import device
 from streamer.capture.device import DeviceSource
-from streamer.cli.listen import EXIT_INPUT_LOST
+from streamer.live.session import EXIT_INPUT_LOST
 from streamer.outlets import protocol
 from streamer.outlets.view import GenreView
 
@@ -275,14 +275,12 @@ def test_a_segment_is_on_disk_before_any_sink_sees_it(
 ) -> None:
     """Every sink (the server, the view, stdout) finds the segment it is handed already in
     the record file: a client can never see a segment that a crash would lose."""
-    from streamer.analysis.hops import HopAnalyzer
     from streamer.analysis.model import GenreModel
     from streamer.capture.file import FileSource
+    from streamer.chain import GenreChain
     from streamer.live.engine import Engine, SegmentRecord
-    from streamer.tracking import GenreTracker
 
     model = GenreModel(trained["onnx"])
-    analyzer = HopAnalyzer(model, hop_seconds=0.5)
     path = tmp_path / "set.jsonl"
     seen: list[dict] = []
 
@@ -295,8 +293,7 @@ def test_a_segment_is_on_disk_before_any_sink_sees_it(
     record = SegmentRecord(path)
     engine = Engine(
         source=FileSource(two_genres, sample_rate=model.spec.sample_rate),
-        analyzer=analyzer,
-        tracker=GenreTracker(model.labels, window_seconds=analyzer.window_seconds),
+        chain=GenreChain(model, hop_seconds=0.5),
         sinks=[sink],
         record=record,
     )

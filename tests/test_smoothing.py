@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streamer.analysis.hops import Hop
 from streamer.tracking import (
     GenreTracker,
     Segment,
     SmoothingConfig,
     TrackerUpdate,
-    track_offline,
 )
 
 LABELS = (
@@ -28,6 +30,7 @@ HOP = 0.5
 WINDOW_HOPS = 6  # the model's 3 s window
 LOUD, QUIET = -20.0, -80.0
 SMOOTHING_LATENCY_HOPS = 2  # documented in streamer/tracking.py
+NO_EMBEDDING = np.zeros(0, dtype=np.float32)  # the tracker reads none
 
 
 def hop_times(n: int, *, first: float = 3.0) -> np.ndarray:
@@ -40,6 +43,34 @@ def confident(genre: str, n: int, *, p: float = 0.9) -> np.ndarray:
     out = np.full((n, len(LABELS)), (1 - p) / (len(LABELS) - 1))
     out[:, LABELS.index(genre)] = p
     return out
+
+
+def track_offline(
+    *,
+    times: Sequence[float] | np.ndarray,
+    probabilities: np.ndarray,
+    levels_dbfs: Sequence[float] | np.ndarray,
+    labels: Sequence[str],
+    end: float | None = None,
+    **options: Any,
+) -> tuple[list[TrackerUpdate], list[Segment]]:
+    """A whole recording through a `GenreTracker` made with `options`, hop by hop as live;
+    the last segment ends at `end`, by default the last hop's time."""
+    tracker = GenreTracker(labels, **options)
+    updates = tracker.push(
+        Hop(i, float(t), p, NO_EMBEDDING, float(level))
+        for i, (t, p, level) in enumerate(zip(times, probabilities, levels_dbfs, strict=True))
+    )
+    tracker.finish(time=end)
+    return updates, tracker.segments
+
+
+def push_one(
+    tracker: GenreTracker, *, time: float, probabilities: np.ndarray, level_dbfs: float
+) -> TrackerUpdate:
+    """One hop through `tracker`, as the analyzer gives it; what it shows."""
+    [shown] = tracker.push([Hop(0, time, probabilities, NO_EMBEDDING, level_dbfs)])
+    return shown
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -225,7 +256,7 @@ def test_leaving_silence_needs_the_level_above_the_hysteresis_band() -> None:
     tracker = GenreTracker(LABELS, config=config)
     probabilities = confident("jazz", 1)[0]
     states = [
-        tracker.update(time=t, probabilities=probabilities, level_dbfs=level).state
+        push_one(tracker, time=t, probabilities=probabilities, level_dbfs=level).state
         for t, level in [(1.0, -60.0), (1.5, -47.0), (2.0, -45.0), (2.5, -43.0)]
     ]
     assert states == ["silence", "silence", "silence", "music"]
@@ -286,10 +317,10 @@ def test_segments_tile_the_stream_and_match_the_updates(
 def test_finish_closes_the_open_segment_once() -> None:
     tracker = GenreTracker(LABELS)
     for t, p in zip(hop_times(4), confident("hiphop", 4), strict=True):
-        tracker.update(time=float(t), probabilities=p, level_dbfs=LOUD)
+        push_one(tracker, time=float(t), probabilities=p, level_dbfs=LOUD)
     with pytest.raises(ValueError, match="before the last hop"):
         tracker.finish(time=4.0)
-    segment = tracker.finish(time=5.0)
+    [segment] = tracker.finish(time=5.0)
     assert segment == Segment(
         index=0, start=3.0, end=5.0, genre="hiphop", state="music",
         confidence=segment.confidence,
@@ -298,17 +329,17 @@ def test_finish_closes_the_open_segment_once() -> None:
     with pytest.raises(RuntimeError):
         tracker.finish(time=6.0)
     with pytest.raises(RuntimeError):
-        tracker.update(time=6.0, probabilities=confident("hiphop", 1)[0], level_dbfs=LOUD)
-    assert GenreTracker(LABELS).finish(time=1.0) is None
+        push_one(tracker, time=6.0, probabilities=confident("hiphop", 1)[0], level_dbfs=LOUD)
+    assert GenreTracker(LABELS).finish(time=1.0) == []
 
 
 def test_finish_keeps_a_short_trailing_pause_in_the_track() -> None:
     tracker = GenreTracker(LABELS)
     updates = [
-        tracker.update(time=float(t), probabilities=confident("rock", 1)[0], level_dbfs=level)
+        push_one(tracker, time=float(t), probabilities=confident("rock", 1)[0], level_dbfs=level)
         for t, level in zip(hop_times(5), [LOUD, LOUD, LOUD, QUIET, QUIET], strict=True)
     ]
-    segment = tracker.finish(time=6.0)
+    [segment] = tracker.finish(time=6.0)
     assert segment is not None
     assert (segment.state, segment.genre, segment.start, segment.end) == ("music", "rock", 3, 6)
     assert segment.confidence == pytest.approx(np.mean([u.confidence for u in updates]))
@@ -316,9 +347,9 @@ def test_finish_keeps_a_short_trailing_pause_in_the_track() -> None:
 
 def test_music_too_short_to_decide_still_gets_the_filters_best_genre() -> None:
     tracker = GenreTracker(LABELS)
-    update = tracker.update(time=1.0, probabilities=confident("pop", 1)[0], level_dbfs=LOUD)
+    update = push_one(tracker, time=1.0, probabilities=confident("pop", 1)[0], level_dbfs=LOUD)
     assert (update.state, update.top) == ("music", None)
-    segment = tracker.finish(time=1.5)
+    [segment] = tracker.finish(time=1.5)
     assert segment is not None
     assert segment.genre == "pop"
 
@@ -334,9 +365,9 @@ def test_music_too_short_to_decide_still_gets_the_filters_best_genre() -> None:
 def test_invalid_hops_raise(probabilities: np.ndarray, level: float, message: str) -> None:
     tracker = GenreTracker(LABELS)
     with pytest.raises(ValueError, match=message):
-        tracker.update(time=1.0, probabilities=probabilities, level_dbfs=level)
+        push_one(tracker, time=1.0, probabilities=probabilities, level_dbfs=level)
     # a rejected hop leaves the tracker as it was
-    tracker.update(time=1.0, probabilities=np.full(10, 0.1), level_dbfs=LOUD)
+    push_one(tracker, time=1.0, probabilities=np.full(10, 0.1), level_dbfs=LOUD)
 
 
 @pytest.mark.parametrize(
@@ -357,27 +388,22 @@ def test_what_the_model_emits_is_never_refused_a_non_distribution_is_no_evidence
     times = hop_times(20)
     clean, fed = GenreTracker(LABELS), GenreTracker(LABELS)
     for time, row in zip(times[:12], confident("jazz", 12), strict=True):
-        clean.update(time=time, probabilities=row, level_dbfs=LOUD)
-        fed.update(time=time, probabilities=row, level_dbfs=LOUD)
+        push_one(clean, time=time, probabilities=row, level_dbfs=LOUD)
+        push_one(fed, time=time, probabilities=row, level_dbfs=LOUD)
     for time, row in zip(times[12:], uniform, strict=True):
-        expected = clean.update(time=time, probabilities=row, level_dbfs=LOUD)
-        got = fed.update(time=time, probabilities=garbage, level_dbfs=LOUD)
+        expected = push_one(clean, time=time, probabilities=row, level_dbfs=LOUD)
+        got = push_one(fed, time=time, probabilities=garbage, level_dbfs=LOUD)
         np.testing.assert_array_equal(got.probabilities, expected.probabilities)
         assert (got.top, got.state, got.closed) == ("jazz", "music", None)
     assert fed.finish(time=times[-1] + HOP) == clean.finish(time=times[-1] + HOP)
 
 
-def test_times_must_increase_and_arguments_match() -> None:
+def test_times_must_increase_and_labels_be_two_or_more() -> None:
     tracker = GenreTracker(LABELS)
-    tracker.update(time=1.0, probabilities=np.full(10, 0.1), level_dbfs=LOUD)
+    push_one(tracker, time=1.0, probabilities=np.full(10, 0.1), level_dbfs=LOUD)
     for time in (1.0, 0.5, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="hop time"):
-            tracker.update(time=time, probabilities=np.full(10, 0.1), level_dbfs=LOUD)
-    with pytest.raises(ValueError, match="one entry per hop"):
-        track_offline(
-            times=[1.0, 1.5], probabilities=confident("pop", 3), levels_dbfs=[LOUD] * 2,
-            labels=LABELS,
-        )  # fmt: skip
+            push_one(tracker, time=time, probabilities=np.full(10, 0.1), level_dbfs=LOUD)
     with pytest.raises(ValueError, match="two or more"):
         GenreTracker(["pop"])
 

@@ -337,7 +337,8 @@ class DescriptorAccumulator:
 
     Memory is bounded by one section (its samples, spectrogram and librosa's temporaries:
     82 MB peak measured at 30 s, whatever the track length) plus the onset envelope (43
-    float32 values per second). `result` can be called at any time and the stream continued.
+    float32 values per second). `result` can be called at any time and the stream continued:
+    a summary of the stream so far, not a stream of outputs, so not a `streamer.chain.Processor`.
 
     Parameters
     ----------

@@ -5,6 +5,7 @@ model on the patch of the most recent frames. Hop boundaries are fixed in sample
 start of the stream, and a block is split at each boundary, so the hops, their times and
 their patches do not depend on how the audio was cut into blocks: a file pushed in one
 piece gives the same hops as the same file captured live (madmom's online == offline).
+It is a `streamer.chain.Processor`, the first stage of `streamer.chain.GenreChain`.
 
 The first hop comes as soon as one patch of audio has been heard, at sample
 ``(patch_frames - 1) * hop_length + n_fft - n_fft // 2`` (the first moment ``patch_frames``
@@ -65,14 +66,22 @@ class HopAnalyzer:
         self._extractor = StreamingExtractor(spec)
         # Twice the patch, so appending never reallocates: frames shift down when full.
         self._frames = np.empty((2 * spec.patch_frames, spec.n_mels))
+        self._first_boundary = (
+            (spec.patch_frames - 1) * spec.hop_length + spec.n_fft - spec.n_fft // 2
+        )
+        self.first_hop_seconds = self._first_boundary / spec.sample_rate
+        """Audio heard before the first hop: shorter input gives no analysis at all."""
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream: the next `push` begins a new one at sample 0."""
+        self._extractor.reset()
         self._filled = 0
         self._samples = 0
-        first = (spec.patch_frames - 1) * spec.hop_length + spec.n_fft - spec.n_fft // 2
-        self.first_hop_seconds = first / spec.sample_rate
-        """Audio heard before the first hop: shorter input gives no analysis at all."""
-        self._next_boundary = first
+        self._next_boundary = self._first_boundary
         self._sum_squares = 0.0
         self._hops = 0
+        self._finished = False
 
     @property
     def samples(self) -> int:
@@ -98,6 +107,8 @@ class HopAnalyzer:
 
     def push(self, samples: np.ndarray) -> list[Hop]:
         """Add samples; return the hops they complete (usually none or one live)."""
+        if self._finished:
+            raise RuntimeError("push after finish: reset the HopAnalyzer for a new stream")
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         patches: list[np.ndarray] = []
         pending: list[tuple[int, float]] = []
@@ -125,6 +136,15 @@ class HopAnalyzer:
                 zip(pending, probabilities, embeddings, strict=True)
             )
         ]
+
+    def finish(self) -> list[Hop]:
+        """End the stream; return no hop: one is analysed only at its boundary.
+
+        The samples after the last boundary (less than a hop) count in `samples` but are
+        never analysed, so where a stream stops changes none of its hops.
+        """
+        self._finished = True
+        return []
 
     def _consume(self, piece: np.ndarray) -> None:
         # The level counts only the samples of the hop that ends at the next boundary.

@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import sys
-import threading
-from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
 
 from streamer.cli.options import (
     Commands,
@@ -26,6 +20,7 @@ from streamer.cli.options import (
     recommendation_filters,
     smoothing_config,
 )
+from streamer.live.session import EXIT_INPUT_LOST
 from streamer.outlets.access import MAX_MESSAGE_BYTES
 from streamer.outlets.server import DEFAULT_HOST, DEFAULT_PORT
 
@@ -118,48 +113,25 @@ def add_parsers(commands: Commands) -> None:
     listen.set_defaults(run=run_listen)
 
 
-EXIT_INPUT_LOST = 3
-"""`streamer listen --on-device-loss exit`: the input device went away."""
-
-
 def run_listen(args: argparse.Namespace) -> int:
-    from rich.live import Live
-
-    from streamer.analysis.hops import HopAnalyzer
     from streamer.analysis.model import GenreModel
     from streamer.capture.device import DeviceSource
     from streamer.capture.file import FileSource
     from streamer.capture.source import AudioSource
-    from streamer.live.engine import Engine, JsonLinesWriter, SegmentRecord
-    from streamer.outlets import protocol
+    from streamer.chain import GenreChain
+    from streamer.live.session import LiveSession
     from streamer.outlets.access import AccessPolicy, is_loopback, new_token
-    from streamer.outlets.server import BroadcastServer, ServerThread
-    from streamer.outlets.view import GenreView
-    from streamer.tracking import GenreTracker
 
     model = GenreModel(args.model)
     rate = model.spec.sample_rate
-    analyzer = HopAnalyzer(model, hop_seconds=args.hop)
+    chain = GenreChain(model, hop_seconds=args.hop, smoothing=smoothing_config(args))
     source: AudioSource
     if args.file:
         source = FileSource(args.file, sample_rate=rate, realtime=not args.fast)
-        if source.duration < analyzer.first_hop_seconds:
-            raise analyzer.too_short(args.file, seconds=source.duration)
+        if source.duration < chain.analyzer.first_hop_seconds:
+            raise chain.analyzer.too_short(args.file, seconds=source.duration)
     else:
         source = DeviceSource(sample_rate=rate, device=args.device, device_rate=args.device_rate)
-    tracker = GenreTracker(
-        model.labels, config=smoothing_config(args), window_seconds=analyzer.window_seconds
-    )
-
-    def hello() -> dict[str, Any]:
-        return protocol.hello_message(
-            labels=model.labels,
-            model={"name": model.path.name, "sha256": model.info.sha256},
-            features=model.spec.to_dict(),
-            hop_seconds=analyzer.hop_seconds,
-            window_seconds=analyzer.window_seconds,
-        )
-
     recommender = None
     if args.library:
         from streamer.library.recommend import Library, Session
@@ -168,7 +140,7 @@ def run_listen(args: argparse.Namespace) -> int:
         library = Library.open(args.db, labels=model.labels)
         session = Session(library, k=args.k, filters=recommendation_filters(args))
         recommender = LiveRecommender(
-            session, sample_rate=rate, hop_seconds=analyzer.hop_seconds,
+            session, sample_rate=rate, hop_seconds=chain.analyzer.hop_seconds,
             smoothing=smoothing_config(args),
         )  # fmt: skip
     token = args.token
@@ -181,91 +153,16 @@ def run_listen(args: argparse.Namespace) -> int:
         max_message_bytes=args.max_message_bytes,
         max_message_rate=args.max_message_rate,
     )
-    server = BroadcastServer(
-        host=args.host, port=args.port, hello=hello, access=access,
-        on_message=None if recommender is None else recommender.feedback,
-    )  # fmt: skip
-    running = ServerThread(server).start()  # first: a busy port fails before anything is written
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    record: SegmentRecord | None = None
-    stdout: JsonLinesWriter | None = None
-    analysis: threading.Thread | None = None
-    failure: list[BaseException] = []
-    try:
-        query = "" if token is None else f"?token={token}"
-        print(f"streamer: websocket on {server.url}", file=sys.stderr)
-        if token is not None:
-            print(f"streamer: clients connect with {server.url}/{query}", file=sys.stderr)
-        print(f"streamer: overlay on {server.overlay_url}{query}", file=sys.stderr)
-        for host in server.hosts[1:]:  # the machine's other addresses
-            also = server.url_of(host, scheme="http")
-            print(f"streamer: also on {also}/{query}", file=sys.stderr)
-        if args.record:
-            record = SegmentRecord(args.record)
-        view = None
-        sinks = [server.publish]
-        if args.no_view:
-            stdout = JsonLinesWriter(sys.stdout, on_error=stop.set)  # nobody reads on: stop
-            stdout.write(hello())
-            sinks.append(stdout.write)
-        else:
-            view = GenreView(title=f"streamer listen: {source.description}")
-            view.handle(hello())
-            sinks.append(view.handle)
-        engine = Engine(
-            source=source,
-            analyzer=analyzer,
-            tracker=tracker,
-            sinks=sinks,
-            clients=lambda: (server.clients, server.dropped_messages),
-            recommender=recommender,
-            record=record,
-            on_input_loss=args.on_device_loss,
-        )
-
-        def analyse() -> None:
-            try:
-                engine.run(stop, duration=args.duration)
-            except BaseException as error:  # handed to the main thread, which reports it
-                failure.append(error)
-
-        if recommender is not None:
-            recommender.start()
-        analysis = threading.Thread(target=analyse, name="analysis")
-        analysis.start()
-        with Live(view, refresh_per_second=4) if view else nullcontext():
-            while analysis.is_alive():
-                analysis.join(0.25)
-    finally:
-        stop.set()
-        if analysis is not None:
-            analysis.join()
-        running.stop()
-        if recommender is not None:
-            recommender.stop()
-        if stdout is not None:
-            stdout.close()
-        if record is not None:
-            record.close()
-    if failure:
-        raise failure[0]
-    problems = []
-    if engine.record_error is not None:
-        problems.append(f"{engine.record_error}; the session went on without them")
-    if stdout is not None and stdout.error is not None:
-        problems.append(f"cannot write to stdout ({stdout.error}): the session stopped there")
-        # Python flushes stdout once more at exit: let that go nowhere, not to a traceback
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    for problem in problems:
-        print(f"streamer: error: {problem}", file=sys.stderr)
-    if engine.input_lost_at is not None and args.on_device_loss == "exit":
-        print(
-            f"streamer: error: the input {source.description} was lost at "
-            f"{engine.input_lost_at:.1f} s (unplugged, or the sound server stopped): the "
-            "session is closed and recorded up to then; reconnect it and run again",
-            file=sys.stderr,
-        )
-        return EXIT_INPUT_LOST
-    return 2 if problems else 0
+    return LiveSession(
+        model=model,
+        chain=chain,
+        source=source,
+        access=access,
+        host=args.host,
+        port=args.port,
+        record=args.record,
+        view=not args.no_view,
+        recommender=recommender,
+        on_input_loss=args.on_device_loss,
+        duration=args.duration,
+    ).run()

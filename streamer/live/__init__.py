@@ -1,1 +1,1 @@
-"""Live: the engine that runs a session, the record it writes, recommendations as it plays."""
+"""Live: the session and its engine, the record it writes, recommendations as it plays."""

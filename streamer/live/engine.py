@@ -1,17 +1,17 @@
 """The live engine: source -> features -> model every hop -> smoothing -> messages.
 
 Capture, analysis and output are decoupled. The PortAudio callback only fills the source's
-ring buffer; `Engine.run` (the analysis thread) reads it, runs `HopAnalyzer` and
-`GenreTracker`, and hands each protocol message to its sinks. Sinks never block: the
-websocket server queues per client, the view swaps its state under a short lock, and stdout
-is written by a `JsonLinesWriter` thread. So a slow terminal or client never stalls the
-analysis, and the analysis never stalls capture. The one write the analysis thread waits
-for is the ``--record`` file's (`SegmentRecord`): a closed segment is written and fsynced
-before any sink sees it, so no client or view is ever shown a segment that a crash could
-lose. Segments are rare (seconds to minutes apart) and a line plus an fsync takes
-milliseconds, well within the hop; updates, many a second, never wait for a disk. A live
-recommender (``--library``) gets copies of the audio and hops and does its work on its own
-thread.
+ring buffer; `Engine.run` (the analysis thread) reads it, pushes it through the chain
+(`streamer.chain.GenreChain`, the one `streamer tag` uses), and hands each protocol message
+to its sinks. Sinks never block: the websocket server queues per client, the view swaps its
+state under a short lock, and stdout is written by a `JsonLinesWriter` thread. So a slow
+terminal or client never stalls the analysis, and the analysis never stalls capture. The
+one write the analysis thread waits for is the ``--record`` file's (`SegmentRecord`): a
+closed segment is written and fsynced before any sink sees it, so no client or view is
+ever shown a segment that a crash could lose. Segments are rare (seconds to minutes apart)
+and a line plus an fsync takes milliseconds, well within the hop; updates, many a second,
+never wait for a disk. A live recommender (``--library``) gets copies of the audio and hops
+and does its work on its own thread.
 
 The stream clock is the count of samples analysed: update and segment times are stream
 seconds, exact whatever the wall clock or the machine load did. When the input is lost
@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from streamer.analysis.features import live_thread_limits
-from streamer.analysis.hops import Hop, HopAnalyzer
 from streamer.capture.source import AudioSource
+from streamer.chain import GenreChain, TrackedHop
 from streamer.errors import StreamerError
 from streamer.outlets import protocol
-from streamer.tracking import GenreTracker, Segment
+from streamer.tracking import Segment
 
 if TYPE_CHECKING:  # the recommender pulls in librosa and the catalogue: only with --library
     from streamer.live.recommend import LiveRecommender
@@ -124,10 +124,8 @@ class Engine:
     ----------
     source : AudioSource
         Mono samples at the model's sample rate.
-    analyzer : HopAnalyzer
-        Features and model, every hop.
-    tracker : GenreTracker
-        Smoothing and segments.
+    chain : GenreChain
+        Features and model every hop, then smoothing and segments.
     sinks : list of callables
         Each receives every protocol message (update, segment, status); must not block.
     clients : callable, optional
@@ -149,8 +147,7 @@ class Engine:
         self,
         *,
         source: AudioSource,
-        analyzer: HopAnalyzer,
-        tracker: GenreTracker,
+        chain: GenreChain,
         sinks: list[Sink],
         clients: Callable[[], tuple[int, int]] = lambda: (0, 0),
         status_seconds: float = 2.0,
@@ -159,8 +156,7 @@ class Engine:
         on_input_loss: InputLossPolicy = "wait",
     ) -> None:
         self.source = source
-        self.analyzer = analyzer
-        self.tracker = tracker
+        self.chain = chain
         self.sinks = sinks
         self.clients = clients
         self.status_seconds = status_seconds
@@ -173,26 +169,23 @@ class Engine:
         self.input_losses = 0
         self._next_status = 0.0
 
-    @property
-    def stream_seconds(self) -> float:
-        return self.analyzer.samples / self.analyzer.spec.sample_rate
-
     def run(self, stop: threading.Event, *, duration: float | None = None) -> list[Segment]:
         """Analyse until the source ends, `stop` is set or `duration` seconds were heard;
         close the open segment and return all segments."""
-        limit = None if duration is None else round(duration * self.analyzer.spec.sample_rate)
+        analyzer = self.chain.analyzer
+        limit = None if duration is None else round(duration * analyzer.spec.sample_rate)
         with self.source, live_thread_limits():
-            while not stop.is_set() and (limit is None or self.analyzer.samples < limit):
-                chunk = self.source.read(timeout=0.1, min_samples=self.analyzer.samples_to_next_hop)
+            while not stop.is_set() and (limit is None or analyzer.samples < limit):
+                chunk = self.source.read(timeout=0.1, min_samples=analyzer.samples_to_next_hop)
                 if chunk is None:
                     break
                 read_at = time.perf_counter()
                 if limit is not None:
-                    chunk = chunk[: limit - self.analyzer.samples]
+                    chunk = chunk[: limit - analyzer.samples]
                 if self.recommender is not None:
                     self.recommender.audio(chunk)
-                for hop in self.analyzer.push(chunk):
-                    self._publish_hop(hop, read_at)
+                for tracked in self.chain.push(chunk):
+                    self._publish_hop(tracked, read_at)
                 if self.recommender is not None:
                     for message in self.recommender.ready():
                         self._emit(message)
@@ -200,23 +193,20 @@ class Engine:
                     self._input_changed()
                     if self.input_lost_at is not None and self.on_input_loss == "exit":
                         break
-                if self.stream_seconds >= self._next_status:
+                if self.chain.seconds >= self._next_status:
                     self._publish_status()
-        last = self.tracker.finish(time=self.stream_seconds)
-        if last is not None:
+        for last in self.chain.finish():
             self._emit(segment_to_message(last))
         self._publish_status()
-        return list(self.tracker.segments)
+        return list(self.chain.segments)
 
-    def _publish_hop(self, hop: Hop, read_at: float) -> None:
-        update = self.tracker.update(
-            time=hop.time, probabilities=hop.probabilities, level_dbfs=hop.level_dbfs
-        )
+    def _publish_hop(self, tracked: TrackedHop, read_at: float) -> None:
+        hop, update = tracked.hop, tracked.update
         if update.closed is not None:
             self._emit(segment_to_message(update.closed))
         if self.recommender is not None:
             self.recommender.hop(hop, update)
-        labels = self.tracker.labels
+        labels = self.chain.tracker.labels
         self._emit(
             protocol.update_message(
                 time=update.time,
@@ -236,7 +226,7 @@ class Engine:
     def _input_changed(self) -> None:
         """The input was lost or is back: tell the clients at once, not at the next status."""
         if self.source.input_lost:
-            self.input_lost_at = self.stream_seconds
+            self.input_lost_at = self.chain.seconds
             self.input_losses += 1
         else:
             self.input_lost_at = None
@@ -246,7 +236,7 @@ class Engine:
         clients, dropped = self.clients()
         self._emit(
             protocol.status_message(
-                time=self.stream_seconds,
+                time=self.chain.seconds,
                 overflow_samples=self.source.overflow_samples,
                 overflow_events=self.source.overflow_events,
                 latency_ms=self.latency_ms,
@@ -259,7 +249,7 @@ class Engine:
                 record_error=self.record_error,
             )
         )
-        self._next_status = self.stream_seconds + self.status_seconds
+        self._next_status = self.chain.seconds + self.status_seconds
 
     def _emit(self, message: dict[str, Any]) -> None:
         if message["type"] == "segment":

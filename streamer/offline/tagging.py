@@ -1,8 +1,8 @@
 """`streamer tag`: a recording tagged offline, with the live engine's own code path.
 
 The file is decoded in blocks (`FileSource`, unpaced) and pushed through the same
-`HopAnalyzer` and `GenreTracker` as `streamer listen`; only the block size differs, and
-the analyzer's hops do not depend on it. So a set tags exactly as it would have sounded
+`GenreChain` as `streamer listen`; only the block size differs, and the chain's outputs do
+not depend on it. So a set tags exactly as it would have sounded
 live, and memory stays bounded by one block whatever the length of the set: the hops
 kept are a few numbers each (two hours at 0.5 s: 14 400 hops, about 1 MB).
 
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from streamer.analysis.hops import HopAnalyzer
 from streamer.analysis.model import GenreModel
 from streamer.capture.file import FileSource
+from streamer.chain import GenreChain
 from streamer.offline.exports import Timeline
-from streamer.tracking import DEFAULT_SMOOTHING, GenreTracker, SmoothingConfig
+from streamer.tracking import DEFAULT_SMOOTHING, SmoothingConfig
 
 BLOCK_SECONDS = 30.0
 """Audio decoded and analysed at once: 60 patches at a 0.5 s hop, and a few megabytes of
@@ -42,32 +42,28 @@ def tag_file(
     the timeline's `invalid_samples`, for the caller to report. Raises `StreamerError`
     (one line) for a file that cannot be decoded or holds less than one patch of audio.
     """
-    analyzer = HopAnalyzer(model, hop_seconds=hop_seconds)
-    tracker = GenreTracker(model.labels, config=smoothing, window_seconds=analyzer.window_seconds)
-    rate = model.spec.sample_rate
+    chain = GenreChain(model, hop_seconds=hop_seconds, smoothing=smoothing)
     times: list[float] = []
     probabilities: list[np.ndarray] = []
     levels: list[float] = []
-    with FileSource(path, sample_rate=rate, block_seconds=BLOCK_SECONDS) as source:
+    with FileSource(
+        path, sample_rate=model.spec.sample_rate, block_seconds=BLOCK_SECONDS
+    ) as source:
         while (block := source.read()) is not None:
-            for hop in analyzer.push(block):
-                tracker.update(
-                    time=hop.time, probabilities=hop.probabilities, level_dbfs=hop.level_dbfs
-                )
-                times.append(hop.time)
-                probabilities.append(hop.probabilities)
-                levels.append(hop.level_dbfs)
-            progress(analyzer.samples / rate, source.duration)
-    duration = analyzer.samples / rate
+            for tracked in chain.push(block):
+                times.append(tracked.hop.time)
+                probabilities.append(tracked.hop.probabilities)
+                levels.append(tracked.hop.level_dbfs)
+            progress(chain.seconds, source.duration)
     if not times:  # not one patch heard: nothing to tag, which the user must hear
-        raise analyzer.too_short(path, seconds=duration)
-    tracker.finish(time=duration)
+        raise chain.analyzer.too_short(path, seconds=chain.seconds)
+    chain.finish()
     return Timeline(
         source=str(path),
         labels=list(model.labels),
-        duration=duration,
-        segments=list(tracker.segments),
-        hop_seconds=analyzer.hop_seconds,
+        duration=chain.seconds,
+        segments=list(chain.segments),
+        hop_seconds=chain.analyzer.hop_seconds,
         times=np.asarray(times, dtype=np.float64),
         probabilities=(
             np.stack(probabilities) if probabilities else np.zeros((0, len(model.labels)))

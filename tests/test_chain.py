@@ -1,0 +1,133 @@
+"""The chain from samples to segments that listen and tag share: one file gives the same
+hops, updates and segments however it is cut into blocks, and again after `reset`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from conftest import TRAIN_RATE, render_genre
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamer.analysis.model import GenreModel
+from streamer.chain import GenreChain, TrackedHop
+from streamer.tracking import Segment
+
+SECONDS = 15.0  # not on a hop boundary: the end of the file is heard but not analysed
+# Float32 rounding: the mel product's BLAS kernels depend on how many frames a block
+# completes, so the values may differ in their last bits (measured: 1e-7, levels 1e-6 dB).
+ROUNDING = 1e-5
+
+
+@pytest.fixture(scope="module")
+def audio(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
+    """A file of music, a change of sound, a silence and music again, as decoded."""
+    rng = np.random.default_rng(5)
+    parts = [render_genre("tones", rng, 4.0), render_genre("noise", rng, 4.0)]
+    parts += [np.zeros(3 * TRAIN_RATE), render_genre("clicks", rng, 4.0)]
+    path = tmp_path_factory.mktemp("chain") / "set.wav"
+    soundfile.write(path, np.concatenate(parts), TRAIN_RATE)
+    return soundfile.read(path, dtype="float32")[0]
+
+
+@dataclass
+class Outputs:
+    """All a chain gave for one file: every hop with its update, what `finish` returned,
+    and all the segments."""
+
+    tracked: list[TrackedHop]
+    finished: list[Segment]
+    segments: list[Segment]
+
+
+def run(chain: GenreChain, y: np.ndarray, sizes: list[int]) -> Outputs:
+    """`y` pushed through `chain` in blocks of `sizes` (cycled), then finished."""
+    tracked: list[TrackedHop] = []
+    position, i = 0, 0
+    while position < y.size:
+        size = sizes[i % len(sizes)]
+        tracked += chain.push(y[position : position + size])
+        position, i = position + size, i + 1
+    finished = chain.finish()
+    return Outputs(tracked, finished, list(chain.segments))
+
+
+def bounds(segment: Segment) -> tuple[int, float, float, str | None, str]:
+    return segment.index, segment.start, segment.end, segment.genre, segment.state
+
+
+def assert_same(got: Outputs, expected: Outputs) -> None:
+    """Hop for hop and segment for segment: times, states and genres exactly, values to
+    float32 rounding."""
+    hops = [(t.hop.index, t.hop.time) for t in got.tracked]
+    assert hops == [(t.hop.index, t.hop.time) for t in expected.tracked]
+    shown = ("time", "top", "state", "segment_start")
+    for a, b in zip(got.tracked, expected.tracked, strict=True):
+        np.testing.assert_allclose(a.hop.probabilities, b.hop.probabilities, atol=ROUNDING)
+        np.testing.assert_allclose(a.hop.embedding, b.hop.embedding, atol=ROUNDING)
+        assert a.hop.level_dbfs == pytest.approx(b.hop.level_dbfs, abs=ROUNDING)
+        np.testing.assert_allclose(a.update.probabilities, b.update.probabilities, atol=ROUNDING)
+        assert a.update.confidence == pytest.approx(b.update.confidence, abs=ROUNDING)
+        assert [getattr(a.update, k) for k in shown] == [getattr(b.update, k) for k in shown]
+        assert (a.update.closed is None) == (b.update.closed is None)
+    for name in ("finished", "segments"):
+        segments, expected_segments = getattr(got, name), getattr(expected, name)
+        assert [bounds(s) for s in segments] == [bounds(s) for s in expected_segments]
+        for a, b in zip(segments, expected_segments, strict=True):
+            assert a.confidence == pytest.approx(b.confidence, abs=ROUNDING)
+
+
+@pytest.fixture(scope="module")
+def in_30_s_blocks(small_model: Path, audio: np.ndarray) -> Outputs:
+    """A new chain, the file in blocks of 30 s as `streamer tag` reads it."""
+    return run(GenreChain(GenreModel(small_model)), audio, [round(30 * TRAIN_RATE)])
+
+
+@pytest.fixture(scope="module")
+def reused(small_model: Path) -> GenreChain:
+    """One chain for all the other runs, `reset` before each."""
+    return GenreChain(GenreModel(small_model))
+
+
+def test_a_file_gives_hops_with_their_updates_and_segments_to_its_end(
+    in_30_s_blocks: Outputs, audio: np.ndarray
+) -> None:
+    out = in_30_s_blocks
+    assert audio.size == SECONDS * TRAIN_RATE
+    assert len(out.tracked) == 28
+    assert [t.update.time for t in out.tracked] == [t.hop.time for t in out.tracked]
+    assert {s.state for s in out.segments} == {"music", "silence"}
+    assert out.finished == out.segments[-1:]
+    assert out.finished[0].end == SECONDS > out.tracked[-1].hop.time
+    closed = [t.update.closed for t in out.tracked if t.update.closed is not None]
+    assert closed == out.segments[:-1]
+
+
+def test_blocks_of_a_tenth_of_a_second_give_the_same(
+    reused: GenreChain, audio: np.ndarray, in_30_s_blocks: Outputs
+) -> None:
+    """As `streamer listen --file` reads it."""
+    reused.reset()
+    assert_same(run(reused, audio, [round(0.1 * TRAIN_RATE)]), in_30_s_blocks)
+
+
+@settings(max_examples=10, deadline=None)
+@given(sizes=st.lists(st.integers(1, 40_000), min_size=1, max_size=8))
+def test_blocks_of_any_sizes_give_the_same(
+    reused: GenreChain, audio: np.ndarray, in_30_s_blocks: Outputs, sizes: list[int]
+) -> None:
+    reused.reset()
+    assert_same(run(reused, audio, sizes), in_30_s_blocks)
+
+
+def test_a_finished_chain_takes_no_more_until_reset(reused: GenreChain, audio: np.ndarray) -> None:
+    reused.reset()
+    run(reused, audio[:TRAIN_RATE], [TRAIN_RATE])
+    with pytest.raises(RuntimeError, match="reset"):
+        reused.push(audio[:TRAIN_RATE])
+    reused.reset()
+    assert reused.seconds == 0 and reused.segments == []
