@@ -88,14 +88,14 @@ def main() -> None:
         with Catalogue(db) as catalogue:
             index([folder], catalogue=catalogue, model_path=DEFAULT_MODEL, workers=2)
         library = Library.open(db)
-    ids = library.index.ids
+    ids = library.ids
     genres = np.array([library.tracks[int(i)].path.parent.name for i in ids])
     records = [library.records[int(i)] for i in ids]
     embeddings = np.stack([r.embedding for r in records])
     probabilities = np.stack([r.probabilities for r in records])
     descriptors = library.scale.weighted(np.stack([r.descriptor_vector for r in records]))
     parts = {
-        f"joined (weights {PART_WEIGHTS})": library.index.vectors,
+        f"joined (weights {PART_WEIGHTS})": library.vectors,
         "embedding alone": unit_rows(embeddings),
         "genre mixture alone": unit_rows(np.sqrt(probabilities)),
         "descriptors alone": unit_rows(descriptors),

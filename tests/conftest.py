@@ -1,17 +1,23 @@
-"""Shared fixtures: generated audio, a real PulseAudio input device, small models."""
+"""Shared fixtures and helpers: generated audio, a real PulseAudio input device, small
+models, protocol messages and their reception."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import soundfile
+from websockets.asyncio.client import ClientConnection
 
 from streamer.analysis.features import FeatureSpec
+from streamer.outlets import protocol
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -153,3 +159,36 @@ def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     pipeline.export(run, onnx)
     pipeline.publish_card(run, onnx)
     return {"run": run, "cache": cache, "onnx": onnx}
+
+
+# --- protocol messages, as a server broadcasts them ----------------------------------------
+
+LABELS = ("blues", "jazz", "rock")
+TIMEOUT = 5.0  # seconds any single wait may take before the test fails
+
+
+def make_hello() -> dict[str, Any]:
+    return protocol.hello_message(
+        labels=LABELS,
+        model={"name": "genre", "sha256": "ab" * 32, "corpus": "synthetic"},
+        features=FeatureSpec().to_dict(),
+        hop_seconds=0.5,
+        window_seconds=3.0,
+    )
+
+
+def update(index: int, *, labels: tuple[str, ...] = LABELS) -> dict[str, Any]:
+    """Update number `index`: its time is ``index / 2``, so a client can tell which it got."""
+    return protocol.update_message(
+        time=index / 2,
+        probabilities=dict.fromkeys(labels, 1 / len(labels)),
+        top=labels[0],
+        confidence=1 / len(labels),
+        state="music",
+        level_dbfs=-18.0,
+        segment_start=0.0,
+    )
+
+
+async def receive(client: ClientConnection) -> dict[str, Any]:
+    return json.loads(await asyncio.wait_for(client.recv(), TIMEOUT))

@@ -316,33 +316,7 @@ def test_paths_are_resolved_through_symbolic_links(catalogue: Catalogue, tmp_pat
     assert catalogue.remove_under(tmp_path / "link") == 1
 
 
-# --- matrices and statistics ---------------------------------------------------------------
-
-
-def test_matrix_stacks_vectors_in_id_order(catalogue: Catalogue) -> None:
-    ids, vectors = catalogue.matrix("embedding")
-    assert ids.shape == (0,) and vectors.shape == (0, 0) and vectors.dtype == np.float32
-    made = [catalogue.put_track(numbered_record(n)) for n in (9, 2, 5)]
-    ids, vectors = catalogue.matrix("embedding")
-    assert ids.dtype == np.int64 and ids.tolist() == made
-    assert vectors.shape == (3, 8) and vectors.dtype == np.float32
-    assert vectors[:, 0].tolist() == [9, 2, 5]
-    ids, probabilities = catalogue.matrix("probabilities")
-    assert probabilities.shape == (3, 4) and probabilities.argmax(axis=1).tolist() == [1, 2, 1]
-    assert catalogue.matrix("descriptor_vector")[1].shape == (3, 5)
-    with pytest.raises(ValueError, match="no vector column"):
-        catalogue.matrix("path; DROP TABLE tracks")
-
-
-def test_matrix_of_mixed_models(catalogue: Catalogue) -> None:
-    catalogue.put_track(numbered_record(1))
-    other = numbered_record(2)
-    other.model_sha256, other.embedding = "b" * 64, np.ones(16)
-    other_id = catalogue.put_track(other)
-    with pytest.raises(StreamerError, match=r"differ in length \[8, 16\].*index the library"):
-        catalogue.matrix("embedding")
-    ids, vectors = catalogue.matrix("embedding", model_sha256="b" * 64)
-    assert ids.tolist() == [other_id] and vectors.shape == (1, 16)
+# --- statistics ----------------------------------------------------------------------------
 
 
 def test_stats_count_tracks_genres_tags_and_models(catalogue: Catalogue) -> None:
@@ -579,7 +553,7 @@ def test_a_reader_reads_while_a_writer_is_in_a_transaction(tmp_path: Path) -> No
         with Catalogue(path, readonly=True) as reader:  # opened during the write
             assert [r.path.name for r in reader.tracks()] == [f"track{n:04d}.wav" for n in range(3)]
             assert reader.find(Path("/music/track0003.wav")) is None
-            assert reader.matrix("embedding")[1].shape == (3, 8)
+            assert [r.embedding.shape for r in reader.tracks()] == [(8,)] * 3
             assert reader.stats().tracks == 3
             assert time.monotonic() - started < 5  # no waiting for the writer's lock
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -12,13 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from listening import start_listen
+from listening import NO_PULSE, start_listen
 
 from streamer.analysis.model import GenreModel
 from streamer.outlets import protocol
 
 STREAMER = [sys.executable, "-m", "streamer"]
-NO_PULSE = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
 
 
 def run(args: list[str], env: dict[str, str] | None = None, timeout: float = 60):

@@ -17,7 +17,6 @@ from streamer.analysis.features import (
     StreamingExtractor,
     analysis_kernels,
     mel_basis,
-    mfcc_from_logmel,
 )
 
 SPEC = FeatureSpec()
@@ -60,9 +59,6 @@ def test_stream_equals_batch(
     streamed = stream(StreamingExtractor(spec), y, sizes)
     assert streamed.shape == batch.shape == (1 + n // spec.hop_length, spec.n_mels)
     np.testing.assert_allclose(streamed, batch, rtol=0, atol=1e-4)
-    np.testing.assert_allclose(
-        mfcc_from_logmel(streamed, spec), BatchExtractor(spec).mfcc(y), rtol=0, atol=1e-4
-    )
 
 
 def test_each_frame_is_emitted_once_as_soon_as_its_window_is_complete() -> None:
@@ -103,10 +99,6 @@ def test_batch_equals_librosa(spec: FeatureSpec) -> None:
     reference = librosa.power_to_db(librosa.feature.melspectrogram(y=y, **kwargs), top_db=None)
     batch = BatchExtractor(spec)
     np.testing.assert_allclose(batch.logmel(y), reference.T, atol=1e-6, rtol=0)
-    mfcc = librosa.feature.mfcc(y=y, n_mfcc=spec.n_mfcc, **kwargs)
-    # librosa's mfcc applies power_to_db with top_db=80 (a clip-dependent floor); compare on
-    # frames where that floor does not bite: all of them for this loud, broadband signal.
-    np.testing.assert_allclose(batch.mfcc(y), mfcc.T, atol=1e-4, rtol=0)
 
 
 def test_reference_does_not_depend_on_the_clip() -> None:

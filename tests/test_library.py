@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import soundfile
 from conftest import TRAIN_RATE, render_genre
-from test_live import start_listen
+from listening import start_listen
 from websockets.sync.client import connect
 
 from streamer.cli import main

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import LABELS, make_hello
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-from test_server import LABELS, make_hello
 
 from streamer.outlets import protocol
 from streamer.outlets.access import AccessPolicy, is_loopback

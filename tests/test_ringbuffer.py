@@ -89,7 +89,7 @@ def test_concurrent_writer_and_reader_lose_and_duplicate_nothing() -> None:
         thread.join()
     data = np.concatenate(received)
     steps = np.diff(data)
-    assert data.size == stored[0] == ring.total_read
+    assert data.size == stored[0]
     assert np.all(steps >= 1), "a sample was duplicated or reordered"
     assert int(np.sum(steps - 1)) + int(data[0]) + (produced[0] - 1 - int(data[-1])) == (
         ring.overflow_samples

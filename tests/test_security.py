@@ -12,9 +12,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import make_hello, receive, update
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_server import make_hello, receive, update
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 

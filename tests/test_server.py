@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from conftest import LABELS, TIMEOUT, make_hello, receive, update
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from streamer.analysis.features import FeatureSpec
@@ -22,32 +23,7 @@ from streamer.outlets import protocol
 from streamer.outlets.access import MAX_MESSAGE_BYTES
 from streamer.outlets.server import BroadcastServer, ServerThread
 
-LABELS = ("blues", "jazz", "rock")
 LONG_LABELS = tuple(f"{name}-{'x' * 60}" for name in "abcdefghijklmnop")  # 1.3 kB updates
-TIMEOUT = 5.0  # seconds any single wait may take before the test fails
-
-
-def make_hello() -> dict[str, Any]:
-    return protocol.hello_message(
-        labels=LABELS,
-        model={"name": "genre", "sha256": "ab" * 32, "corpus": "synthetic"},
-        features=FeatureSpec().to_dict(),
-        hop_seconds=0.5,
-        window_seconds=3.0,
-    )
-
-
-def update(index: int, *, labels: tuple[str, ...] = LABELS) -> dict[str, Any]:
-    """Update number `index`: its time is ``index / 2``, so a client can tell which it got."""
-    return protocol.update_message(
-        time=index / 2,
-        probabilities=dict.fromkeys(labels, 1 / len(labels)),
-        top=labels[0],
-        confidence=1 / len(labels),
-        state="music",
-        level_dbfs=-18.0,
-        segment_start=0.0,
-    )
 
 
 def segment(index: int) -> dict[str, Any]:
@@ -71,10 +47,6 @@ def status() -> dict[str, Any]:
         dropped_messages=0,
         source="default input",
     )
-
-
-async def receive(client: ClientConnection) -> dict[str, Any]:
-    return json.loads(await asyncio.wait_for(client.recv(), TIMEOUT))
 
 
 async def eventually(condition: Callable[[], bool], what: str) -> None:

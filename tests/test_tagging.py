@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile
 from conftest import TRAIN_RATE, render_genre
-from test_live import start_listen
+from listening import start_listen
 
 from streamer.analysis.model import GenreModel
 from streamer.cli import main

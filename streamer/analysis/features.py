@@ -35,7 +35,7 @@ FEATURE_SPEC_VERSION = 1
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """Parameters of the log-mel/MFCC features a model was trained on.
+    """Parameters of the log-mel features a model was trained on.
 
     Parameters
     ----------
@@ -53,7 +53,8 @@ class FeatureSpec:
     amin : float
         Floor applied before the logarithm; silence maps to ``10 * log10(amin)`` dB.
     n_mfcc : int
-        Number of MFCCs (DCT-II, orthonormal, of the log-mel frame).
+        Number of MFCCs. Nothing computes them from the spec (the descriptors take their
+        own 20); the field stays because every model file and hello message carries it.
     patch_frames : int
         Frames in one model input patch (130 frames at the defaults is about 3 s).
     norm_mean, norm_std : tuple of float
@@ -113,10 +114,6 @@ class FeatureSpec:
         """Seconds of audio covered by one patch's frame hops."""
         return self.patch_frames * self.frame_seconds
 
-    @property
-    def top_hz(self) -> float:
-        return self.sample_rate / 2 if self.fmax is None else self.fmax
-
     def with_normalization(self, mean: np.ndarray, std: np.ndarray) -> FeatureSpec:
         """Return a copy carrying per-band statistics measured on training data."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -128,7 +125,8 @@ class FeatureSpec:
         """Standardise log-mel frames ``(..., n_mels)`` with the stored statistics."""
         if not self.norm_mean:
             return logmel
-        return (logmel - np.asarray(self.norm_mean)) / np.asarray(self.norm_std)
+        normalized: np.ndarray = (logmel - np.asarray(self.norm_mean)) / np.asarray(self.norm_std)
+        return normalized
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -163,7 +161,7 @@ class FeatureSpec:
         return cls.from_json(Path(path).read_text())
 
 
-def live_thread_limits() -> Any:
+def live_thread_limits() -> contextlib.AbstractContextManager[object]:
     """Limit BLAS to one thread for the live path (a context manager).
 
     The per-hop mel product is small: on two busy cores a multi-threaded BLAS made the
@@ -172,7 +170,8 @@ def live_thread_limits() -> Any:
     """
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(limits=1, user_api="blas")
+    limits: contextlib.AbstractContextManager[object] = threadpool_limits(limits=1, user_api="blas")
+    return limits
 
 
 def mel_basis(spec: FeatureSpec) -> np.ndarray:
@@ -219,14 +218,8 @@ def analysis_kernels(spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
 
 def power_to_db(mel_power: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     """Decibels against the fixed reference 1.0, floored at ``spec.amin``."""
-    return 10.0 * np.log10(np.maximum(mel_power, spec.amin))
-
-
-def mfcc_from_logmel(logmel: np.ndarray, spec: FeatureSpec) -> np.ndarray:
-    """MFCCs ``(n_frames, n_mfcc)`` from log-mel frames, as `librosa.feature.mfcc` does."""
-    import scipy.fft
-
-    return scipy.fft.dct(logmel, type=2, norm="ortho", axis=-1)[..., : spec.n_mfcc]
+    decibels: np.ndarray = 10.0 * np.log10(np.maximum(mel_power, spec.amin))
+    return decibels
 
 
 class BatchExtractor:
@@ -262,14 +255,9 @@ class BatchExtractor:
             fmin=spec.fmin,
             fmax=spec.fmax,
         )
-        return librosa.power_to_db(power, ref=1.0, amin=spec.amin, top_db=None).T
-
-    def mfcc(self, y: np.ndarray) -> np.ndarray:
-        """MFCC frames ``(n_frames, n_mfcc)`` of mono `y`."""
-        import librosa
-
-        db = self.logmel(y).T
-        return librosa.feature.mfcc(S=db, n_mfcc=self.spec.n_mfcc, dct_type=2, norm="ortho").T
+        decibels: np.ndarray = librosa.power_to_db(power, ref=1.0, amin=spec.amin, top_db=None)
+        frames: np.ndarray = decibels.T  # (frames, n_mels), as the streaming extractor
+        return frames
 
 
 class StreamingExtractor:
@@ -280,7 +268,8 @@ class StreamingExtractor:
     completes its window. `finish` appends the trailing padding and emits the last frames,
     so a finished stream yields the frames of `BatchExtractor.logmel`: the same definition,
     computed in float32 (audio arrives as float32; a quarter less time than float64, and
-    within 1e-5 dB of the batch frames, checked by the tests to 1e-4 dB).
+    within 1e-5 dB of the batch frames, checked by the tests to 1e-4 dB). A
+    `streamer.chain.Processor`: `reset` begins another stream.
 
     Parameters
     ----------
@@ -310,18 +299,21 @@ class StreamingExtractor:
         window, basis = analysis_kernels(spec)
         self._window = window.astype(np.float32)
         self._mel_basis_t = np.ascontiguousarray(basis.T, dtype=np.float32)
-        self._buffer = np.zeros(spec.n_fft + self._max_block, dtype=np.float32)
-        self._pending = spec.n_fft // 2  # the leading zero padding is known in advance
+        self._buffer = np.empty(spec.n_fft + self._max_block, dtype=np.float32)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream: the next `push` begins a new one, after the leading padding."""
+        self._pending = self.spec.n_fft // 2  # the leading zero padding is known in advance
+        self._buffer[: self._pending] = 0.0
         self.frames_emitted = 0
-        self.samples_pushed = 0
         self._finished = False
 
     def push(self, block: np.ndarray) -> np.ndarray:
         """Add mono samples; return the log-mel frames ``(k, n_mels)`` they complete."""
         if self._finished:
-            raise RuntimeError("push after finish: create a new StreamingExtractor")
+            raise RuntimeError("push after finish: reset or create a new StreamingExtractor")
         block = np.asarray(block).reshape(-1)
-        self.samples_pushed += block.size
         out = [self._empty()]
         for start in range(0, block.size, self._max_block):
             out.append(self._consume(block[start : start + self._max_block]))

@@ -54,10 +54,6 @@ class RingBuffer:
         """Samples written and not yet read."""
         return self._written - self._read
 
-    @property
-    def total_read(self) -> int:
-        return self._read
-
     def write(self, block: np.ndarray) -> int:
         """Append samples (producer side); return how many were stored.
 
@@ -76,7 +72,7 @@ class RingBuffer:
         if n > first:
             self._store(block[first:n], self._data[: n - first])
         self._written += n
-        return n
+        return int(n)
 
     @staticmethod
     def _store(source: np.ndarray, target: np.ndarray) -> None:

@@ -83,7 +83,6 @@ __all__ = [
 SCHEMA_VERSION = 1
 APPLICATION_ID = int.from_bytes(b"Strm", "big")  # PRAGMA application_id: "this is ours"
 BUSY_SECONDS = 30.0  # how long a write waits for another writer (a second `streamer index`)
-VECTOR_COLUMNS = ("probabilities", "embedding", "descriptor_vector")
 NO_MUSIC = "no music"  # what `CatalogueStats.by_genre` counts the silent tracks as
 
 
@@ -318,7 +317,7 @@ class Catalogue:
         application_id = db.execute("PRAGMA application_id").fetchone()[0]
         version = db.execute("PRAGMA user_version").fetchone()[0]
         objects = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        return application_id == 0 and version == 0 and objects == 0
+        return bool(application_id == 0 and version == 0 and objects == 0)
 
     def _check(self, db: sqlite3.Connection) -> None:
         if db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
@@ -418,6 +417,7 @@ class Catalogue:
             if row is None:
                 marks = ", ".join("?" * len(_COLUMNS))
                 cursor = db.execute(f"INSERT INTO tracks ({_NAMES}) VALUES ({marks})", values)
+                assert cursor.lastrowid is not None  # set by every INSERT
                 track_id = cursor.lastrowid
             else:
                 track_id = int(row[0])
@@ -581,41 +581,6 @@ class Catalogue:
         with self._read() as db:
             rows = db.execute("SELECT path, reason, at FROM failures ORDER BY path").fetchall()
         return [Failure(Path(row[0]), str(row[1]), float(row[2])) for row in rows]
-
-    def matrix(
-        self, column: str, *, model_sha256: str | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Track ids ``(n,)`` int64 and their `column` vectors stacked ``(n, d)`` float32,
-        ordered by id; ``(0,)`` and ``(0, 0)`` for no tracks.
-
-        `column` is ``"embedding"``, ``"probabilities"`` or ``"descriptor_vector"``.
-        Embeddings and probabilities of different models are not comparable: pass
-        `model_sha256` to take only the tracks of one model.
-
-        Raises
-        ------
-        StreamerError
-            The vectors differ in length (tracks of several models; give `model_sha256`).
-        """
-        if column not in VECTOR_COLUMNS:
-            raise ValueError(f"no vector column {column!r}; one of {', '.join(VECTOR_COLUMNS)}")
-        sql = f'SELECT id, "{column}" FROM tracks'
-        parameters: tuple[str, ...] = ()
-        if model_sha256 is not None:
-            sql, parameters = sql + " WHERE model_sha256 = ?", (model_sha256,)
-        with self._read() as db:
-            rows = db.execute(sql + " ORDER BY id", parameters).fetchall()
-        if not rows:
-            return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
-        ids = np.array([row[0] for row in rows], dtype=np.int64)
-        vectors = [_array(row[1]) for row in rows]
-        sizes = sorted({vector.size for vector in vectors})
-        if len(sizes) > 1:
-            raise StreamerError(
-                f"{self.path}: the tracks' {column} vectors differ in length {sizes}: they "
-                "were indexed with different models; index the library again with one model"
-            )
-        return ids, np.stack(vectors).astype(np.float32, copy=False)
 
     def stats(self) -> CatalogueStats:
         """Counts of tracks, failures, audio time, genres and models (one snapshot)."""

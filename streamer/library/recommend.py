@@ -1,10 +1,10 @@
 """Recommendations from the user's library: for a track, and live for what plays now.
 
-`Library` loads a catalogue for queries: one joined vector per track (`streamer.library.similarity`)
-in a `BruteForceIndex`, and the per-section embeddings that recognise a library track
-while it plays. `Session` is the memory of one listening session: the tracks played,
-skipped, liked and already recommended, and the filters (genre, tempo range, harmonic
-compatibility with the key heard).
+`Library` loads a catalogue for queries: one joined vector per track
+(`streamer.library.similarity`), and the per-section embeddings that recognise a library
+track while it plays, each searched through a `VectorIndex`. `Session` is the memory of one
+listening session: the tracks played, skipped, liked and already recommended, and the
+filters (genre, tempo range, harmonic compatibility with the key heard).
 
 A session works in rounds. A round is one segment of the live timeline (a track, in a
 DJ set): within it the list follows the audio; when the segment closes, what was
@@ -23,7 +23,13 @@ import numpy as np
 from streamer.analysis.describe import camelot, keys_compatible
 from streamer.errors import StreamerError
 from streamer.library.catalogue import Catalogue, TrackRecord
-from streamer.library.similarity import BruteForceIndex, DescriptorScale, combine, unit_rows
+from streamer.library.similarity import (
+    BruteForceIndex,
+    DescriptorScale,
+    VectorIndex,
+    combine,
+    unit_rows,
+)
 
 ACTIONS = ("like", "skip", "played")
 NOW_PLAYING_SIMILARITY = 0.97
@@ -181,26 +187,26 @@ class Library:
         self.labels = list(labels.pop())
         self.records = {r.id: r for r in records}
         self.tracks = {r.id: _library_track(r, self.labels) for r in records}
-        ids = np.array([r.id for r in records])
+        self.ids = np.array([r.id for r in records], dtype=np.int64)
         descriptors = np.stack([r.descriptor_vector for r in records])
         self.scale = DescriptorScale.fit(descriptors)
-        vectors = combine(
+        self.vectors = combine(
             np.stack([r.embedding for r in records]),
             np.stack([r.probabilities for r in records]),
             descriptors,
             scale=self.scale,
         )
-        self.index = BruteForceIndex(ids, vectors)
-        self.columns = TrackColumns.of([self.tracks[int(i)] for i in ids])
+        self.index: VectorIndex = BruteForceIndex(self.ids, self.vectors)
+        self.columns = TrackColumns.of([self.tracks[int(i)] for i in self.ids])
         self._music = self.columns.genres != ""
-        self._row = {int(i): row for row, i in enumerate(ids)}
-        section_ids = [r.id for r in records for _ in r.sections]
-        self._section_ids = np.array(section_ids, dtype=np.int64)
-        self._sections = unit_rows(
-            np.stack([e for r in records for _, e in r.sections])
+        self._row = {int(i): row for row, i in enumerate(self.ids)}
+        section_ids = [r.id for r in records for _ in r.sections or ()]
+        sections = unit_rows(
+            np.stack([e for r in records for _, e in r.sections or ()])
             if section_ids
             else np.zeros((0, len(records[0].embedding)))
         )
+        self._sections: VectorIndex = BruteForceIndex(np.array(section_ids), sections)
 
     @classmethod
     def open(cls, path: Path, *, labels: Iterable[str] | None = None) -> Library:
@@ -229,7 +235,8 @@ class Library:
         return next((t for t in self.tracks.values() if t.path == path), None)
 
     def vector(self, track_id: int) -> np.ndarray:
-        return self.index.vectors[self._row[track_id]]
+        row: np.ndarray = self.vectors[self._row[track_id]]
+        return row
 
     def query(
         self,
@@ -239,7 +246,8 @@ class Library:
     ) -> np.ndarray:
         """A query vector for audio outside the catalogue (a file, or what plays now)."""
         descriptors = None if descriptor_vector is None else descriptor_vector[None, :]
-        return combine(embedding[None, :], probabilities[None, :], descriptors, scale=self.scale)[0]
+        joined = combine(embedding[None, :], probabilities[None, :], descriptors, scale=self.scale)
+        return np.asarray(joined[0])
 
     def recommend(
         self,
@@ -251,7 +259,7 @@ class Library:
         filters: Filters = Filters(),
     ) -> list[Recommendation]:
         """The `k` tracks nearest to `query` that `filters` allow, not in `exclude`."""
-        allowed = filters.mask(self.columns, basis) & ~np.isin(self.index.ids, list(exclude))
+        allowed = filters.mask(self.columns, basis) & ~np.isin(self.ids, list(exclude))
         allowed &= self._music
         return [
             Recommendation(self.tracks[i], s, reasons(self.tracks[i], basis, s))
@@ -262,16 +270,15 @@ class Library:
         self, embedding: np.ndarray, *, threshold: float = NOW_PLAYING_SIMILARITY
     ) -> tuple[LibraryTrack, float] | None:
         """The library track whose section best matches `embedding`, if close enough."""
-        if not len(self._section_ids):
+        best = self._sections.search(unit_rows(embedding[None, :])[0], 1)
+        if not best or best[0][1] < threshold:
             return None
-        scores = self._sections @ unit_rows(embedding[None, :])[0]
-        best = int(np.argmax(scores))
-        if scores[best] < threshold:
-            return None
-        return self.tracks[int(self._section_ids[best])], float(scores[best])
+        track_id, similarity = best[0]
+        return self.tracks[track_id], similarity
 
 
 def _library_track(record: TrackRecord, labels: list[str]) -> LibraryTrack:
+    assert record.id is not None  # read from the catalogue
     top = int(np.argmax(record.probabilities))
     return LibraryTrack(
         id=record.id,

@@ -17,9 +17,10 @@ tempo or key) and keep the ranking sensible where the model is unsure. A query w
 descriptors (live audio) uses the first two parts alone; its ranking is the same as if the
 missing part were equal for every track.
 
-Search is brute force in numpy behind `VectorIndex`: one matrix-vector product is exact
-and takes milliseconds for a personal library (bench/bench_recommend.py measures 1k to 1M
-vectors), and a vector index can replace it without touching the callers.
+Every search goes through `VectorIndex`. `BruteForceIndex`, the one used, is exact: one
+matrix-vector product, milliseconds for a personal library (bench/bench_query.py measures
+1k to 1M vectors). An approximate index (FAISS, usearch) can replace it for larger ones
+without touching the callers.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length; all-zero rows stay zero."""
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+    unit: np.ndarray = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+    return unit
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ class DescriptorScale:
     def weighted(self, vectors: np.ndarray) -> np.ndarray:
         """Standardised ``(n, d)`` vectors with every group scaled to its share."""
         z = (np.asarray(vectors, dtype=np.float64) - self.mean) / self.std
-        out = np.zeros_like(z)
+        out: np.ndarray = np.zeros_like(z)
         for part, share in DESCRIPTOR_GROUPS.values():
             size = len(range(*part.indices(z.shape[1])))
             out[:, part] = z[:, part] * np.sqrt(share / size)
@@ -118,19 +120,22 @@ def combine(
 
 
 class VectorIndex(Protocol):
-    """Nearest neighbours of unit vectors by cosine similarity."""
+    """Nearest neighbours of unit vectors by cosine similarity: what `Library` searches with.
 
-    def __len__(self) -> int: ...
+    The rows are the vectors in the order they were given; ids need not be unique (a
+    track's sections share its id).
+    """
 
     def search(
         self, query: np.ndarray, k: int, *, allowed: np.ndarray | None = None
     ) -> list[tuple[int, float]]:
-        """The `k` most similar ``(id, similarity)``, best first; `allowed` masks rows."""
+        """The `k` most similar ``(id, similarity)``, best first, equal ones in row order;
+        `allowed`, a boolean per row, masks rows out."""
         ...
 
 
 class BruteForceIndex:
-    """Exact search: one matrix-vector product and a partial sort.
+    """Exact `VectorIndex`: one matrix-vector product and a partial sort.
 
     Examples
     --------
@@ -139,6 +144,9 @@ class BruteForceIndex:
     [(8, 1.0)]
     >>> index.search(np.array([0.0, 1.0, 0.0]), 1, allowed=np.array([True, False, True]))
     [(7, 0.0)]
+    >>> ties = BruteForceIndex(np.arange(7), np.array([[1], [1], [0], [1], [1], [2], [2]]))
+    >>> ties.search(np.array([1.0]), 3)  # equal scores in row order
+    [(5, 2.0), (6, 2.0), (0, 1.0)]
     """
 
     def __init__(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -146,9 +154,6 @@ class BruteForceIndex:
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if self.vectors.ndim != 2 or len(self.vectors) != len(self.ids):
             raise ValueError(f"need (n, d) vectors for {len(self.ids)} ids")
-
-    def __len__(self) -> int:
-        return len(self.ids)
 
     def search(
         self, query: np.ndarray, k: int, *, allowed: np.ndarray | None = None
@@ -159,6 +164,8 @@ class BruteForceIndex:
         if k <= 0:
             return []
         candidates = scores[rows]
-        best = np.argpartition(-candidates, k - 1)[:k]
+        cut = candidates[np.argpartition(-candidates, k - 1)[k - 1]]  # the k-th best score
+        above = np.flatnonzero(candidates > cut)
+        best = np.concatenate([above, np.flatnonzero(candidates == cut)[: k - len(above)]])
         best = best[np.argsort(-candidates[best], kind="stable")]
         return [(int(self.ids[rows[i]]), float(candidates[i])) for i in best]
