@@ -33,6 +33,7 @@ def test_a_wheel_ships_the_model_and_tags_a_file_from_another_folder(tmp_path: P
         assert f"streamer/models/{shipped}" in names
     assert "streamer/outlets/schemas/status.schema.json" in names
     assert "streamer/outlets/overlay/overlay.js" in names
+    assert "streamer/py.typed" in names  # the package is typed (mypy --strict in the suite)
 
     fresh = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(fresh)], check=True, timeout=120)

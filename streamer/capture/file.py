@@ -91,7 +91,8 @@ def read_audio(path: str | Path, *, sample_rate: int) -> np.ndarray:
     mono = downmix(data)
     if rate == sample_rate:
         return mono
-    return soxr.resample(mono, rate, sample_rate, quality="HQ").astype(np.float32, copy=False)
+    resampled: np.ndarray = soxr.resample(mono, rate, sample_rate, quality="HQ")
+    return resampled.astype(np.float32, copy=False)
 
 
 class FileSource(AudioSource):
@@ -124,7 +125,7 @@ class FileSource(AudioSource):
         self._sound = open_sound_file(self.path)
         self.sample_rate = sample_rate
         self.realtime = realtime
-        self.file_rate = self._sound.samplerate
+        self.file_rate: int = self._sound.samplerate
         self.description = (
             f"{self.path.name} ({self.file_rate} Hz{', real time' if realtime else ''})"
         )
@@ -139,7 +140,8 @@ class FileSource(AudioSource):
     @property
     def duration(self) -> float:
         """Seconds of audio in the file."""
-        return self._sound.frames / self.file_rate
+        frames: int = self._sound.frames
+        return frames / self.file_rate
 
     def start(self) -> None:
         self._started_at = time.monotonic()
@@ -161,4 +163,5 @@ class FileSource(AudioSource):
         self._decoded += block.shape[0]
         last = block.shape[0] < self._block
         self._ended = last
-        return self._resampler.resample_chunk(downmix(block), last=last)
+        resampled: np.ndarray = self._resampler.resample_chunk(downmix(block), last=last)
+        return resampled

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from types import TracebackType
+from typing import TypeVar
 
 import numpy as np
 
+Source = TypeVar("Source", bound="AudioSource")
 MAX_SAMPLE = 1000.0
 """Beyond this magnitude (60 dB over full scale) a float sample is not audio but a corrupt
 file or driver: it would overflow the features, and it is treated like a NaN."""
@@ -78,7 +80,7 @@ class AudioSource(ABC):
         more than the work it does (measured: `DeviceSource`).
         """
 
-    def __enter__(self) -> AudioSource:
+    def __enter__(self: Source) -> Source:
         self.start()
         return self
 

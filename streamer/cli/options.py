@@ -9,7 +9,7 @@ import math
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit
 
 from streamer.analysis.model import DEFAULT_MODEL, metadata_path
@@ -19,7 +19,12 @@ from streamer.offline.exports import FORMATS as EXPORT_FORMATS
 from streamer.outlets.server import DEFAULT_PORT
 from streamer.tracking import SmoothingConfig
 
-Commands = argparse._SubParsersAction  # what add_subparsers returns, to add commands to
+if TYPE_CHECKING:  # the library and the exports load only for the commands that use them
+    from streamer.library.recommend import Filters
+    from streamer.offline.exports import Timeline
+
+# What add_subparsers returns, to add commands to (a private class, so named here once).
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 DEFAULT_EXPORTS = ("json", "csv", "cue")
@@ -143,7 +148,7 @@ def number(
     at_least: float | None = None,
     below: float | None = None,
     at_most: float | None = None,
-) -> Callable[[str], Any]:
+) -> Callable[[str], float]:
     """An argparse type: a finite number (a whole one with `whole`) within the bounds."""
     words = [] if above is None else [f"above {above:g}"]
     if at_least is not None and at_most is not None:
@@ -301,7 +306,7 @@ def add_recommendation_options(parser: argparse.ArgumentParser, *, default_k: in
     )  # fmt: skip
 
 
-def recommendation_filters(args: argparse.Namespace) -> Any:
+def recommendation_filters(args: argparse.Namespace) -> Filters:
     from streamer.library.recommend import Filters
 
     return Filters(genres=frozenset(args.genre), tempo=args.tempo, harmonic=args.harmonic)
@@ -331,7 +336,7 @@ def batch_summary(total: int, failed: list[tuple[Path, str]], *, noun: str = "fi
     return 1
 
 
-def write_outputs(timeline: Any, formats: list[str], args: argparse.Namespace) -> list[Path]:
+def write_outputs(timeline: Timeline, formats: list[str], args: argparse.Namespace) -> list[Path]:
     from streamer.offline.exports import export, output_path
 
     written = export(timeline, formats, out_dir=args.out)

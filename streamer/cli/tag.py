@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from streamer.cli.options import (
     Commands,
@@ -21,6 +21,9 @@ from streamer.cli.options import (
     write_outputs,
 )
 from streamer.errors import StreamerError
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 def add_parsers(commands: Commands) -> None:
@@ -74,7 +77,9 @@ def run_tag(args: argparse.Namespace) -> int:
             task = bar.add_task(path.name, total=None, rate="")
             started = time.monotonic()
 
-            def progress(done: float, total: float, task: Any = task, t0: float = started) -> None:
+            def progress(
+                done: float, total: float, task: TaskID = task, t0: float = started
+            ) -> None:
                 speed = done / max(time.monotonic() - t0, 1e-9)
                 bar.update(task, completed=done, total=total, rate=f"{speed:.0f}x real time")
 

@@ -307,6 +307,7 @@ def _analyse_all(
     )
     with progress_bar(show=progress) as bar:
         task = bar.add_task("indexing", total=len(paths), rate="")
+        started = time.monotonic()
         try:
             for path, result in _results(pool, paths, workers):
                 if isinstance(result, str):
@@ -315,7 +316,7 @@ def _analyse_all(
                     catalogue.put_track(result)
                     report.analysed += 1
                     report.audio_seconds += result.duration
-                minutes = max(time.monotonic() - bar.tasks[0].start_time, 1e-9) / 60
+                minutes = max(time.monotonic() - started, 1e-9) / 60
                 done = report.analysed + len(report.failed)
                 bar.update(task, advance=1, rate=f"{done / minutes:.0f} files/min")
         finally:

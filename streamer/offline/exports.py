@@ -177,7 +177,7 @@ class Timeline:
             raise ValueError(
                 f"Timeline needs times, levels_dbfs and silent of shape (n,) and probabilities "
                 f"of shape (n, {len(self.labels)}); got {np.shape(self.times)}, "
-                f"{np.shape(self.levels_dbfs)}, {np.shape(self.silent)} and "
+                f"{[None if v is None else np.shape(v) for v in per_hop]} and "
                 f"{np.shape(self.probabilities)}"
             )
 

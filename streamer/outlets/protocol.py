@@ -46,8 +46,9 @@ def schema(name: str) -> dict[str, Any]:
     """The JSON Schema of message type `name` (a fresh copy: callers may change it)."""
     if name not in SERVER_TYPES + CLIENT_TYPES:
         raise ValueError(f"no schema for message type {name!r}")
-    path = resources.files("streamer.outlets").joinpath("schemas", f"{name}.schema.json")
-    return json.loads(path.read_text(encoding="utf-8"))
+    path = resources.files("streamer.outlets") / "schemas" / f"{name}.schema.json"
+    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return loaded
 
 
 @functools.cache
