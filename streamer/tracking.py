@@ -1,4 +1,4 @@
-"""Stable genre tags and segments from per-hop model probabilities, live and offline alike.
+"""Tracking: a steady genre and segments from per-hop model probabilities, live and offline.
 
 The CNN sees a 3 s window every hop (0.5 s by default) and its per-hop argmax flickers.
 `GenreTracker` turns those guesses into a displayed genre that stays put within a track

@@ -77,3 +77,25 @@ def test_view_says_at_once_that_the_record_is_no_longer_written() -> None:
     error = "cannot write set.jsonl (No space left on device): the segments from 9.5 s on"
     view.handle(protocol.status_message(**health, record_error=error))
     assert f"NOT RECORDING: {error}" in render(view)
+
+
+def test_the_view_the_overlay_and_the_plot_colour_a_genre_alike() -> None:
+    """One palette (streamer.outlets.palette): a genre looks the same on every screen."""
+    from streamer.offline.plot import genre_colors
+    from streamer.outlets.overlay import OverlayFiles
+
+    labels = ["blues", "classical", "country", "disco", "hiphop"]
+    view = GenreView()
+    view.handle(
+        protocol.hello_message(
+            labels=labels,
+            model={"name": "m", "sha256": "0" * 64},
+            features={},
+            hop_seconds=0.5,
+            window_seconds=3.0,
+        )
+    )
+    plotted = genre_colors(labels)
+    assert [view.style(label) for label in labels] == [plotted[label] for label in labels]
+    page = OverlayFiles.load().respond("/").body.decode()  # the palette is filled in, in order
+    assert all(plotted[label] in page for label in labels)

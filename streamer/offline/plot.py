@@ -6,9 +6,9 @@ in the same colours (left out when the timeline has none, as for a record file),
 shared time axis labelled M:SS or H:MM:SS. Over a long set each probability line is the
 mean of runs of hops (at most `MAX_POINTS` points), which keeps it a line.
 
-A genre's colour is fixed by its position in the labels, from one qualitative palette
-(matplotlib's tab10 without its grey, which is kept for silence, then lighter shades), so
-the same genre has the same colour in every plot made with the same model.
+A genre's colour is fixed by its position in the labels, from the palette the terminal view
+and the overlay use too (`streamer.outlets.palette`), so the same genre has the same colour
+in every plot and on every screen with the same model.
 
 matplotlib is imported inside `plot_timeline` only: it is a runtime dependency, but its
 import takes about 0.4 s (measured) and only `--plot` needs it. The figure is drawn with
@@ -27,16 +27,8 @@ import numpy as np
 from streamer.errors import StreamerError
 from streamer.files import write_atomically
 from streamer.offline.exports import Timeline, clock
+from streamer.outlets.palette import SILENCE_COLOR, genre_colors
 
-PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-    "#8c564b", "#e377c2", "#393b79", "#bcbd22", "#17becf",
-    "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
-    "#c49c94", "#f7b6d2", "#9c9ede", "#dbdb8d", "#9edae5",
-)  # fmt: skip
-"""Genre colours by label position: tab10 with navy for its grey, then tab20's light
-shades; more than 20 labels repeat them."""
-SILENCE_COLOR = "#c8c8c8"
 DPI = 120
 WIDTH_INCHES = 14.0
 HEIGHT_INCHES = 6.0  # with the probability panel
@@ -47,15 +39,6 @@ MAX_POINTS = 800
 """Most points drawn per probability line (see `binned`)."""
 _LABEL_POINTS = 8
 _PLOT_FRACTION = 0.8  # of the figure width, left to the axes by labels and the legend
-
-
-def genre_colors(labels: list[str]) -> dict[str, str]:
-    """The colour of each label, by its position.
-
-    >>> genre_colors(["jazz", "rock"])
-    {'jazz': '#1f77b4', 'rock': '#ff7f0e'}
-    """
-    return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
 
 
 def tick_step(seconds: float) -> int:

@@ -1,2 +1,5 @@
-"""Outlets: where the judgement goes: the protocol and its schemas, the websocket server
-with its access policy and browser overlay, and the terminal view."""
+"""Outlets: where the judgement goes: protocol, websocket server, overlay, terminal view.
+
+The protocol and its schemas, the broadcast server with its access policy and slow-client
+pacing, the browser overlay it serves, the terminal view, and the one genre palette.
+"""

@@ -14,11 +14,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-PALETTE = (
-    "red", "green", "yellow", "blue", "magenta", "cyan", "bright_red", "bright_green",
-    "bright_yellow", "bright_blue", "bright_magenta", "bright_cyan",
-)  # fmt: skip
-SILENCE_STYLE = "grey37"
+from streamer.outlets.palette import PALETTE, SILENCE_COLOR
+
 UNDECIDED = "listening…"
 """The headline while music plays whose genre the tracker has not decided yet (as the
 overlay says it)."""
@@ -67,7 +64,7 @@ class GenreView:
 
     def style(self, genre: str | None) -> str:
         if genre is None or genre not in self.labels:
-            return SILENCE_STYLE
+            return SILENCE_COLOR
         return PALETTE[self.labels.index(genre) % len(PALETTE)]
 
     def __rich__(self) -> RenderableType:
@@ -100,7 +97,7 @@ class GenreView:
         clock = _clock(update["time"])
         if update["top"] is None:
             word = "silence" if update["state"] == "silence" else UNDECIDED
-            return Text.assemble((f"{clock}  ", "dim"), (word, f"bold {SILENCE_STYLE}"))
+            return Text.assemble((f"{clock}  ", "dim"), (word, f"bold {SILENCE_COLOR}"))
         return Text.assemble(
             (f"{clock}  ", "dim"),
             (update["top"].upper(), f"bold {self.style(update['top'])}"),

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
-from streamer.offline.plot import PALETTE, SILENCE_COLOR
+from streamer.outlets.palette import PALETTE, SILENCE_COLOR
 
 ROUTES = {
     "/": ("index.html", "text/html; charset=utf-8"),
