@@ -1,7 +1,9 @@
-"""The one exception type users see: a single line naming the problem and what to do."""
+"""The one exception type users see (a single line naming the problem and what to do), and
+the one line that says why a file of a batch failed."""
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 
 class StreamerError(Exception):
@@ -18,3 +20,16 @@ def run_command(prog: str, body: Callable[[], int]) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def failure_reason(error: Exception, path: Path) -> str:
+    """Why one file of a batch failed, in a line: a `StreamerError` says it itself; anything
+    else (a decoder giving up in the middle, a bug) is named with its type."""
+    import soundfile
+
+    if isinstance(error, StreamerError):
+        return str(error).removeprefix(f"{path}: ")
+    if isinstance(error, soundfile.LibsndfileError):  # opening was checked: a read failed
+        return f"the decoder gave up partway ({error.error_string.rstrip('.')}): a damaged file?"
+    detail = str(error).strip().splitlines()
+    return f"could not be analysed ({type(error).__name__}{': ' + detail[0] if detail else ''})"

@@ -4,6 +4,7 @@ it is parsed, and the options several commands take, each declared once."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import textwrap
@@ -13,7 +14,6 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit
 
 from streamer.analysis.model import DEFAULT_MODEL, metadata_path
-from streamer.errors import StreamerError
 from streamer.files import default_catalogue_path
 from streamer.offline.exports import FORMATS as EXPORT_FORMATS
 from streamer.outlets.server import DEFAULT_PORT
@@ -257,14 +257,15 @@ def websocket_url(text: str) -> str:
     raise argparse.ArgumentTypeError(f"{text!r}: give a ws:// URL, e.g. ws://host:{DEFAULT_PORT}")
 
 
-def model_labels(model: Path) -> list[str] | None:
+@functools.cache
+def model_labels(model: Path) -> tuple[str, ...] | None:
     """The labels in a model's metadata JSON (no check, no onnxruntime: cheap enough for
     parsing), or None where it cannot be read (the command then says why)."""
     try:
         labels = json.loads(metadata_path(model).read_text())["labels"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return [str(label) for label in labels] if isinstance(labels, list) else None
+    return tuple(str(label) for label in labels) if isinstance(labels, list) else None
 
 
 def check_genres(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -310,19 +311,6 @@ def recommendation_filters(args: argparse.Namespace) -> Filters:
     from streamer.library.recommend import Filters
 
     return Filters(genres=frozenset(args.genre), tempo=args.tempo, harmonic=args.harmonic)
-
-
-def failure_reason(error: Exception, path: Path) -> str:
-    """Why one file of a batch failed, in a line: a `StreamerError` says it itself; anything
-    else (a decoder giving up in the middle, a bug) is named with its type."""
-    import soundfile
-
-    if isinstance(error, StreamerError):
-        return str(error).removeprefix(f"{path}: ")
-    if isinstance(error, soundfile.LibsndfileError):  # opening was checked: a read failed
-        return f"the decoder gave up partway ({error.error_string.rstrip('.')}): a damaged file?"
-    detail = str(error).strip().splitlines()
-    return f"could not be analysed ({type(error).__name__}{': ' + detail[0] if detail else ''})"
 
 
 def batch_summary(total: int, failed: list[tuple[Path, str]], *, noun: str = "files") -> int:

@@ -15,12 +15,11 @@ from streamer.cli.options import (
     add_progress_option,
     batch_summary,
     export_formats,
-    failure_reason,
     positive_int,
     smoothing_config,
     write_outputs,
 )
-from streamer.errors import StreamerError
+from streamer.errors import StreamerError, failure_reason
 
 if TYPE_CHECKING:
     from rich.progress import TaskID

@@ -30,7 +30,7 @@ from streamer.analysis.describe import SECTION_SECONDS, DescriptorAccumulator
 from streamer.analysis.hops import HopAnalyzer
 from streamer.analysis.model import GenreModel, file_sha256
 from streamer.capture.file import AUDIO_EXTENSIONS, FileSource
-from streamer.errors import StreamerError
+from streamer.errors import StreamerError, failure_reason
 from streamer.library.catalogue import Catalogue, TrackRecord
 from streamer.progress import progress_bar, say
 from streamer.tracking import DEFAULT_SMOOTHING
@@ -50,7 +50,6 @@ UNSUPPORTED_AUDIO = {
 user learns which tracks are missing and why. Other files (covers, playlists, text) are
 not music and are passed over silently, only counted."""
 BLOCK_SECONDS = 10.0  # decoded at a time: bounds memory, and batches model inference
-SILENCE = DEFAULT_SMOOTHING  # the live tracker's threshold tells music hops from silence
 
 
 @dataclass
@@ -161,10 +160,11 @@ def _start_worker(model_path: str) -> None:
 def analyse_file(path: Path, model: GenreModel) -> TrackRecord:
     """Analyse one file into a catalogue record; a bad file raises `StreamerError`.
 
-    Only music counts: a hop that the live tracker would take as quiet (`SILENCE`) adds
-    nothing to the genre mixture, the embedding or the sections, so a track with long
-    silences is described by its music. A track with no music hop at all is recorded as
-    such (`TrackRecord.has_music`): zero mixture and embedding, no sections, no key, no tempo.
+    Only music counts: a hop that the live tracker would take as quiet
+    (`SmoothingConfig.quiet` at the defaults) adds nothing to the genre mixture, the
+    embedding or the sections, so a track with long silences is described by its music. A
+    track with no music hop at all is recorded as such (`TrackRecord.has_music`): zero
+    mixture and embedding, no sections, no key, no tempo.
     """
     size, mtime_ns = file_state(path)
     analyzer = HopAnalyzer(model, hop_seconds=model.spec.patch_seconds)
@@ -180,7 +180,7 @@ def analyse_file(path: Path, model: GenreModel) -> TrackRecord:
             descriptors.push(block)
             for hop in analyzer.push(block):
                 hops += 1
-                if not SILENCE.quiet(hop.level_dbfs):
+                if not DEFAULT_SMOOTHING.quiet(hop.level_dbfs):
                     probabilities.append(hop.probabilities)
                     embeddings.append(hop.embedding)
                     starts.append(hop.time - analyzer.window_seconds)
@@ -243,10 +243,8 @@ def _work(path: Path) -> TrackRecord | str:
     assert _model is not None, "worker not started"
     try:
         return analyse_file(path, _model)
-    except StreamerError as error:
-        return str(error).removeprefix(f"{path}: ")
     except Exception as error:  # a decoder crash on one file must not end the run
-        return f"analysis failed ({type(error).__name__}: {error})"
+        return failure_reason(error, path)
 
 
 # --- the run ------------------------------------------------------------------------------
