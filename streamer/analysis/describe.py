@@ -45,9 +45,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from streamer.analysis.hops import rms_dbfs
-from streamer.tracking import SmoothingConfig
+from streamer.tracking import DEFAULT_SMOOTHING
 
-SILENCE = SmoothingConfig()  # its threshold decides which frames are quiet
 SECTION_SECONDS = 30.0  # audio is analysed in sections of this length
 MIN_SECONDS = 1.0  # less audio than this has no meaningful tempo or key
 N_FFT = 2048
@@ -465,7 +464,7 @@ def _analyse(y: np.ndarray, previous_logmel: np.ndarray | None, sample_rate: int
     # chroma depend on its neighbours (and it is the slowest step, a numba-jitted piptrack).
     chroma = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=N_FFT, tuning=0.0)
     rms = librosa.feature.rms(y=y, frame_length=N_FFT, hop_length=HOP_LENGTH, center=False)[0]
-    loud = ~SILENCE.quiet(rms_dbfs(rms.astype(np.float64)))
+    loud = ~DEFAULT_SMOOTHING.quiet(rms_dbfs(rms.astype(np.float64)))
 
     if previous_logmel is None:
         onset = librosa.onset.onset_strength(S=logmel, sr=sr, center=False)

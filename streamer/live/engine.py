@@ -23,7 +23,6 @@ the input went, as at any silence. The loss and the return are published at once
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import threading
@@ -48,7 +47,8 @@ _STOP = object()
 
 
 def json_line(message: dict[str, Any]) -> str:
-    return json.dumps(message, separators=(",", ":")) + "\n"
+    """A message as the websocket sends it (`protocol.encode`), as one line of a file."""
+    return protocol.encode(message) + "\n"
 
 
 class JsonLinesWriter:

@@ -65,9 +65,7 @@ def tag_file(
         segments=list(chain.segments),
         hop_seconds=chain.analyzer.hop_seconds,
         times=np.asarray(times, dtype=np.float64),
-        probabilities=(
-            np.stack(probabilities) if probabilities else np.zeros((0, len(model.labels)))
-        ),
+        probabilities=np.stack(probabilities),
         model={"name": model.path.name, "sha256": model.info.sha256},
         levels_dbfs=np.asarray(levels, dtype=np.float64),
         silent=smoothing.quiet(np.asarray(levels, dtype=np.float64)),
