@@ -31,6 +31,9 @@ import numpy as np
 from streamer.files import user_cache_dir, write_atomically
 
 FEATURE_SPEC_VERSION = 1
+COMPRESSIONS = {"db", "log10_1p_10000"}
+"""Mel power to model input: decibels (the genre CNN) or musicnn's ``log10(1 + 10000 x)``.
+Model files written before the field existed carry no ``compression``: they mean ``"db"``."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,10 @@ class FeatureSpec:
         Exponent of the magnitude spectrogram (2.0 = power).
     amin : float
         Floor applied before the logarithm; silence maps to ``10 * log10(amin)`` dB.
+    compression : str
+        How mel power becomes the model's input: ``"db"``, decibels against the fixed
+        reference 1.0 (the genre CNN), or ``"log10_1p_10000"``, ``log10(1 + 10000 x)``
+        (musicnn's taggers, see `COMPRESSIONS`; ``amin`` does not apply there).
     n_mfcc : int
         Number of MFCCs. Nothing computes them from the spec (the descriptors take their
         own 20); the field stays because every model file and hello message carries it.
@@ -79,6 +86,7 @@ class FeatureSpec:
     fmax: float | None = None
     power: float = 2.0
     amin: float = 1e-10
+    compression: str = "db"
     n_mfcc: int = 20
     patch_frames: int = 130
     norm_mean: tuple[float, ...] = field(default=())
@@ -95,6 +103,8 @@ class FeatureSpec:
             problems.append("need 0 < n_mfcc <= n_mels")
         if self.patch_frames <= 0:
             problems.append("patch_frames must be positive")
+        if self.compression not in COMPRESSIONS:
+            problems.append(f"compression must be one of {sorted(COMPRESSIONS)}")
         if len(self.norm_mean) != len(self.norm_std) or len(self.norm_mean) not in (0, self.n_mels):
             problems.append("norm_mean and norm_std must both be empty or have n_mels values")
         if any(s <= 0 for s in self.norm_std):
@@ -216,8 +226,17 @@ def analysis_kernels(spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
     return window, basis
 
 
-def power_to_db(mel_power: np.ndarray, spec: FeatureSpec) -> np.ndarray:
-    """Decibels against the fixed reference 1.0, floored at ``spec.amin``."""
+def compress(mel_power: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """The model's input from mel power, by ``spec.compression``.
+
+    ``"db"``: decibels against the fixed reference 1.0, floored at ``spec.amin``.
+    ``"log10_1p_10000"``: musicnn's ``log10(1 + 10000 x)``, computed in the input's own
+    precision. (musicnn's own code first rounds the mel to float16, whose product then
+    overflows under numpy 2, see ../shared/NOTES.md; the rounding is not reproduced.)
+    """
+    if spec.compression == "log10_1p_10000":
+        compressed: np.ndarray = np.log10(1.0 + 10000.0 * mel_power)
+        return compressed
     decibels: np.ndarray = 10.0 * np.log10(np.maximum(mel_power, spec.amin))
     return decibels
 
@@ -238,7 +257,7 @@ class BatchExtractor:
         self.spec = spec
 
     def logmel(self, y: np.ndarray) -> np.ndarray:
-        """Log-mel frames ``(1 + len(y) // hop_length, n_mels)`` in dB of mono `y`."""
+        """Log-mel frames ``(1 + len(y) // hop_length, n_mels)`` of mono `y` (see `compress`)."""
         import librosa
 
         spec = self.spec
@@ -255,8 +274,7 @@ class BatchExtractor:
             fmin=spec.fmin,
             fmax=spec.fmax,
         )
-        decibels: np.ndarray = librosa.power_to_db(power, ref=1.0, amin=spec.amin, top_db=None)
-        frames: np.ndarray = decibels.T  # (frames, n_mels), as the streaming extractor
+        frames: np.ndarray = compress(power, spec).T  # (frames, n_mels), as the stream
         return frames
 
 
@@ -339,7 +357,7 @@ class StreamingExtractor:
         windows = np.lib.stride_tricks.sliding_window_view(self._buffer[:end], spec.n_fft)
         frames = windows[:: spec.hop_length][:n_frames] * self._window
         spectrum = np.abs(self._rfft(frames, axis=1)) ** spec.power
-        logmel = power_to_db(spectrum @ self._mel_basis_t, spec)
+        logmel = compress(spectrum @ self._mel_basis_t, spec)
         consumed = n_frames * spec.hop_length
         keep = end - consumed
         self._buffer[:keep] = self._buffer[consumed:end].copy()

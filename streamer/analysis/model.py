@@ -118,8 +118,8 @@ def model_input(logmel_patches: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     return np.ascontiguousarray(normalized.transpose(0, 2, 1)[..., None], dtype=np.float32)
 
 
-class GenreModel:
-    """Batch inference on log-mel patches with onnxruntime, on the CPU.
+class OnnxModel:
+    """An ONNX file with its checked metadata and an onnxruntime session on the CPU.
 
     Parameters
     ----------
@@ -130,7 +130,7 @@ class GenreModel:
         CNN (more threads cost synchronisation and compete with capture).
     """
 
-    def __init__(self, onnx_path: str | Path = DEFAULT_MODEL, *, threads: int = 1) -> None:
+    def __init__(self, onnx_path: str | Path, *, threads: int = 1) -> None:
         import onnxruntime
 
         self.path = Path(onnx_path)
@@ -145,7 +145,6 @@ class GenreModel:
         except Exception as error:  # onnxruntime raises its own untyped errors
             reason = str(error).splitlines()[0]
             raise StreamerError(f"{self.path}: onnxruntime cannot load it ({reason})") from None
-        self._check_signature()
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -154,6 +153,14 @@ class GenreModel:
     @property
     def spec(self) -> FeatureSpec:
         return self.info.spec
+
+
+class GenreModel(OnnxModel):
+    """The genre CNN: class probabilities and an embedding of log-mel patches."""
+
+    def __init__(self, onnx_path: str | Path = DEFAULT_MODEL, *, threads: int = 1) -> None:
+        super().__init__(onnx_path, threads=threads)
+        self._check_signature()
 
     def _check_signature(self) -> None:
         spec = self.spec
