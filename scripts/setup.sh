@@ -57,6 +57,9 @@ if [ ! -f "$stamp" ] || ! grep -qxF "$wanted" "$stamp"; then
     if [ -n "$extras" ]; then
         # tinysoundfont declares pyaudio, which does not build and is not used: no deps.
         "$STREAMER_VENV/bin/python" -m pip install -q --no-deps "tinysoundfont==0.3.7"
+        # musicnn's metadata pins numpy<1.17; only its checkpoints and tag lists are used,
+        # by `streamer-train musicnn` (training/musicnn.py): no deps.
+        "$STREAMER_VENV/bin/python" -m pip install -q --no-deps "musicnn==0.1.0"
     fi
     echo "$wanted" >> "$stamp"
 fi

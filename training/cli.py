@@ -20,6 +20,7 @@ examples:
   streamer-train evaluate --run runs/gtzan                 test split: clean and room chain
   streamer-train export --run runs/gtzan --card              runs/gtzan/export/genre.onnx
   streamer-train export --run runs/gtzan --out models/genre.onnx   replace the shipped model
+  streamer-train musicnn --out models/ --audio clips/*.wav   musicnn's taggers as ONNX
 
 A run folder keeps the config, the split, the FeatureSpec, the Keras model, the metrics and
 the plots (confusion matrices, training curves), so each step can be repeated alone.
@@ -30,6 +31,7 @@ Features are cached under --cache, keyed by the FeatureSpec and each file's cont
 def build_parser() -> argparse.ArgumentParser:
     from training import corpus
     from training.model import CNNConfig
+    from training.musicnn import TAGGERS
     from training.pipeline import FitConfig
 
     defaults, cnn = FitConfig(), CNNConfig()
@@ -131,6 +133,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--card", action="store_true",
         help="also copy the plots beside the model and write its card (README.md) there",
     )  # fmt: skip
+
+    musicnn = commands.add_parser(
+        "musicnn", help="convert musicnn's trained taggers (MSD, MTT) to ONNX, checked",
+        description="Convert the MSD_musicnn and MTT_musicnn checkpoints of the installed "
+        "musicnn package to OUT/musicnn-NAME.onnx with metadata, and copy musicnn's licence "
+        "beside them. Nothing is written unless onnxruntime reproduces musicnn's own graph "
+        "(run by TensorFlow) on patches of the --audio files, or of generated signals.",
+    )  # fmt: skip
+    musicnn.add_argument("--out", type=Path, required=True, help="folder (e.g. models/)")
+    musicnn.add_argument(
+        "--audio", type=Path, nargs="+", default=[], metavar="FILE",
+        help="recordings whose patches the check runs on (default: generated signals)",
+    )  # fmt: skip
+    musicnn.add_argument(
+        "--models", nargs="+", choices=list(TAGGERS), default=list(TAGGERS),
+        help="which taggers (default: both)",
+    )  # fmt: skip
     return parser
 
 
@@ -173,6 +192,8 @@ def run(args: argparse.Namespace) -> int:
         pipeline.train(args.run, init_from=args.init_from)
     elif args.command == "evaluate":
         pipeline.evaluate(args.run, cache_root=args.cache)
+    elif args.command == "musicnn":
+        report_musicnn(args)
     else:
         out = args.out or args.run / "export" / "genre.onnx"
         difference = pipeline.export(args.run, out)
@@ -180,6 +201,25 @@ def run(args: argparse.Namespace) -> int:
         if args.card:
             print(f"wrote {pipeline.publish_card(args.run, out)}")
     return 0
+
+
+def report_musicnn(args: argparse.Namespace) -> None:
+    import time
+
+    from training.musicnn import LICENCE_FILE, export_musicnn
+
+    started = time.perf_counter()
+    converted = export_musicnn(args.out, models=args.models, audio=args.audio)
+    seconds = time.perf_counter() - started
+    for model in converted:
+        parity = model.extra["export"]["parity"]
+        figures = ", ".join(f"{name} {value:.2g}" for name, value in model.differences.items())
+        print(
+            f"wrote {model.path} ({len(model.onnx_bytes) / 1e6:.1f} MB; onnxruntime vs "
+            f"musicnn's graph on {parity['patches']} patches of {parity['source']}: "
+            f"max abs difference {figures})"
+        )
+    print(f"wrote {args.out / LICENCE_FILE} ({seconds:.1f} s in all)")
 
 
 if __name__ == "__main__":

@@ -3,26 +3,82 @@
 The ONNX file is written only if onnxruntime reproduces Keras on the check batch within
 `MAX_DIFFERENCE`; the metadata (labels, FeatureSpec, metrics, provenance, sha256 of the ONNX
 bytes) is written beside it, and the runtime refuses the pair if either is altered.
+`check_parity` and `write_model` serve every converted model (musicnn's taggers too).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from streamer.analysis.features import FeatureSpec
-from streamer.analysis.model import INPUT_NAME, ModelInfo, file_sha256, metadata_path
+from streamer.analysis.model import (
+    EMBEDDING,
+    INPUT_NAME,
+    PROBABILITIES,
+    ModelInfo,
+    file_sha256,
+    metadata_path,
+)
+from streamer.errors import StreamerError
 from streamer.files import write_atomically
 
 ONNX_OPSET = 17  # tf2onnx 1.17 supports opsets up to 18 (shared/NOTES.md)
 MAX_DIFFERENCE = 1e-4
 
 
-class ExportMismatchError(RuntimeError):
-    """onnxruntime and Keras disagree: the ONNX file would not be the trained model."""
+class ExportMismatchError(StreamerError):
+    """onnxruntime and the original model disagree: the ONNX file would not be that model."""
+
+
+def check_parity(
+    reference: Sequence[np.ndarray],
+    converted: Sequence[np.ndarray],
+    *,
+    names: Sequence[str],
+    against: str,
+    limit: float = MAX_DIFFERENCE,
+) -> dict[str, float]:
+    """The largest absolute difference of each output (by `names`) between the `reference`
+    outputs and onnxruntime's `converted` ones; raise `ExportMismatchError` above `limit`."""
+    differences = {
+        name: float(np.max(np.abs(np.asarray(r, dtype=np.float64) - c)))
+        for name, r, c in zip(names, reference, converted, strict=True)
+    }
+    worst = max(differences, key=lambda name: differences[name])
+    if not differences[worst] <= limit:  # NaN fails too
+        raise ExportMismatchError(
+            f"onnxruntime differs from {against} by {differences[worst]:.3g} on {worst!r} "
+            f"(limit {limit:g}): the model was not written"
+        )
+    return differences
+
+
+def write_model(
+    onnx_path: Path,
+    onnx_bytes: bytes,
+    *,
+    labels: Sequence[str],
+    spec: FeatureSpec,
+    embedding_size: int,
+    extra: dict[str, Any],
+) -> None:
+    """Write the ONNX bytes, then their metadata (with the sha256 of what was written)."""
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(onnx_path, onnx_bytes)
+    info = ModelInfo(
+        labels=tuple(labels),
+        spec=spec,
+        embedding_size=embedding_size,
+        sha256=file_sha256(onnx_path),
+        extra=extra,
+    )
+    text = json.dumps(info.to_dict(), indent=2) + "\n"
+    write_atomically(metadata_path(onnx_path), text.encode())
 
 
 def export_model(
@@ -52,25 +108,16 @@ def export_model(
     check_inputs = np.asarray(check_inputs, dtype=np.float32)
     onnx_outputs = session.run(None, {INPUT_NAME: check_inputs})
     keras_outputs = model.predict_on_batch(check_inputs)
-    difference = max(
-        float(np.max(np.abs(np.asarray(k) - o)))
-        for k, o in zip(keras_outputs, onnx_outputs, strict=True)
+    differences = check_parity(
+        keras_outputs, onnx_outputs, names=[PROBABILITIES, EMBEDDING], against="Keras"
     )
-    if not difference <= MAX_DIFFERENCE:
-        raise ExportMismatchError(
-            f"onnxruntime differs from Keras by {difference:.3g} (limit {MAX_DIFFERENCE}): "
-            "the model was not written"
-        )
-    onnx_path = Path(onnx_path)
-    onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(onnx_path, onnx_bytes)
-    info = ModelInfo(
-        labels=tuple(labels),
+    difference = max(differences.values())
+    write_model(
+        Path(onnx_path),
+        onnx_bytes,
+        labels=labels,
         spec=spec,
         embedding_size=int(onnx_outputs[1].shape[-1]),
-        sha256=file_sha256(onnx_path),
         extra={**extra, "export": {"opset": ONNX_OPSET, "max_abs_difference": difference}},
     )
-    text = json.dumps(info.to_dict(), indent=2) + "\n"
-    write_atomically(metadata_path(onnx_path), text.encode())
     return difference

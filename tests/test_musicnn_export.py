@@ -1,0 +1,86 @@
+"""musicnn's taggers as ONNX: checked against musicnn's own graph, refused when they differ,
+and the shipped files are what the code makes.
+
+One conversion (MSD, on the generated signals) serves the module; the refusals reuse its
+ONNX bytes so that only the freezing and TensorFlow's reference run are repeated.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pytest
+from musicnn import configuration
+
+from streamer.analysis.model import read_model_info
+from training import musicnn
+from training.export import ExportMismatchError
+
+SHIPPED = Path(__file__).resolve().parents[1] / "models"
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("musicnn")
+    musicnn.export_musicnn(out, models=["msd"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def patches() -> np.ndarray:
+    return musicnn.parity_patches([])[0]
+
+
+def test_conversion_matches_musicnn_graph_and_the_shipped_file(
+    converted: Path, patches: np.ndarray
+) -> None:
+    onnx_path = converted / "musicnn-msd.onnx"
+    assert sorted(p.name for p in converted.iterdir()) == [
+        "MUSICNN-LICENSE.txt", "musicnn-msd.json", "musicnn-msd.onnx",
+    ]  # fmt: skip
+    info = read_model_info(onnx_path)
+    assert info.labels == tuple(configuration.MSD_LABELS)
+    assert info.spec == musicnn.SPEC and info.embedding_size == 200
+    export = info.extra["export"]
+    assert set(export["max_abs_difference"]) == {"tags", "embedding"}
+    assert max(export["max_abs_difference"].values()) < 1e-4
+    assert export["parity"]["source"].startswith("generated") and export["parity"]["patches"] == 8
+    assert info.extra["provenance"]["checkpoint"] == "MSD_musicnn"
+
+    made = musicnn.run_onnx(onnx_path.read_bytes(), patches)
+    shipped = musicnn.run_onnx((SHIPPED / "musicnn-msd.onnx").read_bytes(), patches)
+    for ours, theirs in zip(made, shipped, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
+    # Batch normalisation in inference mode: a patch's outputs do not depend on its batch.
+    alone = musicnn.run_onnx(onnx_path.read_bytes(), patches[:1])
+    np.testing.assert_allclose(alone[0], made[0][:1], rtol=0, atol=1e-6)
+    assert made[0].std(axis=0).max() > 0.05  # tags that vary with the sound
+
+
+@pytest.mark.parametrize("case", ["tiny limit", "wrong model"])
+def test_a_mismatch_refuses_and_writes_nothing(
+    case: str, converted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept = (converted / "musicnn-msd.onnx").read_bytes()
+    if case == "wrong model":  # MTT's network in place of MSD's: same shapes, other weights
+        kept = (SHIPPED / "musicnn-mtt.onnx").read_bytes()
+    monkeypatch.setattr(musicnn, "to_onnx", lambda graph: kept)
+    out = tmp_path / "out"
+    limit = 1e-12 if case == "tiny limit" else musicnn.MAX_DIFFERENCE
+    with pytest.raises(ExportMismatchError, match=r"MSD_musicnn graph.*the model was not written"):
+        musicnn.export_musicnn(out, models=["msd"], max_difference=limit)
+    assert not out.exists()
+
+
+def test_shipped_files_carry_musicnn_tags_figures_and_licence() -> None:
+    for name, labels in (("msd", configuration.MSD_LABELS), ("mtt", configuration.MTT_LABELS)):
+        info = read_model_info(SHIPPED / f"musicnn-{name}.onnx")
+        assert info.labels == tuple(labels)
+        assert info.extra["kind"] == "tagger" and "MUSICNN-LICENSE.txt" in info.extra["licence"]
+        parity = info.extra["export"]["parity"]
+        assert parity["source"] == "recordings" and parity["patches"] >= 4
+        assert max(info.extra["export"]["max_abs_difference"].values()) < 1e-4
+    notice = metadata.distribution("musicnn").read_text("LICENSE.md")
+    assert notice and notice.strip() in (SHIPPED / "MUSICNN-LICENSE.txt").read_text()
