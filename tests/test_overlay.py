@@ -46,13 +46,15 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-def playing(genre: str, time: float, *, segment_start: float = 0.0) -> dict[str, Any]:
+def playing(
+    genre: str, time: float, *, segment_start: float = 0.0, tags: dict[str, float] | None = None
+) -> dict[str, Any]:
     """An update with `genre` on top at 70 % and the rest shared."""
     rest = 0.3 / (len(LABELS) - 1)
     probabilities = {label: 0.7 if label == genre else rest for label in LABELS}
     return protocol.update_message(
         time=time, probabilities=probabilities, top=genre, confidence=0.7, state="music",
-        level_dbfs=-14.0, segment_start=segment_start,
+        level_dbfs=-14.0, segment_start=segment_start, tags=tags,
     )  # fmt: skip
 
 
@@ -157,6 +159,47 @@ def test_the_page_says_listening_until_the_genre_is_decided(browser: Browser) ->
         expect(page.locator("#genre")).to_have_text("listening…", timeout=WAIT_MS)
         running.server.publish(dict(undecided, time=3.5, state="silence"))
         expect(page.locator("#genre")).to_have_text("silence", timeout=WAIT_MS)
+
+
+TAGS = {
+    "female vocalists": 0.9,
+    "mellow": 0.41,
+    "chill": 0.62,
+    "80s": 0.62,
+    "sad": 0.39,
+    "party": 0.4,
+}
+
+
+@pytest.mark.parametrize(
+    ("rule", "shown"),
+    [
+        (None, ["female vocalists", "80s", "chill"]),  # the protocol's: at least 0.4, three
+        ({"minimum": 0.41, "limit": 5}, ["female vocalists", "80s", "chill", "mellow"]),
+    ],
+)
+def test_the_page_shows_the_tags_the_hellos_rule_picks_as_chips(
+    browser: Browser, rule: dict[str, Any] | None, shown: list[str]
+) -> None:
+    def hello() -> dict[str, Any]:
+        return make_hello() if rule is None else {**make_hello(), "shown_tags": rule}
+
+    with ServerThread(BroadcastServer(port=0, hello=hello)) as running:
+        running.server.publish(playing("jazz", 3.0))  # before the tagger's first patch
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(running.server.overlay_url)
+        show(page, "jazz")
+        chips, tags = page.locator("#tags > span"), page.locator("#tags")
+        expect(tags).to_have_css("display", "none")  # takes no room: the bars stay up
+        running.server.publish(playing("jazz", 3.5, tags=TAGS))
+        expect(chips).to_have_text(shown, timeout=WAIT_MS)
+        expect(tags).to_be_visible()
+        if rule is None:
+            screenshot(page, "overlay-tags.png")
+        running.server.publish(dict(playing("jazz", 4.0, tags=TAGS), top=None, state="silence"))
+        expect(page.locator("#genre")).to_have_text("silence", timeout=WAIT_MS)
+        expect(tags).to_have_css("display", "none")  # a silent patch's tags describe nothing
+        expect(chips).to_have_count(0)
 
 
 def test_a_browser_on_the_lan_opens_the_overlay_of_a_server_on_every_address(

@@ -95,8 +95,13 @@ def recommendations() -> dict[str, Any]:
     )
 
 
+def tagged(index: int) -> dict[str, Any]:
+    """Update `index` with musicnn's descriptor tags, as once the tagger has run."""
+    return {**update(index), "tags": {"instrumental": 0.91, "mellow": 0.55, "80s": 0.02}}
+
+
 def test_every_builder_output_validates() -> None:
-    updates = [update(3), {**update(4), "top": None, "state": "silence"}]
+    updates = [update(3), {**update(4), "top": None, "state": "silence"}, tagged(5)]
     messages = [
         make_hello(),
         {**make_hello(), "state": updates[0], "segments": [segment(0), segment(1)]},
@@ -130,6 +135,7 @@ def test_builders_turn_numpy_scalars_into_json_numbers() -> None:
         state="music",
         level_dbfs=np.float32(-20.04),
         segment_start=np.float64(0.5),
+        tags={"mellow": np.float32(0.123456), "80s": np.float64(1.0)},
     )
     protocol.validate(message)
     assert json.loads(protocol.encode(message))["probabilities"] == {
@@ -138,6 +144,19 @@ def test_builders_turn_numpy_scalars_into_json_numbers() -> None:
         "rock": 0.5,
     }
     assert (message["time"], message["level_dbfs"]) == (1.235, -20.0)
+    assert json.loads(protocol.encode(message))["tags"] == {"mellow": 0.1235, "80s": 1.0}
+    assert update(1)["tags"] is None  # before the tagger's first patch
+
+
+def test_confident_tags_follow_the_rule_the_hello_announces() -> None:
+    tags = {"sad": 0.3999, "80s": 0.4, "mellow": 0.7, "chill": 0.7, "happy": 0.95, "party": 0.5}
+    assert protocol.confident_tags(tags) == [("happy", 0.95), ("chill", 0.7), ("mellow", 0.7)]
+    assert protocol.confident_tags(tags, minimum=0.45, limit=10)[-1] == ("party", 0.5)
+    assert protocol.confident_tags(tags, minimum=0.4, limit=10)[-1] == ("80s", 0.4)  # inclusive
+    assert protocol.confident_tags(None) == [] == protocol.confident_tags({"sad": 0.1})
+    rule = make_hello()["shown_tags"]
+    assert rule == {"minimum": protocol.SHOWN_TAG_MIN, "limit": protocol.SHOWN_TAG_LIMIT}
+    assert protocol.confident_tags(tags, **rule) == protocol.confident_tags(tags)
 
 
 @pytest.mark.parametrize(
@@ -148,6 +167,11 @@ def test_builders_turn_numpy_scalars_into_json_numbers() -> None:
         ({**update(1), "probabilities": {"jazz": 1.5}}, "probabilities/jazz"),
         ({**update(1), "state": "silence"}, "top: 'blues' is not of type 'null'"),
         ({**update(1), "extra": 1}, "'extra' was unexpected"),
+        ({k: v for k, v in update(1).items() if k != "tags"}, "'tags' is a required"),
+        ({**tagged(1), "tags": {"mellow": 1.5}}, "tags"),
+        ({**tagged(1), "tags": ["mellow"]}, "tags"),
+        ({k: v for k, v in make_hello().items() if k != "shown_tags"}, "'shown_tags' is a"),
+        ({**make_hello(), "shown_tags": {"minimum": 0.4, "limit": 1.5}}, "shown_tags/limit"),
         ({**segment(1), "index": -1}, "index"),
         ({**segment(1), "index": 1.5}, "index"),
         ({**status(), "clients": "2"}, "clients"),

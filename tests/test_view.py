@@ -10,13 +10,13 @@ from streamer.outlets.view import GenreView
 LABELS = ["jazz", "rock"]
 
 
-def render(view: GenreView) -> str:
-    console = Console(width=100, record=True, color_system=None)
+def render(view: GenreView, *, width: int = 100) -> str:
+    console = Console(width=width, record=True, color_system=None)
     console.print(view)
     return console.export_text()
 
 
-def update(time: float, top: str | None, state: str = "music") -> dict:
+def update(time: float, top: str | None, state: str = "music", tags: dict | None = None) -> dict:
     return protocol.update_message(
         time=time,
         probabilities={"jazz": 0.2, "rock": 0.8},
@@ -25,20 +25,24 @@ def update(time: float, top: str | None, state: str = "music") -> dict:
         state=state,
         level_dbfs=-12.0,
         segment_start=40.0,
+        tags=tags,
     )
+
+
+def hello(**fields: object) -> dict:
+    message = protocol.hello_message(
+        labels=LABELS,
+        model={"name": "m", "sha256": "0" * 64},
+        features={},
+        hop_seconds=0.5,
+        window_seconds=3.0,
+    )
+    return {**message, **fields}
 
 
 def test_view_renders_a_session_as_the_protocol_tells_it() -> None:
     view = GenreView(title="session")
-    view.handle(
-        protocol.hello_message(
-            labels=LABELS,
-            model={"name": "m", "sha256": "0" * 64},
-            features={},
-            hop_seconds=0.5,
-            window_seconds=3.0,
-        )
-    )
+    view.handle(hello())
     view.handle(
         protocol.status_message(
             time=0.0,
@@ -66,6 +70,36 @@ def test_view_renders_a_session_as_the_protocol_tells_it() -> None:
     assert "-12.0 dBFS" in text
 
 
+TAGS = {"female vocalists": 0.9, "mellow": 0.41, "80s": 0.62, "sad": 0.39, "party": 0.4}
+
+
+def test_view_shows_the_confident_tags_dimmed_under_the_genre() -> None:
+    view = GenreView()
+    view.handle(hello())
+    view.handle(update(95.5, "rock", tags=TAGS))
+    lines = render(view).splitlines()
+    genre = next(i for i, line in enumerate(lines) if "ROCK" in line)
+    # at least 0.4, strongest first, three at most: party (0.4) comes fourth
+    assert lines[genre + 1] == "      female vocalists · 80s · mellow"
+    assert lines[genre + 2].startswith("jazz")
+    view.handle(update(96.0, None, state="silence", tags=TAGS))  # a silent patch: none
+    assert "mellow" not in render(view)
+    view.handle(hello(shown_tags={"minimum": 0.6, "limit": 5}))  # the server's rule, not ours
+    view.handle(update(96.5, "rock", tags=TAGS))
+    assert "      female vocalists · 80s\n" in render(view)
+
+
+def test_view_cuts_the_tags_short_on_a_narrow_terminal_so_the_bars_stay() -> None:
+    view = GenreView()
+    view.handle(hello())
+    view.handle(update(95.5, "rock"))  # before the tagger's first patch
+    untagged = render(view, width=30).splitlines()
+    view.handle(update(95.5, "rock", tags=TAGS))
+    tagged = render(view, width=30).splitlines()
+    assert tagged[2] == "      female vocalists · 80s …"
+    assert tagged[3:] == untagged[3:]  # cut, not wrapped; and the line is there without tags
+
+
 def test_view_says_at_once_that_the_record_is_no_longer_written() -> None:
     view = GenreView()
     health = {
@@ -86,15 +120,7 @@ def test_the_view_the_overlay_and_the_plot_colour_a_genre_alike() -> None:
 
     labels = ["blues", "classical", "country", "disco", "hiphop"]
     view = GenreView()
-    view.handle(
-        protocol.hello_message(
-            labels=labels,
-            model={"name": "m", "sha256": "0" * 64},
-            features={},
-            hop_seconds=0.5,
-            window_seconds=3.0,
-        )
-    )
+    view.handle(hello(labels=labels))
     plotted = genre_colors(labels)
     assert [view.style(label) for label in labels] == [plotted[label] for label in labels]
     page = OverlayFiles.load().respond("/").body.decode()  # the palette is filled in, in order

@@ -38,6 +38,12 @@ FEEDBACK_ACTIONS = ("like", "skip", "played")
 MAX_CLIENT_MESSAGE = 4096
 """Longest client message accepted, in characters: client messages are small commands."""
 
+SHOWN_TAG_MIN = 0.4
+"""Least probability of a descriptor tag that a display shows: the tags are independent
+sigmoids, and below this musicnn is as likely wrong as right about most of them."""
+SHOWN_TAG_LIMIT = 3
+"""Most descriptor tags a display shows at once, so they stay readable beside the genre."""
+
 _TIME_DECIMALS = 3
 _VALUE_DECIMALS = 4
 
@@ -110,7 +116,9 @@ def hello_message(
 
     `model` holds ``name`` and ``sha256`` and any provenance; `features` is
     ``FeatureSpec.to_dict()``. `state` (the latest update) and `segments` (recent closed
-    segments, oldest first) are filled in by the server, which keeps them.
+    segments, oldest first) are filled in by the server, which keeps them. ``shown_tags``
+    is the rule of `confident_tags`, so that a client in another language (the overlay)
+    shows the same tags as the terminal view.
     """
     return {
         "type": "hello",
@@ -121,6 +129,7 @@ def hello_message(
         "features": dict(features),
         "hop_seconds": float(hop_seconds),
         "window_seconds": float(window_seconds),
+        "shown_tags": {"minimum": SHOWN_TAG_MIN, "limit": SHOWN_TAG_LIMIT},
         "state": None if state is None else dict(state),
         "segments": [dict(segment) for segment in segments],
     }
@@ -135,8 +144,13 @@ def update_message(
     state: str,
     level_dbfs: float,
     segment_start: float,
+    tags: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """The analysis of one hop; `top` is None during silence."""
+    """The analysis of one hop; `top` is None during silence.
+
+    `tags` are musicnn's descriptor tags of its latest patch (raw, not smoothed), None
+    before its first patch.
+    """
     return {
         "type": "update",
         "time": _seconds(time),
@@ -146,7 +160,26 @@ def update_message(
         "state": state,
         "level_dbfs": round(float(level_dbfs), 1),
         "segment_start": _seconds(segment_start),
+        "tags": None if tags is None else {str(name): _fraction(p) for name, p in tags.items()},
     }
+
+
+def confident_tags(
+    tags: Mapping[str, float] | None,
+    *,
+    minimum: float = SHOWN_TAG_MIN,
+    limit: int = SHOWN_TAG_LIMIT,
+) -> list[tuple[str, float]]:
+    """The descriptor tags worth showing: at least `minimum`, strongest first, at most `limit`.
+
+    Ties go by name, so that every display orders them alike. The hello's ``shown_tags``
+    carries `minimum` and `limit` to clients.
+
+    >>> confident_tags({"mellow": 0.41, "80s": 0.9, "sad": 0.2, "chill": 0.41})
+    [('80s', 0.9), ('chill', 0.41), ('mellow', 0.41)]
+    """
+    strong = [(name, p) for name, p in (tags or {}).items() if p >= minimum]
+    return sorted(strong, key=lambda item: (-item[1], item[0]))[:limit]
 
 
 def segment_message(

@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from streamer.outlets.palette import PALETTE, SILENCE_COLOR
+from streamer.outlets.protocol import confident_tags
 
 UNDECIDED = "listening…"
 """The headline while music plays whose genre the tracker has not decided yet (as the
@@ -36,6 +37,7 @@ class GenreView:
         self.title = title
         self._lock = threading.Lock()
         self.labels: list[str] = []
+        self.shown_tags: dict[str, Any] = {}  # the hello's rule; confident_tags' defaults
         self.update: dict[str, Any] | None = None
         self.status: dict[str, Any] | None = None
         self.segments: list[dict[str, Any]] = []
@@ -48,6 +50,7 @@ class GenreView:
             kind = message.get("type")
             if kind == "hello":
                 self.labels = list(message["labels"])
+                self.shown_tags = dict(message.get("shown_tags", {}))
                 self.update = message.get("state")
                 self.segments = list(message.get("segments", []))
                 self.recommendations = message.get("recommendations")
@@ -77,7 +80,8 @@ class GenreView:
             if self.status is not None and self.status.get("record_error"):
                 parts.append(Text(f"NOT RECORDING: {self.status['record_error']}", style=ALARM))
             if self.update is not None:
-                parts += [self._headline(self.update), self._bars(self.update)]
+                update = self.update
+                parts += [self._headline(update), self._tags(update), self._bars(update)]
             parts.append(self._timeline())
             if self.recommendations is not None:
                 parts.append(self._recommendations(self.recommendations))
@@ -103,6 +107,15 @@ class GenreView:
             (update["top"].upper(), f"bold {self.style(update['top'])}"),
             f"  {100 * update['confidence']:.0f} %",
         )
+
+    def _tags(self, update: dict[str, Any]) -> Text:
+        """The confident descriptor tags, dimmed under the genre, during music (a silent
+        patch's tags describe nothing). The line is there without tags too, and is cut
+        short rather than wrapped on a narrow terminal, so the bars never move."""
+        tags = update.get("tags") if update["state"] == "music" else None
+        names = [name for name, _ in confident_tags(tags, **self.shown_tags)]
+        indent = " " * (len(_clock(update["time"])) + 2)
+        return Text(indent + " · ".join(names), style="dim", no_wrap=True, overflow="ellipsis")
 
     def _bars(self, update: dict[str, Any]) -> Table:
         table = Table.grid(padding=(0, 1))

@@ -13,6 +13,7 @@ const silenceColor = document.body.dataset.silence;
 const $ = (id) => document.getElementById(id);
 
 let labels = [];
+let shownTags = null; // the hello's rule for which tags to show
 let latest = null; // the last update
 let segments = []; // closed segments, oldest first
 let retryMs = RETRY_FIRST_MS;
@@ -78,6 +79,29 @@ function showUpdate(update) {
     document.querySelector(`.name[data-label="${CSS.escape(label)}"]`)
       .classList.toggle("top", label === update.top);
   }
+  showTags(update);
+}
+
+// Which tags to show: streamer.outlets.protocol.confident_tags, with the hello's numbers.
+function confidentTags(tags) {
+  const { minimum, limit } = shownTags;
+  return Object.entries(tags ?? {})
+    .filter(([, p]) => p >= minimum)
+    .sort(([a, p], [b, q]) => q - p || (a < b ? -1 : a > b ? 1 : 0))
+    .slice(0, limit)
+    .map(([name]) => name);
+}
+
+function showTags(update) {
+  // During music only: the tags of a silent patch describe nothing.
+  const names = update.state === "music" ? confidentTags(update.tags) : [];
+  const chips = names.map((name) => {
+    const chip = document.createElement("span");
+    chip.textContent = name;
+    return chip;
+  });
+  $("tags").replaceChildren(...chips);
+  $("tags").hidden = chips.length === 0;
 }
 
 function showTimeline() {
@@ -125,6 +149,7 @@ function handle(message) {
   switch (message.type) {
     case "hello":
       labels = message.labels;
+      shownTags = message.shown_tags;
       segments = message.segments;
       latest = message.state;
       buildBars();
