@@ -23,6 +23,7 @@ import pytest
 import soundfile
 from conftest import TRAIN_RATE, render_genre
 from listening import start_listen
+from test_catalogue import downgrade_to_version_1
 from websockets.sync.client import connect
 
 from streamer.cli import main
@@ -154,6 +155,26 @@ def test_an_interrupted_index_keeps_finished_tracks_and_goes_on(
     assert all(t.indexed_at == kept[Path(t.path)] for t in tracks if Path(t.path) in kept)
 
 
+def test_a_catalogue_indexed_before_the_taggers_is_analysed_again_once(
+    indexed: dict[str, Path], tmp_path: Path
+) -> None:
+    db = tmp_path / "old.sqlite"
+    shutil.copy(indexed["db"], db)
+    downgrade_to_version_1(db)
+    with Catalogue(db, readonly=True) as catalogue:
+        before = {Path(t.path): t.indexed_at for t in catalogue.tracks()}
+        assert all(t.tags is None for t in catalogue.tracks())
+    assert index(indexed["folder"], db, indexed["model"]) == 0
+    with Catalogue(db, readonly=True) as catalogue:
+        after = {Path(t.path): t for t in catalogue.tracks()}
+    assert set(after) == set(before)
+    assert all(after[p].indexed_at > before[p] and after[p].tags is not None for p in after)
+    assert index(indexed["folder"], db, indexed["model"]) == 0  # now unchanged
+    with Catalogue(db, readonly=True) as catalogue:
+        again = {Path(t.path): t.indexed_at for t in catalogue.tracks()}
+    assert again == {path: track.indexed_at for path, track in after.items()}
+
+
 def test_recommendations_rank_the_same_genre_first(indexed: dict[str, Path]) -> None:
     library = Library.open(indexed["db"])
     precisions = []
@@ -228,6 +249,26 @@ def test_recommend_command_explains_its_choices(
     assert main(["library", "stats", "--db", str(indexed["db"])]) == 0
     out = capsys.readouterr().out
     assert f"{3 * PER_GENRE} tracks" in out and "song.m4a" in out
+
+
+def test_recommend_explains_with_the_descriptors_both_tracks_share(
+    indexed: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """musicnn hears the generated noise as electronic and fast (mean tags about 0.55 and
+    0.5, above `SHARED_DESCRIPTOR`), the tones as slow: the reasons say what is shared."""
+    monkeypatch.setenv("COLUMNS", "300")  # the reasons on one line
+    outside = tmp_path / "more-noise.flac"
+    soundfile.write(outside, render_genre("noise", np.random.default_rng(5), 4.0), TRAIN_RATE)
+    common = ["--db", str(indexed["db"]), "--model", str(indexed["model"]), "-k", "3"]
+    for query in (indexed["folder"] / "noise" / "noise-1.flac", outside):  # a track, a file
+        assert main(["recommend", str(query), *common]) == 0
+        out = capsys.readouterr().out
+        assert "also electronic, fast" in out, out
+    assert main(["recommend", str(indexed["folder"] / "tones" / "tones-1.flac"), *common]) == 0
+    assert "also slow" in capsys.readouterr().out
 
 
 def test_library_remove_forgets_a_folder(indexed: dict[str, Path], tmp_path: Path) -> None:
@@ -317,7 +358,8 @@ def test_the_mixture_and_embedding_are_the_means_over_music_hops_only(
 ) -> None:
     from streamer.analysis.hops import HopAnalyzer
     from streamer.analysis.model import GenreModel
-    from streamer.library.indexer import analyse_file
+    from streamer.analysis.tagger import TagAnalyzer
+    from streamer.library.indexer import analyse_file, load_taggers
     from streamer.tracking import SmoothingConfig
 
     path = tmp_path / "half.wav"
@@ -327,7 +369,8 @@ def test_the_mixture_and_embedding_are_the_means_over_music_hops_only(
     hops = analyzer.push(soundfile.read(path, dtype="float32")[0])
     music = [hop for hop in hops if not SmoothingConfig().quiet(hop.level_dbfs)]
     assert 0 < len(music) < len(hops)
-    record = analyse_file(path, model)
+    taggers = load_taggers()
+    record = analyse_file(path, model, taggers=taggers)
     expected = np.mean([hop.probabilities for hop in music], axis=0)
     np.testing.assert_allclose(record.probabilities, expected, rtol=1e-5, atol=1e-6)
     everything = np.mean([hop.probabilities for hop in hops], axis=0)
@@ -336,6 +379,20 @@ def test_the_mixture_and_embedding_are_the_means_over_music_hops_only(
         record.embedding, np.mean([hop.embedding for hop in music], axis=0), rtol=1e-5, atol=1e-6
     )
     assert record.has_music and record.key is not None and record.tempo is not None
+    # musicnn's view, from the same decode: its tags and pooled embedding over the tag
+    # patches of the music (the first ones), not over the silence after it
+    tag_hops = TagAnalyzer(taggers, input_rate=TRAIN_RATE).push(soundfile.read(path)[0])
+    assert record.tags is not None and record.tag_embedding is not None
+    assert record.tag_labels == [f"{t.name}/{label}" for t in taggers for label in t.labels]
+    music_patches = [
+        k
+        for k in range(1, len(tag_hops))
+        if np.allclose(record.tags, np.mean([h.tags for h in tag_hops[:k]], axis=0), atol=1e-5)
+    ]
+    assert len(music_patches) == 1, music_patches
+    heard = np.array([h.embedding for h in tag_hops[: music_patches[0]]])
+    pooled = np.concatenate([heard.mean(axis=0), heard.max(axis=0)])
+    np.testing.assert_allclose(record.tag_embedding, pooled, rtol=1e-5, atol=1e-5)
 
 
 def test_silence_is_no_music_in_the_library_and_is_never_recommended(

@@ -47,8 +47,9 @@ def add_parsers(commands: Commands) -> None:
         "recommend",
         help="tracks of the library that fit a track or an audio file",
         description="The library tracks most similar to a catalogue track (by id or path) "
-        "or to any audio file (analysed now), with the reasons: genre, tempo, key "
-        "compatibility on the Camelot wheel, and overall similarity.",
+        "or to any audio file (analysed now), with the reasons: genre, the descriptors both "
+        "share (instrumental, electronic, fast, ...), tempo, key compatibility on the "
+        "Camelot wheel, and overall similarity.",
         epilog="examples:\n  streamer recommend ~/Music/track.flac -k 5\n"
         "  streamer recommend 42 --harmonic --tempo 120-130",
     )
@@ -109,24 +110,30 @@ def run_recommend(args: argparse.Namespace) -> int:
 
     from streamer.analysis.describe import camelot
     from streamer.analysis.model import GenreModel
-    from streamer.library.indexer import analyse_file
-    from streamer.library.recommend import Basis, Library
+    from streamer.library.indexer import analyse_file, load_taggers
+    from streamer.library.recommend import Basis, Library, confident_descriptors
 
     library = Library.open(args.db)
     found = library.lookup(args.track)
     if found is not None:
         query, exclude = library.vector(found.id), {found.id}
-        basis = Basis(genre=found.genre, tempo=found.tempo, key=found.key)
+        basis = Basis(
+            genre=found.genre, tempo=found.tempo, key=found.key, descriptors=found.descriptors
+        )
         title = f"like {found.name} (library track {found.id})"
     elif Path(args.track).exists():  # a folder or a pipe too: opening it says what is wrong
         model = GenreModel(args.model)
         if list(model.labels) != library.labels:
             raise StreamerError(f"{args.db}: indexed with another model than {args.model}")
-        record = analyse_file(Path(args.track).resolve(), model)
-        query = library.query(record.embedding, record.probabilities, record.descriptor_vector)
+        record = analyse_file(Path(args.track).resolve(), model, taggers=load_taggers())
+        query = library.query(
+            record.embedding, record.probabilities, record.descriptor_vector,
+            tag_embedding=record.tag_embedding, tag_labels=record.tag_labels,
+        )  # fmt: skip
         top = int(record.probabilities.argmax())
         genre = library.labels[top] if record.has_music else None
-        basis = Basis(genre=genre, tempo=record.tempo, key=record.key)
+        described = confident_descriptors(record.tags, record.tag_labels)
+        basis = Basis(genre=genre, tempo=record.tempo, key=record.key, descriptors=described)
         exclude, title = set(), f"like {Path(args.track).name}"
     else:
         raise StreamerError(

@@ -19,7 +19,7 @@ Why SQLite, and how it is used
   or a newer schema is refused with a one-line `StreamerError` (and left untouched: the
   journal mode is only switched to WAL once the file is known to be ours).
 
-Schema (version 1)
+Schema (version 2)
 ------------------
 ``tracks``
     ``id INTEGER PRIMARY KEY AUTOINCREMENT`` (ids are never reused, so an id a reader
@@ -35,6 +35,12 @@ Schema (version 1)
     all-zero ``probabilities`` and ``embedding``, no sections, and NULL ``key`` and
     ``tempo``: no genre at all, which no real mixture can be (it sums to 1), so catalogues
     written before such tracks were recorded read the same.
+    Version 2 added what musicnn's taggers (`streamer.analysis.tagger`) hear:
+    ``taggers_sha256 TEXT`` (the sha256 of the taggers' ONNX files, joined, in order),
+    ``tag_labels TEXT`` (JSON list, ``"msd/rock"``, ...), ``tags BLOB`` (the mean tag
+    probabilities over the track's music) and ``tag_embedding BLOB`` (the mean, then the
+    max, over the same patches, of the taggers' joined embeddings). All four are NULL in a
+    row analysed without the taggers (every row of a version 1 file).
 ``sections``
     ``track_id INTEGER REFERENCES tracks ON DELETE CASCADE``, ``start REAL`` (seconds),
     ``embedding BLOB``; primary key ``(track_id, start)``, which also indexes the cascade.
@@ -44,6 +50,12 @@ Schema (version 1)
     ``path TEXT UNIQUE NOT NULL``, ``size``, ``mtime_ns`` (INTEGER), ``reason TEXT``,
     ``at REAL``: files that could not be analysed, so that an unchanged failing file is
     not retried on every run, and `streamer library stats` can list them.
+
+Schema changes: opening a version 1 file for writing migrates it in place, in one
+transaction (``ALTER TABLE tracks ADD COLUMN`` for each new column, NULL in the old rows;
+then ``user_version = 2``); `streamer index` then analyses those rows again, once, since
+their taggers differ (`Catalogue.analysed_by`). Opened read only, a version 1 file is
+read as it is, the new fields None.
 
 A path is in at most one of ``tracks`` and ``failures``. Vectors are raw little-endian
 float32 (``np.asarray(x, '<f4').tobytes()``). Foreign keys are on for every connection.
@@ -80,7 +92,7 @@ __all__ = [
     "has_music",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = int.from_bytes(b"Strm", "big")  # PRAGMA application_id: "this is ours"
 BUSY_SECONDS = 30.0  # how long a write waits for another writer (a second `streamer index`)
 NO_MUSIC = "no music"  # what `CatalogueStats.by_genre` counts the silent tracks as
@@ -110,7 +122,11 @@ CREATE TABLE tracks (
     descriptor_vector BLOB NOT NULL,
     "key" TEXT,
     tempo REAL,
-    indexed_at REAL NOT NULL
+    indexed_at REAL NOT NULL,
+    taggers_sha256 TEXT,
+    tag_labels TEXT,
+    tags BLOB,
+    tag_embedding BLOB
 );
 CREATE TABLE sections (
     track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
@@ -132,17 +148,23 @@ _COLUMNS = (
     "path", "size", "mtime_ns", "duration", "title", "artist", "album", "genre_tag",
     "model_sha256", "labels", "probabilities", "embedding", "descriptors",
     "descriptor_vector", "key", "tempo", "indexed_at",
+    "taggers_sha256", "tag_labels", "tags", "tag_embedding",
 )  # fmt: skip
 _NAMES = ", ".join(f'"{name}"' for name in _COLUMNS)
+_ADDED = {2: ("taggers_sha256 TEXT", "tag_labels TEXT", "tags BLOB", "tag_embedding BLOB")}
+"""The columns each schema version added to ``tracks``: what migrating to it adds."""
 
 
 @dataclass(kw_only=True, eq=False)
 class TrackRecord:
     """One analysed track, as `Catalogue.put_track` takes it and the readers return it.
 
-    Vectors are 1-D float32 arrays (others are converted when stored). ``sections`` holds
-    ``(start seconds, embedding)`` pairs in order of start; it is None in a record read
-    without its sections, which `Catalogue.put_track` refuses (it would drop them).
+    Vectors are 1-D float32 arrays (others are converted when stored). The tagger fields
+    (``taggers_sha256``, ``tag_labels``, ``tags``, ``tag_embedding``) are all given or all
+    None (a track analysed without the taggers, or read from a version 1 catalogue).
+    ``sections`` holds ``(start seconds, embedding)`` pairs in order of start; it is None
+    in a record read without its sections, which `Catalogue.put_track` refuses (it would
+    drop them).
     ``id`` is the catalogue's id, None in a record not yet stored. ``eq=False``: records
     compare by identity, as numpy arrays have no single truth value.
     """
@@ -164,6 +186,10 @@ class TrackRecord:
     key: str | None = None
     tempo: float | None = None
     indexed_at: float = field(default_factory=time.time)
+    taggers_sha256: str | None = None
+    tag_labels: list[str] | None = None
+    tags: np.ndarray | None = None
+    tag_embedding: np.ndarray | None = None
     sections: list[tuple[float, np.ndarray]] | None = field(default_factory=list)
     id: int | None = None
 
@@ -228,6 +254,13 @@ class Catalogue:
         self.readonly = readonly
         self._lock = threading.RLock()  # one connection, usable from any thread in turn
         self._db = self._open()
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(tracks)")}
+        self._read_as = {
+            name: f'"{name}"' if name in present else f'NULL AS "{name}"' for name in _COLUMNS
+        }
+        """Each of `_COLUMNS` as a SELECT reads it: NULL for those a read-only older file
+        lacks."""
+        self._select = ", ".join(self._read_as.values())
 
     # --- opening ------------------------------------------------------------------------
 
@@ -305,6 +338,7 @@ class Catalogue:
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             else:
                 self._check(db)
+                self._migrate(db)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -327,8 +361,18 @@ class Catalogue:
             raise self._not_ours(
                 f"schema version {version}, newer than the {SCHEMA_VERSION} this streamer reads"
             )
-        if version != SCHEMA_VERSION:
+        if version < 1:
             raise self._not_ours(f"unknown schema version {version}")
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        """Bring a checked older schema up to `SCHEMA_VERSION`, inside the caller's
+        transaction (see the module notes)."""
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for column in _ADDED.get(target, ()):
+                db.execute(f"ALTER TABLE tracks ADD COLUMN {column}")
+            db.execute(f"PRAGMA user_version = {target}")
 
     # --- transactions -------------------------------------------------------------------
 
@@ -498,14 +542,17 @@ class Catalogue:
                     return int(row[0]), int(row[1])
         return None
 
-    def model_of(self, path: Path) -> str | None:
-        """The sha256 of the model that analysed the track at `path`; None if there is no
-        track there (unknown, or a failure)."""
+    def analysed_by(self, path: Path) -> tuple[str, str | None] | None:
+        """The sha256 of the model and of the taggers (None: analysed without them) that
+        analysed the track at `path`; None if there is no track there (unknown, or a
+        failure)."""
         with self._read() as db:
             row = db.execute(
-                "SELECT model_sha256 FROM tracks WHERE path = ?", (_key(path),)
+                f"SELECT model_sha256, {self._read_as['taggers_sha256']} FROM tracks"
+                " WHERE path = ?",
+                (_key(path),),
             ).fetchone()
-        return None if row is None else str(row[0])
+        return None if row is None else (str(row[0]), row[1])
 
     def known_paths(self, under: Iterable[Path] | None = None) -> set[Path]:
         """The paths of all tracks and failures; with `under`, only those at or inside
@@ -533,7 +580,7 @@ class Catalogue:
     def _one(self, column: str, value: object) -> TrackRecord | None:
         with self._read() as db:
             row = db.execute(
-                f"SELECT id, {_NAMES} FROM tracks WHERE {column} = ?", (value,)
+                f"SELECT id, {self._select} FROM tracks WHERE {column} = ?", (value,)
             ).fetchone()
             if row is None:
                 return None
@@ -560,7 +607,8 @@ class Catalogue:
         """
         with self._read() as db:
             records = [
-                _record(row) for row in db.execute(f"SELECT id, {_NAMES} FROM tracks ORDER BY id")
+                _record(row)
+                for row in db.execute(f"SELECT id, {self._select} FROM tracks ORDER BY id")
             ]
             if not sections:
                 for record in records:
@@ -701,6 +749,32 @@ def _track_values(record: TrackRecord) -> tuple[Any, ...]:
         record.key,
         _optional_float(record.tempo),
         float(record.indexed_at),
+        *_tagger_values(record),
+    )
+
+
+def _tagger_values(record: TrackRecord) -> tuple[Any, ...]:
+    """The tagger columns of `record`: all four, or four NULLs."""
+    given = (record.taggers_sha256, record.tag_labels, record.tags, record.tag_embedding)
+    if all(value is None for value in given):
+        return (None,) * 4
+    if (
+        record.taggers_sha256 is None
+        or record.tag_labels is None
+        or record.tags is None
+        or record.tag_embedding is None
+    ):
+        raise ValueError(f"{record.path}: the tagger fields come all together or not at all")
+    labels = [str(label) for label in record.tag_labels]
+    tags = _vector(record.tags, "tags")
+
+    if tags.size != len(labels) or not labels:
+        raise ValueError(f"{record.path}: {tags.size} tags for {len(labels)} tag labels")
+    return (
+        str(record.taggers_sha256),
+        json.dumps(labels),
+        _blob(tags),
+        _blob(_vector(record.tag_embedding, "tag_embedding")),
     )
 
 
@@ -725,6 +799,10 @@ def _record(row: sqlite3.Row) -> TrackRecord:
         key=row["key"],
         tempo=None if row["tempo"] is None else float(row["tempo"]),
         indexed_at=float(row["indexed_at"]),
+        taggers_sha256=row["taggers_sha256"],
+        tag_labels=None if row["tag_labels"] is None else list(json.loads(row["tag_labels"])),
+        tags=None if row["tags"] is None else _array(row["tags"]),
+        tag_embedding=None if row["tag_embedding"] is None else _array(row["tag_embedding"]),
         sections=None,
     )
 

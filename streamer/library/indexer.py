@@ -3,22 +3,27 @@
 Each file is decoded block by block (bounded memory, whatever its length) and analysed in
 one pass: the genre model on consecutive patches (mean genre distribution, mean embedding,
 and one embedding per 30 s section, which lets the live engine recognise a track as it
-plays) and the hand-crafted descriptors (`streamer.analysis.describe`); its tags come from mutagen.
+plays), musicnn's taggers on their own 3 s patches (`streamer.analysis.tagger`: mean tags,
+mean and max embedding) and the hand-crafted descriptors (`streamer.analysis.describe`);
+its tags come from mutagen.
 
 Re-indexing is incremental: a file whose size and modification time are unchanged, and
-that was analysed by the same model, is not decoded again, nor is an unchanged file that
-failed before. A file moved or renamed (same name, size and modification time, new place)
-is moved in the catalogue without decoding; a file that is gone is removed. Files are
-analysed in worker processes, and the main process writes each result at once in its own
-transaction, so an interrupted run keeps every track it finished.
+that was analysed by the same model and the same taggers, is not decoded again, nor is an
+unchanged file that failed before. A track analysed without the taggers (a catalogue
+written before they were indexed) is analysed again, once. A file moved or renamed (same
+name, size and modification time, new place) is moved in the catalogue without decoding; a
+file that is gone is removed. Files are analysed in worker processes, and the main process
+writes each result at once in its own transaction, so an interrupted run keeps every track
+it finished.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -29,6 +34,7 @@ import numpy as np
 from streamer.analysis.describe import SECTION_SECONDS, DescriptorAccumulator
 from streamer.analysis.hops import HopAnalyzer
 from streamer.analysis.model import GenreModel, file_sha256
+from streamer.analysis.tagger import TagAnalyzer, TagHop, TagModel, shipped_tagger_paths
 from streamer.capture.file import AUDIO_EXTENSIONS, FileSource
 from streamer.errors import StreamerError, failure_reason
 from streamer.library.catalogue import Catalogue, TrackRecord
@@ -112,7 +118,14 @@ def file_state(path: Path) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
-def plan(catalogue: Catalogue, roots: list[Path], *, model_sha256: str) -> Plan:
+def joined_sha256(shas: Iterable[str]) -> str:
+    """One sha256 for several files' sha256s, in order: what names a set of taggers."""
+    return hashlib.sha256(",".join(shas).encode()).hexdigest()
+
+
+def plan(
+    catalogue: Catalogue, roots: list[Path], *, model_sha256: str, taggers_sha256: str
+) -> Plan:
     """Compare a scan of `roots` with what the catalogue holds for them."""
     audio, unsupported, ignored = scan(roots)
     result = Plan(ignored=ignored)
@@ -129,7 +142,10 @@ def plan(catalogue: Catalogue, roots: list[Path], *, model_sha256: str) -> Plan:
                 result.moved.append((old, path))
                 del gone[old]
                 continue
-        elif recorded == state and catalogue.model_of(path) in (model_sha256, None):
+        elif recorded == state and catalogue.analysed_by(path) in (
+            (model_sha256, taggers_sha256),
+            None,  # a failure
+        ):
             result.unchanged += 1
             continue
         result.analyse.append(path)
@@ -145,47 +161,65 @@ def plan(catalogue: Catalogue, roots: list[Path], *, model_sha256: str) -> Plan:
 # --- one file, in a worker process ------------------------------------------------------
 
 _model: GenreModel | None = None
+_taggers: tuple[TagModel, ...] = ()
 
 
-def _start_worker(model_path: str) -> None:
-    """Worker set-up: the model once, one thread each, Ctrl-C left to the main process."""
-    global _model
+def _start_worker(model_path: str, tagger_paths: tuple[str, ...]) -> None:
+    """Worker set-up: the models once, one thread each, Ctrl-C left to the main process."""
+    global _model, _taggers
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
     _model = GenreModel(model_path, threads=1)
+    _taggers = load_taggers([Path(path) for path in tagger_paths])
 
 
-def analyse_file(path: Path, model: GenreModel) -> TrackRecord:
+def load_taggers(paths: Sequence[Path] | None = None) -> tuple[TagModel, ...]:
+    """The taggers the library is indexed with (one thread each): the shipped ones unless
+    `paths` says."""
+    return tuple(TagModel(path) for path in (paths or shipped_tagger_paths()))
+
+
+def analyse_file(path: Path, model: GenreModel, *, taggers: Sequence[TagModel]) -> TrackRecord:
     """Analyse one file into a catalogue record; a bad file raises `StreamerError`.
+
+    One decode feeds both analyses: the genre model's hops and the taggers' (`TagAnalyzer`,
+    pushed the same blocks).
 
     Only music counts: a hop that the live tracker would take as quiet
     (`SmoothingConfig.quiet` at the defaults) adds nothing to the genre mixture, the
-    embedding or the sections, so a track with long silences is described by its music. A
-    track with no music hop at all is recorded as such (`TrackRecord.has_music`): zero
-    mixture and embedding, no sections, no key, no tempo.
+    embedding or the sections, so a track with long silences is described by its music; a
+    tag patch counts when the genre hop that ends nearest to it is music (the two hop on
+    nearly the same 3 s grid). A track with no music hop at all is recorded as such
+    (`TrackRecord.has_music`): zero mixture, embeddings and tags, no sections, no key, no
+    tempo.
     """
     size, mtime_ns = file_state(path)
     analyzer = HopAnalyzer(model, hop_seconds=model.spec.patch_seconds)
+    tagging = TagAnalyzer(taggers, input_rate=model.spec.sample_rate)
     descriptors = DescriptorAccumulator(sample_rate=model.spec.sample_rate)
     probabilities: list[np.ndarray] = []
     embeddings: list[np.ndarray] = []
     starts: list[float] = []
-    hops = 0
+    hop_times: list[float] = []
+    hop_music: list[bool] = []
+    tag_hops: list[TagHop] = []
     with FileSource(
         path, sample_rate=model.spec.sample_rate, block_seconds=BLOCK_SECONDS
     ) as source:
         while (block := source.read()) is not None:
             descriptors.push(block)
+            tag_hops.extend(tagging.push(block))
             for hop in analyzer.push(block):
-                hops += 1
-                if not DEFAULT_SMOOTHING.quiet(hop.level_dbfs):
+                hop_times.append(hop.time)
+                hop_music.append(not DEFAULT_SMOOTHING.quiet(hop.level_dbfs))
+                if hop_music[-1]:
                     probabilities.append(hop.probabilities)
                     embeddings.append(hop.embedding)
                     starts.append(hop.time - analyzer.window_seconds)
     duration = analyzer.samples / model.spec.sample_rate
-    if not hops:
+    if not hop_times:
         raise analyzer.too_short(path, seconds=duration)
     section_of = (np.asarray(starts) // SECTION_SECONDS).astype(int)
     sections = [
@@ -197,6 +231,10 @@ def analyse_file(path: Path, model: GenreModel) -> TrackRecord:
     ]
     described = descriptors.result()
     music = bool(embeddings)
+    nearest = _nearest(np.asarray(hop_times), np.array([hop.time for hop in tag_hops]))
+    heard = [hop for hop, i in zip(tag_hops, nearest, strict=True) if hop_music[i]]
+    tag_width = len(tagging.labels)
+    tag_embedding_width = sum(tagger.info.embedding_size for tagger in taggers)
     tags = read_tags(path)
     return TrackRecord(
         path=path,
@@ -216,8 +254,29 @@ def analyse_file(path: Path, model: GenreModel) -> TrackRecord:
         key=described.key if music else None,
         tempo=described.tempo_bpm if music else None,
         indexed_at=time.time(),
+        taggers_sha256=joined_sha256(tagger.info.sha256 for tagger in taggers),
+        tag_labels=list(tagging.labels),
+        tags=np.mean([h.tags for h in heard], axis=0) if heard else np.zeros(tag_width),
+        tag_embedding=pooled([h.embedding for h in heard], width=tag_embedding_width),
         sections=sections,
     )
+
+
+def pooled(embeddings: list[np.ndarray], *, width: int) -> np.ndarray:
+    """The mean, then the max, of per-patch embeddings over a track (zeros without any)."""
+    if not embeddings:
+        return np.zeros(2 * width, dtype=np.float32)
+    stacked = np.asarray(embeddings, dtype=np.float32)
+    return np.concatenate([stacked.mean(axis=0), stacked.max(axis=0)])
+
+
+def _nearest(times: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """For each of `queries`, the index of the nearest of the sorted, non-empty `times`."""
+    right = np.searchsorted(times, queries).clip(0, len(times) - 1)
+    left = (right - 1).clip(0)
+    closer_left = np.abs(queries - times[left]) <= np.abs(times[right] - queries)
+    found: np.ndarray = np.where(closer_left, left, right)
+    return found
 
 
 def read_tags(path: Path) -> dict[str, str]:
@@ -242,7 +301,7 @@ def _work(path: Path) -> TrackRecord | str:
     """Worker entry: the record, or the reason the file could not be analysed."""
     assert _model is not None, "worker not started"
     try:
-        return analyse_file(path, _model)
+        return analyse_file(path, _model, taggers=_taggers)
     except Exception as error:  # a decoder crash on one file must not end the run
         return failure_reason(error, path)
 
@@ -255,19 +314,23 @@ def index(
     *,
     catalogue: Catalogue,
     model_path: Path,
+    tagger_paths: Sequence[Path] | None = None,
     workers: int | None = None,
     progress: bool | None = None,
 ) -> Report:
     """Bring the catalogue up to date with `roots` (folders or files); see the module doc.
-    `progress`: draw a bar (None: when stderr is a terminal).
+    `tagger_paths`: musicnn's taggers (None: the shipped ones). `progress`: draw a bar
+    (None: when stderr is a terminal).
 
     Ctrl-C stops the run after the files in progress: every finished track is kept, and
     the next run goes on where this one stopped.
     """
     started = time.monotonic()
     roots = [Path(root).resolve() for root in roots]
+    tagger_paths = tuple(tagger_paths or shipped_tagger_paths())
     sha = file_sha256(model_path)
-    todo = plan(catalogue, roots, model_sha256=sha)
+    taggers_sha = joined_sha256(file_sha256(path) for path in tagger_paths)
+    todo = plan(catalogue, roots, model_sha256=sha, taggers_sha256=taggers_sha)
     report = Report(unchanged=todo.unchanged, ignored=todo.ignored)
     for old, new in todo.moved:
         catalogue.move(old, new)
@@ -281,7 +344,7 @@ def index(
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo.analyse) or 1))
     try:
         _analyse_all(todo.analyse, catalogue=catalogue, report=report, model_path=model_path,
-                     workers=workers, progress=progress)  # fmt: skip
+                     tagger_paths=tagger_paths, workers=workers, progress=progress)  # fmt: skip
     except KeyboardInterrupt:
         report.interrupted = True
     report.wall_seconds = time.monotonic() - started
@@ -294,6 +357,7 @@ def _analyse_all(
     catalogue: Catalogue,
     report: Report,
     model_path: Path,
+    tagger_paths: tuple[Path, ...],
     workers: int,
     progress: bool | None,
 ) -> None:
@@ -301,7 +365,10 @@ def _analyse_all(
         return
     context = get_context("spawn")  # no fork of a process with onnxruntime threads
     pool = ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_start_worker, initargs=(str(model_path),)
+        workers,
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(str(model_path), tuple(str(path) for path in tagger_paths)),
     )
     with progress_bar(show=progress) as bar:
         task = bar.add_task("indexing", total=len(paths), rate="")
