@@ -8,21 +8,31 @@ view of each hop) and `GenreTracker` (hops to what is shown, and segments). Each
 same outputs however its input was cut into blocks, so a stream pushed live gives what the
 same audio gives in one piece.
 
-`GenreChain` is the analyzer then the tracker: `streamer listen` (`streamer.live.engine`)
-and `streamer tag` (`streamer.offline.tagging`) both push their samples through it and
-differ only in the source and in what they do with its outputs. So a file tags exactly as
-it sounds live (tests/test_chain.py, and tests/test_tagging.py on the two commands).
+`GenreChain` is the analyzers, the decision and the tracker: `streamer listen`
+(`streamer.live.engine`) and `streamer tag` (`streamer.offline.tagging`) both push their
+samples through it and differ only in the source and in what they do with its outputs. So
+a file tags exactly as it sounds live (tests/test_chain.py, and tests/test_tagging.py on
+the two commands).
+
+With musicnn's taggers (`TagAnalyzer`, every 3 s) beside the genre CNN (`HopAnalyzer`,
+every hop), each hop's decision (`GenreFusion`) uses the latest tag hop that ended at
+least `TAG_DELAY_SECONDS` before it. The delay covers the resampler's latency (soxr, about
+40 ms), so which tag hop a genre hop sees is fixed by the stream clock alone, never by how
+the audio was cut into blocks: the online == offline property holds for both networks.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from streamer.analysis.fusion import GenreFusion
 from streamer.analysis.hops import Hop, HopAnalyzer
 from streamer.analysis.model import GenreModel
+from streamer.analysis.tagger import TagAnalyzer, TagHop, TagModel
 from streamer.tracking import (
     DEFAULT_SMOOTHING,
     GenreTracker,
@@ -30,6 +40,9 @@ from streamer.tracking import (
     SmoothingConfig,
     TrackerUpdate,
 )
+
+TAG_DELAY_SECONDS = 0.1
+"""A tag hop counts for the genre hops at least this long after its patch ended."""
 
 In = TypeVar("In", contravariant=True)
 Out = TypeVar("Out", covariant=True)
@@ -58,14 +71,16 @@ class Processor(Protocol[In, Out]):
 
 @dataclass(frozen=True)
 class TrackedHop:
-    """One hop of the chain: the model's view of it and what the tracker shows for it."""
+    """One hop of the chain: the CNN's view, the latest tags, the decision, what is shown."""
 
-    hop: Hop
+    hop: Hop  # the genre CNN's output (its labels, its embedding)
     update: TrackerUpdate
+    probabilities: np.ndarray  # the decision over `GenreChain.labels`, before smoothing
+    tags: TagHop | None = None  # the tag hop the decision used; None before the first
 
 
 class GenreChain:
-    """Samples in; every hop, the model's view and the tracker's update; segments at the end.
+    """Samples in; every hop, the networks' views, the decision and the tracker's update.
 
     Itself a `Processor`: `push` returns the hops a block completes, `finish` the last
     segment; `reset` lets one chain tag file after file.
@@ -73,7 +88,12 @@ class GenreChain:
     Parameters
     ----------
     model : GenreModel
-        The model; its FeatureSpec and labels define the analysis.
+        The genre CNN; its FeatureSpec defines the hops.
+    taggers : sequence of TagModel
+        musicnn's taggers; none runs the CNN alone.
+    fusion : GenreFusion, optional
+        The decision from the CNN and the tags (needs `taggers`); without it the CNN's
+        probabilities are the decision and the tags are only shown.
     hop_seconds : float
         Audio between two analyses (`HopAnalyzer`).
     smoothing : SmoothingConfig
@@ -84,13 +104,38 @@ class GenreChain:
         self,
         model: GenreModel,
         *,
+        taggers: Sequence[TagModel] = (),
+        fusion: GenreFusion | None = None,
         hop_seconds: float = 0.5,
         smoothing: SmoothingConfig = DEFAULT_SMOOTHING,
     ) -> None:
         self.analyzer = HopAnalyzer(model, hop_seconds=hop_seconds)
+        self.tagger = TagAnalyzer(taggers, input_rate=model.spec.sample_rate) if taggers else None
+        if fusion is not None:
+            if self.tagger is None:
+                raise ValueError("a GenreFusion needs the taggers it fuses")
+            fusion.check(cnn_labels=model.labels, tag_labels=self.tagger.labels)
+        self.fusion = fusion
+        self.labels = fusion.labels if fusion is not None else model.labels
+        """The decision's genres: the tracker's, the protocol's and the exports' labels."""
         self.tracker = GenreTracker(
-            model.labels, config=smoothing, window_seconds=self.analyzer.window_seconds
+            self.labels, config=smoothing, window_seconds=self.analyzer.window_seconds
         )
+        self.reset()
+
+    def descriptors(self, tracked: TrackedHop) -> dict[str, float] | None:
+        """The descriptor tags people read (`DESCRIPTORS`) of a hop's tag hop, if any."""
+        if self.tagger is None or tracked.tags is None:
+            return None
+        return self.tagger.describe(tracked.tags.tags)
+
+    def description(self) -> dict[str, Any]:
+        """What decides besides the CNN, for the hello and the exports: the taggers (file
+        and sha256) and whether their tags enter the decision."""
+        if self.tagger is None:
+            return {"decision": "cnn"}
+        taggers = [{"name": t.path.name, "sha256": t.info.sha256} for t in self.tagger.taggers]
+        return {"taggers": taggers, "decision": "fusion" if self.fusion else "cnn"}
 
     @property
     def seconds(self) -> float:
@@ -104,9 +149,24 @@ class GenreChain:
 
     def push(self, samples: np.ndarray) -> list[TrackedHop]:
         """Add mono samples; return the hops they complete, each with its update."""
-        hops = self.analyzer.push(samples)
-        updates = self.tracker.push(hops)
-        return [TrackedHop(hop, update) for hop, update in zip(hops, updates, strict=True)]
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        tracked: list[TrackedHop] = []
+        start = 0
+        while start < samples.size:  # piece by piece, so each hop sees the tags due
+            piece = samples[start : start + self.analyzer.samples_to_next_hop]
+            start += piece.size
+            if self.tagger is not None:
+                self._pending_tags += self.tagger.push(piece)
+            for hop in self.analyzer.push(piece):
+                tags = self._tags_for(hop.time)
+                decision = hop.probabilities
+                if self.fusion is not None:
+                    decision = self.fusion.fuse(
+                        hop.probabilities, None if tags is None else tags.tags
+                    )
+                (update,) = self.tracker.push([replace(hop, probabilities=decision)])
+                tracked.append(TrackedHop(hop, update, decision, tags))
+        return tracked
 
     def finish(self) -> list[Segment]:
         """End the stream where its samples end; return the open segment, closed there.
@@ -121,3 +181,18 @@ class GenreChain:
         """Forget the stream: the next `push` begins a new one (a new file, say)."""
         self.analyzer.reset()
         self.tracker.reset()
+        if self.tagger is not None:
+            self.tagger.reset()
+        self._pending_tags: list[TagHop] = []
+        self._tags: TagHop | None = None
+
+    def _tags_for(self, time: float) -> TagHop | None:
+        """The latest tag hop that ended `TAG_DELAY_SECONDS` or more before `time`."""
+        if self.tagger is None:
+            return None
+        due = time - TAG_DELAY_SECONDS
+        if self.tagger.heard_seconds < due:  # never seen: soxr's delay is ~40 ms
+            raise RuntimeError("the taggers lag the stream by more than TAG_DELAY_SECONDS")
+        while self._pending_tags and self._pending_tags[0].time <= due:
+            self._tags = self._pending_tags.pop(0)
+        return self._tags

@@ -131,3 +131,51 @@ def test_a_finished_chain_takes_no_more_until_reset(reused: GenreChain, audio: n
         reused.push(audio[:TRAIN_RATE])
     reused.reset()
     assert reused.seconds == 0 and reused.segments == []
+
+
+@pytest.fixture(scope="module")
+def tagged_chain(small_model: Path) -> GenreChain:
+    """The CNN with musicnn's shipped taggers and a decision over its labels and one more."""
+    from streamer.analysis.fusion import GenreFusion
+    from streamer.analysis.tagger import TagAnalyzer, TagModel, shipped_tagger_paths
+
+    taggers = [TagModel(p) for p in shipped_tagger_paths()]
+    model = GenreModel(small_model)
+    fusion = GenreFusion(
+        labels=(*model.labels, "electronic"),
+        cnn_labels=model.labels,
+        tag_labels=TagAnalyzer(taggers, input_rate=TRAIN_RATE).labels,
+        mapping={"a": ["mtt/classical"], "b": ["msd/rock"], "electronic": ["msd/electronic"]},
+        cnn_weight=0.5,
+        sharpness=1.0,
+        missing_cnn=0.01,
+        missing_tags=0.05,
+    )
+    return GenreChain(model, taggers=taggers, fusion=fusion)
+
+
+def test_with_the_taggers_any_blocks_give_the_same_decisions(
+    tagged_chain: GenreChain, audio: np.ndarray
+) -> None:
+    whole = run(tagged_chain, audio, [round(30 * TRAIN_RATE)])
+    assert tagged_chain.labels == ("a", "b", "c", "electronic")
+    with_tags = [t for t in whole.tracked if t.tags is not None]
+    first = whole.tracked[0]
+    assert first.tags is None and np.allclose(
+        first.probabilities[:3], first.hop.probabilities, atol=0.02
+    )
+    assert [t.tags.index for t in with_tags[:1]] == [0] and with_tags[0].tags.time <= with_tags[
+        0
+    ].hop.time - 0.1
+    assert {t.tags.index for t in with_tags} == {0, 1, 2, 3}  # 15 s: four 2.99 s patches
+    assert not np.allclose(
+        with_tags[-1].probabilities[:3], with_tags[-1].hop.probabilities, atol=0.02
+    )
+    for sizes in ([round(0.1 * TRAIN_RATE)], [1, 999, 4096, 17]):
+        tagged_chain.reset()
+        cut = run(tagged_chain, audio, sizes)
+        assert_same(cut, whole)
+        for a, b in zip(cut.tracked, whole.tracked, strict=True):
+            assert (a.tags is None) == (b.tags is None)
+            assert a.tags is None or b.tags is None or a.tags.index == b.tags.index
+            np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-4)

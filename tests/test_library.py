@@ -473,3 +473,36 @@ def test_live_now_is_described_by_its_music_hops_only(indexed: dict[str, Path]) 
     assert recommender._last is not None
     np.testing.assert_allclose(recommender._last.probabilities, music, rtol=1e-6)
     assert len(recommender.ready()) == 1
+
+
+def test_live_recommendations_hear_musicnn_too(indexed: dict[str, Path]) -> None:
+    """The live query carries musicnn's view (embedding and tags) of the recent patches:
+    noise heard live is explained by the descriptors it shares with the library's noise."""
+    from streamer.analysis.hops import Hop
+    from streamer.analysis.tagger import TagAnalyzer, TagModel, shipped_tagger_paths
+    from streamer.live.recommend import LiveRecommender
+    from streamer.tracking import TrackerUpdate
+
+    library = Library.open(indexed["db"])
+    audio = render_genre("noise", np.random.default_rng(9), 8.0)
+    analyzer = TagAnalyzer([TagModel(p) for p in shipped_tagger_paths()], input_rate=TRAIN_RATE)
+    tag_hops = analyzer.push(audio)
+    assert len(tag_hops) == 2
+    recommender = LiveRecommender(
+        Session(library), sample_rate=TRAIN_RATE, hop_seconds=0.5, tag_labels=analyzer.labels
+    )
+    recommender.audio(audio)
+    noise = np.array([0.1, 0.8, 0.1])
+    embedding = np.zeros(library.embedding_size, dtype=np.float32)
+    for index, tags in enumerate(tag_hops):
+        time_ = 8.0 + 0.5 * index
+        update = TrackerUpdate(
+            time=time_, probabilities=noise, top="noise", confidence=0.9, state="music",
+            segment_start=3.0, closed=None,
+        )  # fmt: skip
+        recommender.hop(Hop(index, time_, noise, embedding, -20.0), update, tags)
+    recommender._jobs.get_nowait()()  # run the recommender's one job here
+    assert recommender._last is not None and len(recommender._last.tag_hops) == 1
+    (message,) = recommender.ready()
+    reasons = " ".join(" ".join(t["reasons"]) for t in message["tracks"])
+    assert "also electronic" in reasons, message["tracks"]

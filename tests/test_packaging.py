@@ -67,5 +67,11 @@ def test_a_wheel_ships_the_model_and_tags_a_file_from_another_folder(tmp_path: P
     tagged = json.loads((elsewhere / "song.json").read_text())
     shipped = json.loads((ROOT / "models" / "genre.json").read_text())
     assert tagged["model"]["sha256"] == shipped["onnx_sha256"]
-    assert tagged["labels"] == shipped["labels"]
+    decision = json.loads((ROOT / "models" / "fusion.json").read_text())  # and the taggers
+    assert tagged["labels"] == decision["labels"] == [*shipped["labels"], "electronic"]
+    assert tagged["model"]["decision"] == "fusion"
+    assert [t["name"] for t in tagged["model"]["taggers"]] == [
+        "musicnn-msd.onnx",
+        "musicnn-mtt.onnx",
+    ]
     assert tagged["segments"]

@@ -18,6 +18,7 @@ from conftest import TRAIN_RATE, render_genre
 from listening import start_listen
 
 from streamer.analysis.model import GenreModel
+from streamer.chain import GenreChain
 from streamer.cli import main
 from streamer.offline.exports import timeline_from_record
 from streamer.offline.tagging import tag_file
@@ -58,7 +59,7 @@ def mix(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_tag_finds_the_sections_of_a_crossfaded_mix(trained: dict[str, Path], mix: Path) -> None:
-    timeline = tag_file(mix, model=GenreModel(trained["onnx"]))
+    timeline = tag_file(mix, chain=GenreChain(GenreModel(trained["onnx"])))
     music = [s for s in timeline.segments if s.state == "music"]
     assert [s.genre for s in music] == list(SECTIONS)
     for segment, true_start in zip(music[1:], (SECTION_SECONDS, 2 * SECTION_SECONDS), strict=True):
@@ -75,7 +76,7 @@ def test_live_engine_on_the_paced_file_gives_the_same_segments(
     process, _ = start_listen(trained["onnx"], {}, "--file", str(mix), "--record", str(record))
     assert process.wait(timeout=60) == 0, process.stderr.read()
     live = timeline_from_record(record).segments
-    offline = tag_file(mix, model=GenreModel(trained["onnx"])).segments
+    offline = tag_file(mix, chain=GenreChain(GenreModel(trained["onnx"]))).segments
     assert [(s.genre, s.state) for s in live] == [(s.genre, s.state) for s in offline]
     for a, b in zip(live, offline, strict=True):
         assert a.start == pytest.approx(b.start, abs=1e-3)  # the record keeps milliseconds
@@ -273,6 +274,6 @@ def test_the_json_marks_the_silent_hops_beside_the_raw_probabilities(
     assert len(hops["level_dbfs"]) == len(hops["silent"]) == len(hops["times"])
     assert hops["silent"] == [level < -50 for level in hops["level_dbfs"]]
     assert 0 < sum(hops["silent"]) < len(hops["silent"])
-    timeline = tag_file(path, model=GenreModel(trained["onnx"]))
+    timeline = tag_file(path, chain=GenreChain(GenreModel(trained["onnx"])))
     raw = np.round(timeline.probabilities.astype(np.float64), 4)  # the model's own output
     assert hops["probabilities"] == raw.tolist()

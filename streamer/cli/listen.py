@@ -11,6 +11,7 @@ from streamer.cli.options import (
     add_db_option,
     add_model_option,
     add_recommendation_options,
+    build_chain,
     non_empty,
     number,
     origin,
@@ -118,13 +119,12 @@ def run_listen(args: argparse.Namespace) -> int:
     from streamer.capture.device import DeviceSource
     from streamer.capture.file import FileSource
     from streamer.capture.source import AudioSource
-    from streamer.chain import GenreChain
     from streamer.live.session import LiveSession
     from streamer.outlets.access import AccessPolicy, is_loopback, new_token
 
     model = GenreModel(args.model)
     rate = model.spec.sample_rate
-    chain = GenreChain(model, hop_seconds=args.hop, smoothing=smoothing_config(args))
+    chain = build_chain(model, args)
     source: AudioSource
     if args.file:
         source = FileSource(args.file, sample_rate=rate, realtime=not args.fast)
@@ -142,6 +142,7 @@ def run_listen(args: argparse.Namespace) -> int:
         recommender = LiveRecommender(
             session, sample_rate=rate, hop_seconds=chain.analyzer.hop_seconds,
             smoothing=smoothing_config(args),
+            tag_labels=() if chain.tagger is None else chain.tagger.labels,
         )  # fmt: skip
     token = args.token
     if token is None and not is_loopback(args.host):

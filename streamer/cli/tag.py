@@ -14,9 +14,9 @@ from streamer.cli.options import (
     add_model_option,
     add_progress_option,
     batch_summary,
+    build_chain,
     export_formats,
     positive_int,
-    smoothing_config,
     write_outputs,
 )
 from streamer.errors import StreamerError, failure_reason
@@ -69,7 +69,7 @@ def run_tag(args: argparse.Namespace) -> int:
     from streamer.progress import progress_bar, say
 
     formats = export_formats(args)
-    model = GenreModel(args.model)
+    chain = build_chain(GenreModel(args.model), args)
     failed: list[tuple[Path, str]] = []
     with progress_bar(show=args.progress) as bar, live_thread_limits():
         for path in args.files:
@@ -83,10 +83,7 @@ def run_tag(args: argparse.Namespace) -> int:
                 bar.update(task, completed=done, total=total, rate=f"{speed:.0f}x real time")
 
             try:
-                timeline = tag_file(
-                    path, model=model, hop_seconds=args.hop, smoothing=smoothing_config(args),
-                    progress=progress,
-                )  # fmt: skip
+                timeline = tag_file(path, chain=chain, progress=progress)
                 if timeline.invalid_samples:
                     say(f"streamer: warning: {path}: {timeline.invalid_samples} samples were "
                         "NaN, infinite or beyond ±1000 and were analysed as silence")  # fmt: skip

@@ -397,11 +397,17 @@ class Session:
         probabilities: np.ndarray,
         *,
         descriptor_vector: np.ndarray | None = None,
+        tag_embedding: np.ndarray | None = None,
+        tag_labels: Iterable[str] | None = None,
         basis: Basis = Basis(),
     ) -> tuple[list[Recommendation], tuple[LibraryTrack, float] | None]:
-        """Recommendations for the audio heard, and the library track playing (if any)."""
+        """Recommendations for the audio heard, and the library track playing (if any);
+        `tag_embedding` and `tag_labels`: musicnn's view of it, as `Library.query` takes."""
         playing = self.library.now_playing(embedding)
-        query = self.library.query(embedding, probabilities, descriptor_vector)
+        query = self.library.query(
+            embedding, probabilities, descriptor_vector,
+            tag_embedding=tag_embedding, tag_labels=tag_labels,
+        )  # fmt: skip
         if self.liked:
             liked = np.mean([self.library.vector(i) for i in self.liked], axis=0)
             query = unit_rows((1 - LIKE_WEIGHT) * query + LIKE_WEIGHT * unit_rows(liked))

@@ -205,7 +205,7 @@ class Engine:
         if update.closed is not None:
             self._emit(segment_to_message(update.closed))
         if self.recommender is not None:
-            self.recommender.hop(hop, update)
+            self.recommender.hop(hop, update, tracked.tags)
         labels = self.chain.tracker.labels
         self._emit(
             protocol.update_message(
@@ -216,6 +216,7 @@ class Engine:
                 state=update.state,
                 level_dbfs=hop.level_dbfs,
                 segment_start=update.segment_start,
+                tags=self.chain.descriptors(tracked),
             )
         )
         # Audio-to-broadcast latency: what still waited in the capture buffer when this

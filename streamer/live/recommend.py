@@ -13,9 +13,11 @@ same queue and is answered with a fresh list at once.
 
 from __future__ import annotations
 
+import collections
+import math
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +25,9 @@ import numpy as np
 
 from streamer.analysis.describe import describe
 from streamer.analysis.hops import Hop
-from streamer.library.recommend import Basis, Session
+from streamer.analysis.tagger import TagHop
+from streamer.library.indexer import pooled
+from streamer.library.recommend import Basis, Session, confident_descriptors
 from streamer.outlets import protocol
 from streamer.tracking import DEFAULT_SMOOTHING, SmoothingConfig, TrackerUpdate
 
@@ -37,6 +41,11 @@ class _Snapshot:
     embedding: np.ndarray
     probabilities: np.ndarray
     genre: str | None
+    tag_hops: tuple[TagHop, ...]  # musicnn's recent music patches (for its embedding, tags)
+
+
+TAG_HOP_SECONDS = 2.992
+"""musicnn's cadence (`TagAnalyzer`): the tag hops that fall in `embedding_seconds`."""
 
 
 class LiveRecommender:
@@ -72,8 +81,13 @@ class LiveRecommender:
         context_seconds: float = 15.0,
         embedding_seconds: float = 10.0,
         smoothing: SmoothingConfig = DEFAULT_SMOOTHING,
+        tag_labels: Sequence[str] = (),
     ) -> None:
         self.session = session
+        self.tag_labels = tuple(tag_labels)
+        self._tag_hops: collections.deque[TagHop] = collections.deque(
+            maxlen=max(1, math.ceil(embedding_seconds / TAG_HOP_SECONDS))
+        )
         self.smoothing = smoothing
         self.sample_rate = sample_rate
         self.every_seconds = every_seconds
@@ -104,8 +118,9 @@ class LiveRecommender:
         self._ring[: len(samples) - head] = samples[head:]
         self._written += len(samples)
 
-    def hop(self, hop: Hop, update: TrackerUpdate) -> None:
-        """Take a hop; start a new round when a segment closed, a list when one is due.
+    def hop(self, hop: Hop, update: TrackerUpdate, tags: TagHop | None = None) -> None:
+        """Take a hop (and the tag hop the chain gave with it); start a new round when a
+        segment closed, a list when one is due.
 
         Only music hops are kept for "now": the model's guess on a quiet one (a pause) is
         no evidence, as for the tracker and the library.
@@ -115,6 +130,8 @@ class LiveRecommender:
             self._embeddings[row] = hop.embedding
             self._probabilities[row] = hop.probabilities
             self._hops += 1
+            if tags is not None and (not self._tag_hops or self._tag_hops[-1].index != tags.index):
+                self._tag_hops.append(tags)
         if update.closed is not None:
             self._offer(self.session.new_round)
         heard = self._written / self.sample_rate
@@ -133,6 +150,7 @@ class LiveRecommender:
             embedding=self._embeddings[:filled].mean(axis=0),
             probabilities=self._probabilities[:filled].mean(axis=0),
             genre=update.top,
+            tag_hops=tuple(self._tag_hops),
         )
         self._offer(lambda: self._recommend(snapshot))
 
@@ -197,11 +215,21 @@ class LiveRecommender:
     def _recommend(self, snapshot: _Snapshot) -> None:
         self._last = snapshot
         described = describe(snapshot.audio, sample_rate=self.sample_rate)
-        basis = Basis(genre=snapshot.genre, tempo=described.tempo_bpm, key=described.key)
+        tag_embedding, tags = None, None
+        if snapshot.tag_hops and self.tag_labels:
+            embeddings = [t.embedding for t in snapshot.tag_hops]
+            tag_embedding = pooled(embeddings, width=len(embeddings[0]))
+            tags = np.mean([t.tags for t in snapshot.tag_hops], axis=0)
+        basis = Basis(
+            genre=snapshot.genre, tempo=described.tempo_bpm, key=described.key,
+            descriptors=confident_descriptors(tags, self.tag_labels or None),
+        )  # fmt: skip
         found, playing = self.session.recommend(
             snapshot.embedding,
             snapshot.probabilities,
             descriptor_vector=described.vector(),
+            tag_embedding=tag_embedding,
+            tag_labels=self.tag_labels or None,
             basis=basis,
         )
         now_playing = None

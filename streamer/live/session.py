@@ -105,8 +105,12 @@ class LiveSession:
     def hello(self) -> dict[str, Any]:
         """The first message every client, the view and stdout get."""
         return protocol.hello_message(
-            labels=self.model.labels,
-            model={"name": self.model.path.name, "sha256": self.model.info.sha256},
+            labels=self.chain.labels,
+            model={
+                "name": self.model.path.name,
+                "sha256": self.model.info.sha256,
+                **self.chain.description(),
+            },
             features=self.model.spec.to_dict(),
             hop_seconds=self.chain.analyzer.hop_seconds,
             window_seconds=self.chain.analyzer.window_seconds,

@@ -17,11 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from streamer.analysis.model import GenreModel
 from streamer.capture.file import FileSource
-from streamer.chain import GenreChain
+from streamer.chain import GenreChain, TrackedHop
 from streamer.offline.exports import Timeline
-from streamer.tracking import DEFAULT_SMOOTHING, SmoothingConfig
 
 BLOCK_SECONDS = 30.0
 """Audio decoded and analysed at once: 60 patches at a 0.5 s hop, and a few megabytes of
@@ -31,18 +29,19 @@ samples."""
 def tag_file(
     path: Path,
     *,
-    model: GenreModel,
-    hop_seconds: float = 0.5,
-    smoothing: SmoothingConfig = DEFAULT_SMOOTHING,
+    chain: GenreChain,
     progress: Callable[[float, float], None] = lambda done, total: None,
+    on_hop: Callable[[TrackedHop], None] = lambda tracked: None,
 ) -> Timeline:
-    """Tag one recording; `progress` gets seconds done and in all, after each block.
+    """Tag one recording with `chain` (reset first); `progress` gets seconds done and in
+    all after each block, `on_hop` every hop as the chain gives it.
 
     NaN, infinite or absurd (beyond ±1000) samples are analysed as zeros and counted in
     the timeline's `invalid_samples`, for the caller to report. Raises `StreamerError`
     (one line) for a file that cannot be decoded or holds less than one patch of audio.
     """
-    chain = GenreChain(model, hop_seconds=hop_seconds, smoothing=smoothing)
+    chain.reset()
+    model = chain.analyzer.model
     times: list[float] = []
     probabilities: list[np.ndarray] = []
     levels: list[float] = []
@@ -52,22 +51,24 @@ def tag_file(
         while (block := source.read()) is not None:
             for tracked in chain.push(block):
                 times.append(tracked.hop.time)
-                probabilities.append(tracked.hop.probabilities)
+                probabilities.append(tracked.probabilities)
                 levels.append(tracked.hop.level_dbfs)
+                on_hop(tracked)
             progress(chain.seconds, source.duration)
     if not times:  # not one patch heard: nothing to tag, which the user must hear
         raise chain.analyzer.too_short(path, seconds=chain.seconds)
     chain.finish()
+    quiet = chain.tracker.config.quiet(np.asarray(levels, dtype=np.float64))
     return Timeline(
         source=str(path),
-        labels=list(model.labels),
+        labels=list(chain.labels),
         duration=chain.seconds,
         segments=list(chain.segments),
         hop_seconds=chain.analyzer.hop_seconds,
         times=np.asarray(times, dtype=np.float64),
         probabilities=np.stack(probabilities),
-        model={"name": model.path.name, "sha256": model.info.sha256},
+        model={"name": model.path.name, "sha256": model.info.sha256, **chain.description()},
         levels_dbfs=np.asarray(levels, dtype=np.float64),
-        silent=smoothing.quiet(np.asarray(levels, dtype=np.float64)),
+        silent=quiet,
         invalid_samples=source.invalid_samples,
     )
