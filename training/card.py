@@ -65,6 +65,11 @@ def render_card(onnx_path: Path, *, images: list[str]) -> str:
         "Metadata (labels, features, metrics, provenance, sha256): "
         f"`{metadata_path(onnx_path).name}`.",
         "",
+        "What `streamer listen` and `streamer tag` show by default is not this model alone but "
+        "one decision from it and musicnn's taggers, which were trained on real recordings: "
+        "`fusion.md` gives that decision's figures on real recordings beside the synthetic "
+        "ones below.",
+        "",
         "## Figures on the held-out test split",
         "",
         f"Test side: {split['test_tracks']} clips of {split['test_groups']} groups "

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from streamer.analysis.model import DEFAULT_MODEL
 from streamer.cli.options import Parser, number, positive_float, positive_int
 from streamer.errors import StreamerError, run_command
 
@@ -150,6 +152,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--models", nargs="+", choices=list(TAGGERS), default=list(TAGGERS),
         help="which taggers (default: both)",
     )  # fmt: skip
+
+    fusion = commands.add_parser(
+        "fusion", help="choose the genre decision from the CNN and the tags, on real audio",
+        description="Run every clip of the real development set and of a synthetic held-out "
+        "manifest through streamer tag's chain (the genre CNN and musicnn's shipped taggers), "
+        "choose the decision's few numbers by cross-validation over the real set's tracks, "
+        "guarded by the synthetic split, and write them with their figures.",
+    )  # fmt: skip
+    fusion.add_argument(
+        "--realset", type=Path, required=True, metavar="DIR",
+        help="the folder ../shared/realset/build.sh made (manifest.csv, clips/)",
+    )  # fmt: skip
+    fusion.add_argument(
+        "--synthetic", type=Path, required=True, metavar="MANIFEST",
+        help="a corpus manifest of held-out clips (streamer-train corpus ... held_out=1)",
+    )  # fmt: skip
+    fusion.add_argument(
+        "--out", type=Path, default=Path("models/fusion.json"),
+        help="the fusion file (default: %(default)s)",
+    )  # fmt: skip
+    fusion.add_argument(
+        "--model", type=Path, default=DEFAULT_MODEL, help="the genre CNN (default: shipped)"
+    )
+    fusion.add_argument("--folds", type=positive_int, default=5, help="default: %(default)s")
+    fusion.add_argument("--seed", type=int, default=0, help="folds' seed (default: 0)")
     return parser
 
 
@@ -194,6 +221,8 @@ def run(args: argparse.Namespace) -> int:
         pipeline.evaluate(args.run, cache_root=args.cache)
     elif args.command == "musicnn":
         report_musicnn(args)
+    elif args.command == "fusion":
+        report_fusion(args)
     else:
         out = args.out or args.run / "export" / "genre.onnx"
         difference = pipeline.export(args.run, out)
@@ -220,6 +249,38 @@ def report_musicnn(args: argparse.Namespace) -> None:
             f"max abs difference {figures})"
         )
     print(f"wrote {args.out / LICENCE_FILE} ({seconds:.1f} s in all)")
+
+
+def report_fusion(args: argparse.Namespace) -> None:
+    from streamer.progress import progress_bar
+    from training.fusion import run_fusion
+
+    with progress_bar(show=None) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(f"{stage} clips", total=total, rate="")
+            bar.update(tasks[stage], completed=done)
+
+        fusion, figures = run_fusion(
+            realset=args.realset, synthetic=args.synthetic, out=args.out, model=args.model,
+            folds=args.folds, seed=args.seed, progress=progress,
+        )  # fmt: skip
+    real, guard = figures["real"], figures["synthetic"]
+    low, high = real["nested_top1_interval"]
+    print(
+        f"wrote {args.out}: cnn_weight {fusion.cnn_weight}, sharpness {fusion.sharpness}, "
+        f"missing_cnn {fusion.missing_cnn}, missing_tags {fusion.missing_tags}\n"
+        f"real set ({real['clips']} clips of {real['tracks']} tracks, {real['folds']}-fold "
+        f"nested cross-validation over tracks): top-1 {real['nested_top1']:.1%} "
+        f"({low:.1%} to {high:.1%}), top-2 {real['nested_top2']:.1%}; the CNN alone "
+        f"{real['cnn_alone_top1']:.1%} / {real['cnn_alone_top2']:.1%}\n"
+        f"synthetic held-out ({guard['clips']} clips): {guard['fused_track_accuracy']:.1%}, "
+        f"the CNN alone {guard['cnn_alone_track_accuracy']:.1%}"
+    )
+    for genre, (right, clips) in real["nested_per_genre"].items():
+        print(f"  {genre:16} {right:3} of {clips:3}")
 
 
 if __name__ == "__main__":
