@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from training import corpus
-from training.grooves import GENRES, MMA_FAMILIES, families
+from training.grooves import GENRES, GTZAN_GENRES, MMA_FAMILIES, families, synth_class
 from training.progressions import bar_line, chord_name
 
 # The test command installs these (Debian mma, timgm6mb-soundfont; tinysoundfont, music21):
@@ -178,9 +179,65 @@ def test_progressions_are_spelled_in_key() -> None:
 def test_cli_help_teaches_and_list_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
     help_text = corpus.build_parser().format_help()
     assert "examples:" in help_text and "--clips-per-genre" in help_text
+    assert "--genres all" in help_text and "electronic" in help_text
     assert corpus.main(["--list", "--genres", "reggae"]) == 0
     printed = capsys.readouterr().out
-    assert "reggae (" in printed and "zoom/REGG01" in printed
+    assert "reggae (" in printed and "zoom/REGG01" in printed and "electronic" not in printed
+    assert corpus.main(["--list"]) == 0  # the whole table, electronic included
+    printed = capsys.readouterr().out
+    assert all(f"{genre} (" in printed for genre in GENRES)
+    assert all(name in printed for name in ("casio/Trance1", "zoom/DnB01", "casio/Techno"))
+    assert corpus.build_parser().parse_args(["out", "--genres", "all"]).genres == list(GENRES)
+
+
+# sha256 over a corpus (every file's relative path, then its bytes, in path order) made by the
+# call in the test below, computed with the corpus code as it was before `electronic` was added
+# (commit e9d4eb1, Debian MMA 21.09, TimGM6mb.sf2, tinysoundfont as pinned). A regression guard:
+# a change that alters any clip of the ten genres, or adds a genre to the default, changes it.
+TEN_GENRES_SHA256 = "a6df1cc4e62b4fa4c1fd86143a7042ac208eb0147cd51b34ba79b13285855527"
+
+
+def test_the_ten_genres_clips_are_unchanged_and_the_default(tmp_path: Path) -> None:
+    groups = [f.name for f in MMA_FAMILIES if f.genre in GTZAN_GENRES]  # music21 is slow
+    corpus.generate_corpus(tmp_path, clips_per_genre=2, clip_seconds=2.0, groups=groups,
+                           soundfonts=[TIMGM], seed=2026, workers=1, progress=False)  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == sorted(GTZAN_GENRES)
+    digest = hashlib.sha256()
+    for path in sorted(tmp_path.rglob("*.*")):
+        digest.update(path.relative_to(tmp_path).as_posix().encode())
+        digest.update(path.read_bytes())
+    assert digest.hexdigest() == TEN_GENRES_SHA256
+
+
+def test_electronic_clip_renders_and_is_labelled(tmp_path: Path) -> None:
+    summary = corpus.generate_corpus(
+        tmp_path, **{**SMALL, "genres": ["electronic"], "clips_per_genre": 1}, seed=7, workers=1
+    )
+    (row,) = _rows(tmp_path)
+    assert summary.clips == 1 and row["label"] == "electronic"
+    assert row["path"] == "electronic/electronic.00000.wav"
+    assert row["group"] in {f.name for f in families("electronic")}
+    assert row["drum_kit"] in {"24", "25"}  # Electronic and TR-808 kits
+    assert 80 <= int(row["tempo"]) <= 176 and row["key"].endswith(("major", "minor"))
+    audio, _ = sf.read(tmp_path / row["path"])
+    assert _rms_dbfs(audio) > -30
+
+
+def test_electronic_grooves_play_only_synthesizers() -> None:
+    from training.render import channel_programs
+
+    synths = {p for program in range(128) for p in synth_class(program)}
+    assert synths == {38, 39, *range(80, 104)}  # synth basses, leads, pads, effects
+    job = corpus.ClipJob("electronic", 0, 7, (TIMGM,), 2.0, 22050, Path("."), "PCM_16",
+                         Path("."), None, 1)  # fmt: skip
+    # Grooves written for piano, electric piano, organ, guitar, flute, acoustic bass...
+    for name in ("casio/LatinHouse", "casio/Ambient2", "casio/Ambient3", "stdlib/Trance"):
+        (family,) = [f for f in families("electronic") if f.name == name]
+        for attempt in range(3):
+            events, mix, _ = corpus._mma_clip(family, job, corpus._rng(7, attempt))
+            used = {p for programs in channel_programs(events).values() for p in programs}
+            assert used - synths, name  # ...so the voicing below has work to do
+            assert {mix.programs.get(p, p) for p in used} <= synths, name
 
 
 def test_unknown_genre_and_missing_soundfont_are_clear_errors(tmp_path: Path) -> None:

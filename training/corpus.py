@@ -8,6 +8,11 @@ and mix. Every clip is a pure function of (seed, genre, clip index), so the same
 give byte-identical files whatever the worker count, and a subset of genres gives the same
 clips as the full run.
 
+By default the corpus holds the ten GTZAN genres, the shipped model's labels. An eleventh,
+``electronic`` (house, techno, trance, electronica, drum and bass, voiced only with synthesizers),
+is rendered when asked for (``genres=GENRES``, ``--genres all`` or a list naming it); it comes
+last in ``GENRES``, so adding it changes none of the ten genres' clips.
+
 Output: ``OUT/<genre>/<genre>.<index>.wav`` (mono) and ``OUT/manifest.csv``.
 """
 
@@ -37,11 +42,14 @@ from training.grooves import (
     DRUM_KITS,
     ENSEMBLES,
     GENRES,
+    GTZAN_GENRES,
     SWAP_CLASSES,
+    SYNTH_GENRES,
     Family,
     MmaFamily,
     ScoreFamily,
     families,
+    synth_class,
 )
 from training.progressions import PROGRESSIONS, chart, is_minor, key_name
 from training.render import DRUM_CHANNEL, Mix, SoundFontBank, channel_programs, duration, load_midi
@@ -174,6 +182,18 @@ def _program_swaps(rng: np.random.Generator, used: Iterable[int]) -> dict[int, i
     return swaps
 
 
+def _synth_voices(rng: np.random.Generator, used: Iterable[int]) -> dict[int, int]:
+    """Program changes that leave only synthesizers: a program outside its synth class is
+    replaced by one of it, one inside is swapped within it as often as ``_program_swaps``
+    swaps, so electronic clips never play a groove's piano or guitar."""
+    voices = {}
+    for program in sorted(set(used)):
+        synths = synth_class(program)
+        if program not in synths or rng.random() < SWAP_PROBABILITY:
+            voices[program] = int(rng.choice(synths))
+    return voices
+
+
 def _mma_clip(
     family: MmaFamily, job: ClipJob, rng: np.random.Generator
 ) -> tuple[list[Event], Mix, dict[str, object]]:
@@ -205,8 +225,9 @@ def _mma_clip(
     except mma.MmaError as exc:
         raise ClipFailure(f"{groove}: {exc}") from None
     used = [p for programs in channel_programs(events).values() for p in programs]
+    swaps = _synth_voices if job.genre in SYNTH_GENRES else _program_swaps
     mix = Mix(
-        programs=_program_swaps(rng, used),
+        programs=swaps(rng, used),
         gains_db=_mix_levels(rng),
         drum_kit=int(rng.choice(DRUM_KITS[job.genre])),
         drop_drums=family.strip_drums,
@@ -406,7 +427,7 @@ class _Progress:
 def generate_corpus(
     out_dir: Path | str,
     *,
-    genres: Sequence[str] = GENRES,
+    genres: Sequence[str] = GTZAN_GENRES,
     clips_per_genre: int = 100,
     clip_seconds: float = 30.0,
     soundfonts: Sequence[Path | str] | None = None,
@@ -423,6 +444,7 @@ def generate_corpus(
 ) -> CorpusSummary:
     """Render ``clips_per_genre`` clips for each genre into ``out_dir`` and write its manifest.
 
+    ``genres`` defaults to the ten GTZAN genres; pass ``GENRES`` to add ``electronic``.
     ``soundfonts`` defaults to every installed Debian GM soundfont; ``groups`` restricts every
     genre to the named families (see ``--list``); ``cache_dir`` holds music21 exports.
 
@@ -533,12 +555,19 @@ examples:
   # only some groove families (names as printed by --list), e.g. to audition them
   python -m training.corpus /tmp/swing --genres jazz --groups stdlib/Swing,casio/Swing
 
-  # the curated genre -> groove-family table
+  # the eleventh genre, electronic (synthesizers only), beside the default ten
+  python -m training.corpus corpus11 --genres all --clips-per-genre 100
+
+  # the curated genre -> groove-family table, electronic included
   python -m training.corpus --list
 
 Every clip is a pure function of --seed, its genre and its index: rerunning with the same
 arguments rewrites byte-identical files whatever --workers is, and a subset of --genres
-gives the same clips as the full run. The manifest's `group` column is the groove family
+gives the same clips as the full run. Without --genres the corpus holds the ten GTZAN genres
+(the shipped model's labels); `electronic` (house, techno, trance, electronica, drum and bass,
+voiced with synth basses, leads, pads and effects) is made only when --genres names it or says
+`all`, so the default recipe, and every clip of the ten, stays as it was. The manifest records
+each clip's tempo and key. The manifest's `group` column is the groove family
 (or music21/<composer>): hold out whole groups to measure generalisation to unseen grooves,
 and the `soundfont` column to measure it across timbres.
 
@@ -552,6 +581,11 @@ packages tinysoundfont and, for classical scores, music21 (exports are cached in
 
 def _comma_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _genre_list(text: str) -> list[str]:
+    """``--genres``: a comma-separated list, or ``all`` for every genre, electronic included."""
+    return list(GENRES) if text.strip().lower() == "all" else _comma_list(text)
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -568,9 +602,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("out", nargs="?", type=Path, help="output folder (created if missing)")
     parser.add_argument(
         "--genres",
-        type=_comma_list,
-        default=list(GENRES),
-        help="comma-separated genres (default: all ten GTZAN genres)",
+        type=_genre_list,
+        default=None,
+        help=f"comma-separated genres from {', '.join(GENRES)}, or `all` (default: the ten "
+        "GTZAN genres, without electronic; --list shows all)",
     )
     parser.add_argument(
         "--clips-per-genre", type=int, default=100, metavar="N", help="default: %(default)s"
@@ -638,14 +673,14 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 def run(args: argparse.Namespace) -> int:
     """Execute parsed arguments; separate from ``main`` so a parent CLI can dispatch here."""
     if args.list:
-        print(describe_families(args.genres))
+        print(describe_families(args.genres or GENRES))
         return 0
     if args.out is None:
         print("error: give an output folder (or --list)")
         return 2
     summary = generate_corpus(
         args.out,
-        genres=args.genres,
+        genres=args.genres or GTZAN_GENRES,
         clips_per_genre=args.clips_per_genre,
         clip_seconds=args.seconds,
         soundfonts=args.soundfonts,

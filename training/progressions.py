@@ -92,6 +92,14 @@ PROGRESSIONS: dict[str, tuple[str, ...]] = {
         "I bIII IV I",
         "I I IV IV I I V IV",
     ),
+    "electronic": (
+        "i7 i7 i7 i7",  # one-chord techno vamp
+        "i bVI bVII i",
+        "i bVI bIII bVII",  # the "epic" trance loop, in minor
+        "i iv i iv",
+        "i9 i9 iv9 iv9",  # deep house
+        "i bVII bVI bVII",
+    ),
 }
 
 _NOTE_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
