@@ -48,6 +48,7 @@ from _models import bench_model, keras_twin
 
 from streamer.analysis.features import BatchExtractor
 from streamer.analysis.model import GenreModel
+from streamer.analysis.tagger import TagModel, shipped_tagger_paths
 from streamer.capture.file import FileSource
 from streamer.chain import GenreChain
 from streamer.live.engine import Engine
@@ -55,7 +56,7 @@ from streamer.outlets import protocol
 from streamer.outlets.server import BroadcastServer, ServerThread
 
 GOAL_P99_MS = 20.0
-GOAL_CPU_PERCENT = 2.0
+GOAL_CPU_PERCENT = 5.0  # with both networks (issue 16; the CNN alone was held to 2 %)
 GOAL_STARTUP_S = 1.5
 
 
@@ -107,11 +108,14 @@ class PathRun:
         return 100 * self.cpu / self.audio
 
 
-def run_live(model: GenreModel, wav: Path, *, hop: float, block: float) -> PathRun:
-    """The real engine with a websocket server as its sink; timed by wrapping both ends."""
+def run_live(
+    model: GenreModel, wav: Path, *, hop: float, block: float, taggers: list[TagModel]
+) -> PathRun:
+    """The real engine with a websocket server as its sink; timed by wrapping both ends.
+    With `taggers`, musicnn runs beside the CNN (every 3 s), as `streamer listen` does."""
     spec = model.spec
     source = FileSource(wav, sample_rate=spec.sample_rate, realtime=False, block_seconds=block)
-    chain = GenreChain(model, hop_seconds=hop)
+    chain = GenreChain(model, taggers=taggers, hop_seconds=hop)
     analyzer = chain.analyzer
 
     def hello() -> dict[str, Any]:
@@ -330,7 +334,9 @@ def main() -> None:
             wav, music_like(args.seconds, args.rate, np.random.default_rng(0)), args.rate
         )
 
-        live = run_live(model, wav, hop=args.hop, block=args.block)
+        alone = run_live(model, wav, hop=args.hop, block=args.block, taggers=[])
+        taggers = [TagModel(path) for path in shipped_tagger_paths()]
+        live = run_live(model, wav, hop=args.hop, block=args.block, taggers=taggers)
 
         with pulse.null_sink_daemon() as pulse_vars:
             env = {**env, **pulse_vars}
@@ -382,9 +388,12 @@ def main() -> None:
     print(f"   goal p99 < {GOAL_P99_MS:g} ms: {met(p99 < GOAL_P99_MS)}")
     print()
     print("2. CPU time per second of audio (process_time, all threads)")
-    print(f"   live engine:             {1e3 * live.cpu / live.audio:6.2f} ms/s = "
+    print(f"   live engine, both networks: {1e3 * live.cpu / live.audio:6.2f} ms/s = "
           f"{live.cpu_percent:5.2f} % of one core (wall {live.wall:.2f} s for "
           f"{live.audio:g} s)")  # fmt: skip
+    print(f"   the CNN alone (--no-tagger): {1e3 * alone.cpu / alone.audio:6.2f} ms/s = "
+          f"{alone.cpu_percent:5.2f} % of one core; musicnn's two taggers add "
+          f"{live.cpu_percent - alone.cpu_percent:.2f} %")  # fmt: skip
     print(f"   naive librosa+Keras:     {1e3 * naive.cpu / naive.audio:6.2f} ms/s = "
           f"{naive.cpu_percent:5.2f} % of one core (baseline, {naive.audio:g} s)")  # fmt: skip
     print(f"   ratio naive / live:      {naive.cpu_percent / live.cpu_percent:.1f}x")
