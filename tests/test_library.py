@@ -506,3 +506,26 @@ def test_live_recommendations_hear_musicnn_too(indexed: dict[str, Path]) -> None
     (message,) = recommender.ready()
     reasons = " ".join(" ".join(t["reasons"]) for t in message["tracks"])
     assert "also electronic" in reasons, message["tracks"]
+
+
+def test_with_the_shipped_models_a_track_gets_the_decisions_genres(tmp_path: Path) -> None:
+    """The shipped CNN's library tracks are described by the decision `streamer tag` makes,
+    over its genres (electronic too); another model's by that model alone."""
+    from streamer.analysis.fusion import shipped_fusion
+    from streamer.analysis.model import DEFAULT_MODEL, GenreModel
+    from streamer.cli.options import model_labels
+    from streamer.library.indexer import analyse_file, load_taggers
+
+    path = tmp_path / "noise.flac"
+    soundfile.write(path, render_genre("noise", np.random.default_rng(3), 9.0), TRAIN_RATE)
+    model, taggers = GenreModel(), load_taggers()
+    fusion = shipped_fusion(model.labels)
+    assert fusion is not None
+    decided = analyse_file(path, model, taggers=taggers, fusion=fusion)
+    alone = analyse_file(path, model, taggers=taggers)
+    assert decided.labels == list(fusion.labels) == [*model.labels, "electronic"]
+    assert alone.labels == list(model.labels)
+    assert decided.probabilities.sum() == pytest.approx(1.0)
+    assert decided.probabilities[-1] > 0.1 > alone.probabilities.sum() - 1.0  # tags heard
+    assert decided.taggers_sha256 != alone.taggers_sha256  # a new decision re-analyses
+    assert model_labels(DEFAULT_MODEL) == fusion.labels  # so --genre electronic is valid

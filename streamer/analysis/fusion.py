@@ -18,6 +18,7 @@ tracks, with the synthetic held-out split as a guard, and writes ``models/fusion
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,13 @@ import numpy as np
 from streamer.errors import StreamerError
 
 FUSION_FORMAT = "streamer-fusion"
+
+
+def shipped_fusion(cnn_labels: Sequence[str]) -> GenreFusion | None:
+    """The shipped decision, if it was made for a CNN of `cnn_labels` (the shipped CNN);
+    None for another model, which then decides alone."""
+    fusion = GenreFusion.load(shipped_fusion_path())
+    return fusion if fusion.fits(cnn_labels) else None
 
 
 def shipped_fusion_path() -> Path:
@@ -143,6 +151,12 @@ class GenreFusion:
         decided: np.ndarray = np.where(tagged[:, None], fused, from_cnn)
         return decided
 
+    @property
+    def sha256(self) -> str:
+        """A digest of the numbers and labels (not of the provenance): what decides."""
+        deciding = {k: v for k, v in self.to_dict().items() if k != "provenance"}
+        return hashlib.sha256(json.dumps(deciding, sort_keys=True).encode()).hexdigest()
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": FUSION_FORMAT,
@@ -182,6 +196,10 @@ class GenreFusion:
             raise StreamerError(f"{path}: no such fusion file: {redo}") from None
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise StreamerError(f"{path}: invalid fusion file ({error}): {redo}") from None
+
+    def fits(self, cnn_labels: Sequence[str]) -> bool:
+        """Whether the numbers were chosen for a CNN of these labels."""
+        return tuple(cnn_labels) == self.cnn_labels
 
     def check(self, *, cnn_labels: Sequence[str], tag_labels: Sequence[str]) -> None:
         """Refuse to decide from networks other than the ones the numbers were chosen for."""

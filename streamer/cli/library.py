@@ -109,6 +109,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from streamer.analysis.describe import camelot
+    from streamer.analysis.fusion import shipped_fusion
     from streamer.analysis.model import GenreModel
     from streamer.library.indexer import analyse_file, load_taggers
     from streamer.library.recommend import Basis, Library, confident_descriptors
@@ -123,9 +124,11 @@ def run_recommend(args: argparse.Namespace) -> int:
         title = f"like {found.name} (library track {found.id})"
     elif Path(args.track).exists():  # a folder or a pipe too: opening it says what is wrong
         model = GenreModel(args.model)
-        if list(model.labels) != library.labels:
+        fusion = shipped_fusion(model.labels)
+        if list(model.labels if fusion is None else fusion.labels) != library.labels:
             raise StreamerError(f"{args.db}: indexed with another model than {args.model}")
-        record = analyse_file(Path(args.track).resolve(), model, taggers=load_taggers())
+        audio = Path(args.track).resolve()
+        record = analyse_file(audio, model, taggers=load_taggers(), fusion=fusion)
         query = library.query(
             record.embedding, record.probabilities, record.descriptor_vector,
             tag_embedding=record.tag_embedding, tag_labels=record.tag_labels,

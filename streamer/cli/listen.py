@@ -137,7 +137,7 @@ def run_listen(args: argparse.Namespace) -> int:
         from streamer.library.recommend import Library, Session
         from streamer.live.recommend import LiveRecommender
 
-        library = Library.open(args.db, labels=model.labels)
+        library = Library.open(args.db, labels=chain.labels)
         session = Session(library, k=args.k, filters=recommendation_filters(args))
         recommender = LiveRecommender(
             session, sample_rate=rate, hop_seconds=chain.analyzer.hop_seconds,

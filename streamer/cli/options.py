@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit
 
 from streamer.analysis.model import DEFAULT_MODEL, metadata_path
+from streamer.errors import StreamerError
 from streamer.files import default_catalogue_path
 from streamer.offline.exports import FORMATS as EXPORT_FORMATS
 from streamer.outlets.server import DEFAULT_PORT
@@ -107,20 +108,17 @@ def build_chain(model: GenreModel, args: argparse.Namespace) -> GenreChain:
     CNN with musicnn's shipped taggers and the shipped decision, unless ``--no-tagger``.
     The decision was chosen for the shipped CNN's labels: with a ``--model`` of other
     labels, that model's genre is the decision and the tags are shown beside it."""
-    from streamer.analysis.fusion import GenreFusion, shipped_fusion_path
+    from streamer.analysis.fusion import shipped_fusion
     from streamer.analysis.tagger import TagModel, shipped_tagger_paths
     from streamer.chain import GenreChain
 
     smoothing = smoothing_config(args)
     if not args.tagger:
         return GenreChain(model, hop_seconds=args.hop, smoothing=smoothing)
-    fusion: GenreFusion | None = GenreFusion.load(shipped_fusion_path())
-    if fusion is not None and fusion.cnn_labels != model.labels:
-        fusion = None  # made for the shipped CNN: another --model decides alone, tags shown
     return GenreChain(
         model,
         taggers=[TagModel(path) for path in shipped_tagger_paths()],
-        fusion=fusion,
+        fusion=shipped_fusion(model.labels),
         hop_seconds=args.hop,
         smoothing=smoothing,
     )
@@ -290,13 +288,22 @@ def websocket_url(text: str) -> str:
 
 @functools.cache
 def model_labels(model: Path) -> tuple[str, ...] | None:
-    """The labels in a model's metadata JSON (no check, no onnxruntime: cheap enough for
-    parsing), or None where it cannot be read (the command then says why)."""
+    """The genres of a model: its metadata's labels (no check, no onnxruntime: cheap enough
+    for parsing), or the shipped decision's where it was made for them; None where the
+    metadata cannot be read (the command then says why)."""
     try:
         labels = json.loads(metadata_path(model).read_text())["labels"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return tuple(str(label) for label in labels) if isinstance(labels, list) else None
+    if not isinstance(labels, list):
+        return None
+    from streamer.analysis.fusion import shipped_fusion
+
+    try:  # the shipped CNN's genres are the decision's, which adds electronic
+        fusion = shipped_fusion([str(label) for label in labels])
+    except StreamerError:
+        fusion = None
+    return tuple(str(label) for label in (labels if fusion is None else fusion.labels))
 
 
 def check_genres(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -32,10 +32,12 @@ from pathlib import Path
 import numpy as np
 
 from streamer.analysis.describe import SECTION_SECONDS, DescriptorAccumulator
+from streamer.analysis.fusion import GenreFusion, shipped_fusion
 from streamer.analysis.hops import HopAnalyzer
-from streamer.analysis.model import GenreModel, file_sha256
+from streamer.analysis.model import GenreModel, file_sha256, read_model_info
 from streamer.analysis.tagger import TagAnalyzer, TagHop, TagModel, shipped_tagger_paths
 from streamer.capture.file import AUDIO_EXTENSIONS, FileSource
+from streamer.chain import TAG_DELAY_SECONDS
 from streamer.errors import StreamerError, failure_reason
 from streamer.library.catalogue import Catalogue, TrackRecord
 from streamer.progress import progress_bar, say
@@ -162,17 +164,19 @@ def plan(
 
 _model: GenreModel | None = None
 _taggers: tuple[TagModel, ...] = ()
+_fusion: GenreFusion | None = None
 
 
 def _start_worker(model_path: str, tagger_paths: tuple[str, ...]) -> None:
     """Worker set-up: the models once, one thread each, Ctrl-C left to the main process."""
-    global _model, _taggers
+    global _model, _taggers, _fusion
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
     _model = GenreModel(model_path, threads=1)
     _taggers = load_taggers([Path(path) for path in tagger_paths])
+    _fusion = shipped_fusion(_model.labels)
 
 
 def load_taggers(paths: Sequence[Path] | None = None) -> tuple[TagModel, ...]:
@@ -181,11 +185,19 @@ def load_taggers(paths: Sequence[Path] | None = None) -> tuple[TagModel, ...]:
     return tuple(TagModel(path) for path in (paths or shipped_tagger_paths()))
 
 
-def analyse_file(path: Path, model: GenreModel, *, taggers: Sequence[TagModel]) -> TrackRecord:
+def analyse_file(
+    path: Path,
+    model: GenreModel,
+    *,
+    taggers: Sequence[TagModel],
+    fusion: GenreFusion | None = None,
+) -> TrackRecord:
     """Analyse one file into a catalogue record; a bad file raises `StreamerError`.
 
     One decode feeds both analyses: the genre model's hops and the taggers' (`TagAnalyzer`,
-    pushed the same blocks).
+    pushed the same blocks). With `fusion`, the genre mixture is the decision's, as
+    `streamer tag` makes it (each hop with the tag hop `GenreChain` would give it), over
+    the decision's labels (``electronic`` too); without, the CNN's own.
 
     Only music counts: a hop that the live tracker would take as quiet
     (`SmoothingConfig.quiet` at the defaults) adds nothing to the genre mixture, the
@@ -201,6 +213,7 @@ def analyse_file(path: Path, model: GenreModel, *, taggers: Sequence[TagModel]) 
     descriptors = DescriptorAccumulator(sample_rate=model.spec.sample_rate)
     probabilities: list[np.ndarray] = []
     embeddings: list[np.ndarray] = []
+    music_times: list[float] = []
     starts: list[float] = []
     hop_times: list[float] = []
     hop_music: list[bool] = []
@@ -217,6 +230,7 @@ def analyse_file(path: Path, model: GenreModel, *, taggers: Sequence[TagModel]) 
                 if hop_music[-1]:
                     probabilities.append(hop.probabilities)
                     embeddings.append(hop.embedding)
+                    music_times.append(hop.time)
                     starts.append(hop.time - analyzer.window_seconds)
     duration = analyzer.samples / model.spec.sample_rate
     if not hop_times:
@@ -235,6 +249,11 @@ def analyse_file(path: Path, model: GenreModel, *, taggers: Sequence[TagModel]) 
     heard = [hop for hop, i in zip(tag_hops, nearest, strict=True) if hop_music[i]]
     tag_width = len(tagging.labels)
     tag_embedding_width = sum(tagger.info.embedding_size for tagger in taggers)
+    labels, mixture = list(model.labels), np.zeros(len(model.labels))
+    if fusion is not None:
+        labels, mixture = list(fusion.labels), np.zeros(len(fusion.labels))
+    if music:
+        mixture = np.mean(_decide(fusion, probabilities, music_times, tag_hops), axis=0)
     tags = read_tags(path)
     return TrackRecord(
         path=path,
@@ -246,20 +265,47 @@ def analyse_file(path: Path, model: GenreModel, *, taggers: Sequence[TagModel]) 
         album=tags.get("album"),
         genre_tag=tags.get("genre"),
         model_sha256=model.info.sha256,
-        labels=list(model.labels),
-        probabilities=np.mean(probabilities, axis=0) if music else np.zeros(len(model.labels)),
+        labels=labels,
+        probabilities=mixture,
         embedding=np.mean(embeddings, axis=0) if music else np.zeros(model.info.embedding_size),
         descriptors=described.to_dict(),
         descriptor_vector=described.vector(),
         key=described.key if music else None,
         tempo=described.tempo_bpm if music else None,
         indexed_at=time.time(),
-        taggers_sha256=joined_sha256(tagger.info.sha256 for tagger in taggers),
+        taggers_sha256=analysis_sha256(taggers, fusion),
         tag_labels=list(tagging.labels),
         tags=np.mean([h.tags for h in heard], axis=0) if heard else np.zeros(tag_width),
         tag_embedding=pooled([h.embedding for h in heard], width=tag_embedding_width),
         sections=sections,
     )
+
+
+def _decide(
+    fusion: GenreFusion | None,
+    probabilities: list[np.ndarray],
+    times: list[float],
+    tag_hops: list[TagHop],
+) -> np.ndarray:
+    """Each music hop's genre: the CNN's, or the decision's from it and the tag hop that
+    ended `TAG_DELAY_SECONDS` or more before it (NaN before the first: the CNN alone)."""
+    cnn = np.asarray(probabilities)
+    if fusion is None:
+        return cnn
+    ends = np.array([hop.time for hop in tag_hops])
+    latest = np.searchsorted(ends, np.asarray(times) - TAG_DELAY_SECONDS, side="right") - 1
+    width = len(fusion.tag_labels)
+    tags = np.stack([tag_hops[i].tags if i >= 0 else np.full(width, np.nan) for i in latest])
+    return fusion.fuse_hops(cnn, tags)
+
+
+def analysis_sha256(taggers: Iterable[TagModel], fusion: GenreFusion | None) -> str:
+    """What a record was analysed with besides the CNN: the taggers and the decision, so
+    that a new decision (a new fusion file) re-analyses the library once."""
+    shas = [tagger.info.sha256 for tagger in taggers]
+    if fusion is not None:
+        shas.append(fusion.sha256)
+    return joined_sha256(shas)
 
 
 def pooled(embeddings: list[np.ndarray], *, width: int) -> np.ndarray:
@@ -301,7 +347,7 @@ def _work(path: Path) -> TrackRecord | str:
     """Worker entry: the record, or the reason the file could not be analysed."""
     assert _model is not None, "worker not started"
     try:
-        return analyse_file(path, _model, taggers=_taggers)
+        return analyse_file(path, _model, taggers=_taggers, fusion=_fusion)
     except Exception as error:  # a decoder crash on one file must not end the run
         return failure_reason(error, path)
 
@@ -329,7 +375,8 @@ def index(
     roots = [Path(root).resolve() for root in roots]
     tagger_paths = tuple(tagger_paths or shipped_tagger_paths())
     sha = file_sha256(model_path)
-    taggers_sha = joined_sha256(file_sha256(path) for path in tagger_paths)
+    fusion = shipped_fusion(read_model_info(model_path).labels)  # as each worker loads it
+    taggers_sha = analysis_sha256(load_taggers(tagger_paths), fusion)
     todo = plan(catalogue, roots, model_sha256=sha, taggers_sha256=taggers_sha)
     report = Report(unchanged=todo.unchanged, ignored=todo.ignored)
     for old, new in todo.moved:
