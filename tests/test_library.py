@@ -453,6 +453,7 @@ def test_silence_is_no_music_in_the_library_and_is_never_recommended(
 def test_live_now_is_described_by_its_music_hops_only(indexed: dict[str, Path]) -> None:
     """The quiet hops of a pause inside a track add nothing to the live query."""
     from streamer.analysis.hops import Hop
+    from streamer.chain import TrackedHop
     from streamer.live.recommend import LiveRecommender
     from streamer.tracking import TrackerUpdate
 
@@ -468,7 +469,8 @@ def test_live_now_is_described_by_its_music_hops_only(indexed: dict[str, Path]) 
             time=time_, probabilities=probabilities, top="tones", confidence=0.9, state="music",
             segment_start=3.0, closed=None,
         )  # fmt: skip
-        recommender.hop(Hop(index, time_, probabilities, embedding, level), update)
+        hop = Hop(index, time_, probabilities, embedding, level)
+        recommender.hop(TrackedHop(hop, update, probabilities))
     recommender._jobs.get_nowait()()  # run the recommender's one job here
     assert recommender._last is not None
     np.testing.assert_allclose(recommender._last.probabilities, music, rtol=1e-6)
@@ -480,6 +482,7 @@ def test_live_recommendations_hear_musicnn_too(indexed: dict[str, Path]) -> None
     noise heard live is explained by the descriptors it shares with the library's noise."""
     from streamer.analysis.hops import Hop
     from streamer.analysis.tagger import TagAnalyzer, TagModel, shipped_tagger_paths
+    from streamer.chain import TrackedHop
     from streamer.live.recommend import LiveRecommender
     from streamer.tracking import TrackerUpdate
 
@@ -500,7 +503,7 @@ def test_live_recommendations_hear_musicnn_too(indexed: dict[str, Path]) -> None
             time=time_, probabilities=noise, top="noise", confidence=0.9, state="music",
             segment_start=3.0, closed=None,
         )  # fmt: skip
-        recommender.hop(Hop(index, time_, noise, embedding, -20.0), update, tags)
+        recommender.hop(TrackedHop(Hop(index, time_, noise, embedding, -20.0), update, noise, tags))
     recommender._jobs.get_nowait()()  # run the recommender's one job here
     assert recommender._last is not None and len(recommender._last.tag_hops) == 1
     (message,) = recommender.ready()

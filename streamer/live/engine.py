@@ -28,7 +28,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
@@ -206,10 +205,7 @@ class Engine:
         if update.closed is not None:
             self._emit(segment_to_message(update.closed))
         if self.recommender is not None:
-            # the decision's mixture, as the library's tracks were described
-            self.recommender.hop(
-                replace(hop, probabilities=tracked.probabilities), update, tracked.tags
-            )
+            self.recommender.hop(tracked)
         labels = self.chain.tracker.labels
         self._emit(
             protocol.update_message(

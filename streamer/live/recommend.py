@@ -14,7 +14,6 @@ same queue and is answered with a fresh list at once.
 from __future__ import annotations
 
 import collections
-import math
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -24,12 +23,12 @@ from typing import Any
 import numpy as np
 
 from streamer.analysis.describe import describe
-from streamer.analysis.hops import Hop
 from streamer.analysis.tagger import TagHop
+from streamer.chain import TrackedHop
 from streamer.library.indexer import pooled
 from streamer.library.recommend import Basis, Session, confident_descriptors
 from streamer.outlets import protocol
-from streamer.tracking import DEFAULT_SMOOTHING, SmoothingConfig, TrackerUpdate
+from streamer.tracking import DEFAULT_SMOOTHING, SmoothingConfig
 
 MIN_AUDIO_SECONDS = 5.0  # less audio gives no usable key or tempo: no recommendation yet
 
@@ -42,10 +41,6 @@ class _Snapshot:
     probabilities: np.ndarray
     genre: str | None
     tag_hops: tuple[TagHop, ...]  # musicnn's recent music patches (for its embedding, tags)
-
-
-TAG_HOP_SECONDS = 2.992
-"""musicnn's cadence (`TagAnalyzer`): the tag hops that fall in `embedding_seconds`."""
 
 
 class LiveRecommender:
@@ -85,9 +80,8 @@ class LiveRecommender:
     ) -> None:
         self.session = session
         self.tag_labels = tuple(tag_labels)
-        self._tag_hops: collections.deque[TagHop] = collections.deque(
-            maxlen=max(1, math.ceil(embedding_seconds / TAG_HOP_SECONDS))
-        )
+        self.embedding_seconds = embedding_seconds
+        self._tag_hops: collections.deque[TagHop] = collections.deque()
         self.smoothing = smoothing
         self.sample_rate = sample_rate
         self.every_seconds = every_seconds
@@ -118,20 +112,25 @@ class LiveRecommender:
         self._ring[: len(samples) - head] = samples[head:]
         self._written += len(samples)
 
-    def hop(self, hop: Hop, update: TrackerUpdate, tags: TagHop | None = None) -> None:
-        """Take a hop (and the tag hop the chain gave with it); start a new round when a
-        segment closed, a list when one is due.
+    def hop(self, tracked: TrackedHop) -> None:
+        """Take a hop of the chain; start a new round when a segment closed, a list when
+        one is due.
 
         Only music hops are kept for "now": the model's guess on a quiet one (a pause) is
-        no evidence, as for the tracker and the library.
+        no evidence, as for the tracker and the library. "Now" is the CNN's embedding and
+        the decision's mixture (as the library's tracks are described), and the tag hops
+        of the last `embedding_seconds`.
         """
+        hop, update, tags = tracked.hop, tracked.update, tracked.tags
         if not self.smoothing.quiet(hop.level_dbfs):
             row = self._hops % len(self._embeddings)
             self._embeddings[row] = hop.embedding
-            self._probabilities[row] = hop.probabilities
+            self._probabilities[row] = tracked.probabilities
             self._hops += 1
             if tags is not None and (not self._tag_hops or self._tag_hops[-1].index != tags.index):
                 self._tag_hops.append(tags)
+                while self._tag_hops[0].time <= tags.time - self.embedding_seconds:
+                    self._tag_hops.popleft()
         if update.closed is not None:
             self._offer(self.session.new_round)
         heard = self._written / self.sample_rate
