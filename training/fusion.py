@@ -22,7 +22,7 @@ import itertools
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -198,7 +198,7 @@ def choose(
     grid = candidates(cnn_labels, tag_labels)
     labels = grid[0].labels
     real_hits = [hits(clip_votes(f, real), labels, real) for f in grid]
-    cnn_alone = GenreFusion(**{**_fields(grid[0]), "cnn_weight": 1.0})
+    cnn_alone = replace(grid[0], cnn_weight=1.0)
     synthetic_cnn = hits(clip_votes(cnn_alone, synthetic), labels, synthetic)[:, 0].mean()
     synthetic_scores = [
         hits(clip_votes(f, synthetic), labels, synthetic)[:, 0].mean() for f in grid
@@ -255,13 +255,6 @@ def choose(
     return grid[final], {"real": figures, "synthetic": guard}
 
 
-def _fields(fusion: GenreFusion) -> dict[str, Any]:
-    return {
-        name: getattr(fusion, name)
-        for name in ("labels", "cnn_labels", "tag_labels", "mapping", *GRID)
-    }
-
-
 def run_fusion(
     *,
     realset: Path,
@@ -293,7 +286,7 @@ def run_fusion(
         "grid": {name: list(values) for name, values in GRID.items()},
         **figures,
     }
-    shipped = GenreFusion(**_fields(fusion), provenance=provenance)
+    shipped = replace(fusion, provenance=provenance)
     write_atomically(out, (json.dumps(shipped.to_dict(), indent=2) + "\n").encode())
     write_atomically(out.with_suffix(".md"), render_card(shipped).encode())
     return shipped, figures

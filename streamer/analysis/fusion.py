@@ -203,7 +203,7 @@ class GenreFusion:
 
     def check(self, *, cnn_labels: Sequence[str], tag_labels: Sequence[str]) -> None:
         """Refuse to decide from networks other than the ones the numbers were chosen for."""
-        if tuple(cnn_labels) != self.cnn_labels or tuple(tag_labels) != self.tag_labels:
+        if not self.fits(cnn_labels) or tuple(tag_labels) != self.tag_labels:
             raise StreamerError(
                 "the fusion file was made for other models (their labels differ): "
                 "run `streamer-train fusion` again, or give --no-tagger"

@@ -273,7 +273,7 @@ def analyse_file(
         key=described.key if music else None,
         tempo=described.tempo_bpm if music else None,
         indexed_at=time.time(),
-        taggers_sha256=analysis_sha256(taggers, fusion),
+        taggers_sha256=analysis_sha256((tagger.info.sha256 for tagger in taggers), fusion),
         tag_labels=list(tagging.labels),
         tags=np.mean([h.tags for h in heard], axis=0) if heard else np.zeros(tag_width),
         tag_embedding=pooled([h.embedding for h in heard], width=tag_embedding_width),
@@ -299,10 +299,11 @@ def _decide(
     return fusion.fuse_hops(cnn, tags)
 
 
-def analysis_sha256(taggers: Iterable[TagModel], fusion: GenreFusion | None) -> str:
-    """What a record was analysed with besides the CNN: the taggers and the decision, so
-    that a new decision (a new fusion file) re-analyses the library once."""
-    shas = [tagger.info.sha256 for tagger in taggers]
+def analysis_sha256(tagger_shas: Iterable[str], fusion: GenreFusion | None) -> str:
+    """What a record was analysed with besides the CNN: the taggers (their files' sha256)
+    and the decision, so that a new decision (a new fusion file) re-analyses the library
+    once."""
+    shas = list(tagger_shas)
     if fusion is not None:
         shas.append(fusion.sha256)
     return joined_sha256(shas)
@@ -376,7 +377,7 @@ def index(
     tagger_paths = tuple(tagger_paths or shipped_tagger_paths())
     sha = file_sha256(model_path)
     fusion = shipped_fusion(read_model_info(model_path).labels)  # as each worker loads it
-    taggers_sha = analysis_sha256(load_taggers(tagger_paths), fusion)
+    taggers_sha = analysis_sha256((file_sha256(path) for path in tagger_paths), fusion)
     todo = plan(catalogue, roots, model_sha256=sha, taggers_sha256=taggers_sha)
     report = Report(unchanged=todo.unchanged, ignored=todo.ignored)
     for old, new in todo.moved:
