@@ -174,6 +174,7 @@ class DeviceSource(AudioSource):
         self.status_overflows = 0
         self._overflow_filled = 0  # ring overflow samples already replaced by zeros
         self._stream: Any = None
+        self._kept = 0  # samples left in the ring by the last read
 
     def _configure(self, device: int | str | None) -> None:
         """Find the device, settle rate and channels, check them; a new resampler."""
@@ -278,14 +279,17 @@ class DeviceSource(AudioSource):
             pause = max(missing / self.device_rate, CALLBACK_SECONDS / 4)
             time.sleep(min(pause, deadline - now))
         now = time.monotonic()
-        if self._ring.available:
+        available = self._ring.available
+        if available > self._kept:  # new samples, not only those kept from the last read
             self._watch.arrived(now=now)
-        if self._ring.available >= wanted:
+        if available >= wanted:
+            self._kept = 0
             return self._resample(self._read_ring())
-        if self._ring.available:
-            return np.empty(0, dtype=np.float32)  # not a hop's worth yet: keep it for later
+        self._kept = available
         if self._stream is not None and self._watch.stalled(now=now, active=self._stream.active):
             return self._lose()
+        if available:
+            return np.empty(0, dtype=np.float32)  # not a hop's worth yet: keep it for later
         return np.zeros(self._watch.silence(now=now), dtype=np.float32)
 
     def _resample(self, samples: np.ndarray, *, last: bool = False) -> np.ndarray:
@@ -310,7 +314,8 @@ class DeviceSource(AudioSource):
         self.stop()  # the next retry counts from when a dead device let go
         if not self._watch.lose(now=time.monotonic()):  # a reopened stream that never delivered
             return np.empty(0, dtype=np.float32)
-        return self._resample(np.empty(0, dtype=np.float32), last=True)
+        self._kept = 0
+        return self._resample(self._read_ring(), last=True)
 
     def _reopen(self) -> None:
         """Enumerate the devices again and reopen ours; it stays lost if that fails."""
