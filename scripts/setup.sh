@@ -17,6 +17,7 @@ if [ "$profile" != runtime ]; then
     apt_packages+=(pulseaudio pulseaudio-utils)     # a real input device without a sound card
     apt_packages+=(mma timgm6mb-soundfont)          # the synthetic corpus: grooves, a GM font
     apt_packages+=(chromium)                        # the overlay's test, a real browser
+    apt_packages+=(espeak-ng)                       # speech for the not-music detector
 fi
 if [ "$profile" = train ]; then
     apt_packages+=(fluid-soundfont-gm musescore-general-soundfont-small fluidr3mono-gm-soundfont)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,9 @@ examples:
   streamer-train export --run runs/gtzan --card              runs/gtzan/export/genre.onnx
   streamer-train export --run runs/gtzan --out models/genre.onnx   replace the shipped model
   streamer-train musicnn --out models/ --audio clips/*.wav   musicnn's taggers as ONNX
+  streamer-train calibrate --validation valid/manifest.csv --held-out heldout/manifest.csv
+                                                           temperatures, ECE, reliability PNGs
+  streamer-train not-music --out models/ --realset ../shared/realset   speech, noise, tones...
 
 A run folder keeps the config, the split, the FeatureSpec, the Keras model, the metrics and
 the plots (confusion matrices, training curves), so each step can be repeated alone.
@@ -31,7 +34,7 @@ Features are cached under --cache, keyed by the FeatureSpec and each file's cont
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from training import corpus
+    from training import corpus, notmusic
     from training.model import CNNConfig
     from training.musicnn import TAGGERS
     from training.pipeline import FitConfig
@@ -177,6 +180,78 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fusion.add_argument("--folds", type=positive_int, default=5, help="default: %(default)s")
     fusion.add_argument("--seed", type=int, default=0, help="folds' seed (default: 0)")
+
+    not_music = commands.add_parser(
+        "not-music", help="fit the not-music detector on generated speech, noise, tones, crowds",
+        description="Generate speech (espeak-ng), noises, tones and sweeps, applause and crowds, "
+        "room tone, and music (corpus clips, clean, through rooms, with speech over them); run "
+        "them through the genre CNN as streamer does; fit a detector on its embeddings and "
+        "probabilities; measure it on held-out voices, seeds and music; write "
+        "OUT/not-music.json.",
+    )  # fmt: skip
+    not_music.add_argument("--out", type=Path, required=True, help="folder (e.g. models/)")
+    not_music.add_argument(
+        "--seconds", type=positive_float, default=1600.0,
+        help="seconds of each not-music kind on the training side (default: %(default)s)",
+    )  # fmt: skip
+    not_music.add_argument("--seed", type=number(whole=True, at_least=0), default=7)
+    not_music.add_argument(
+        "--work", type=Path, default=Path("cache/not-music"),
+        help="rendered music and cached hop features (default: %(default)s)",
+    )  # fmt: skip
+    not_music.add_argument(
+        "--heldout", type=Path, metavar="MANIFEST",
+        help="held-out corpus clips for the music figures (default: render the split here)",
+    )  # fmt: skip
+    not_music.add_argument(
+        "--realset", type=Path, metavar="DIR",
+        help="real music (DIR/manifest.csv, DIR/clips/) to train on too, measured out of fold "
+        "by track",
+    )  # fmt: skip
+    not_music.add_argument(
+        "--hidden", type=positive_int, nargs="*", default=[], metavar="UNITS",
+        help="hidden layers of an MLP (default: none, a logistic regression)",
+    )  # fmt: skip
+    not_music.add_argument(
+        "--music-loss", type=number(at_least=0, at_most=1), default=notmusic.MUSIC_LOSS,
+        metavar="SHARE",
+        help="operating point: the share of left-out training music hops the detector may "
+        "call not-music, before the chain's vote and minimum runs (default: %(default)s)",
+    )  # fmt: skip
+    not_music.add_argument(
+        "--model", type=Path, default=DEFAULT_MODEL, help="the genre CNN (default: shipped)"
+    )
+
+    calibrate = commands.add_parser(
+        "calibrate", help="fit the decisions' temperatures; ECE and reliability diagrams",
+        description="Run a validation manifest and a held-out manifest (clean, and through the "
+        "fixed room chain) through streamer tag's chain, fit one temperature for the fused "
+        "decision and one for the CNN alone on the validation hops, write them into "
+        "OUT/fusion.json and OUT/genre.json with their expected calibration errors, and draw "
+        "OUT/reliability-clean.png and OUT/reliability-room.png. Run it after `export` and "
+        "`fusion`: they write those files anew, without a temperature.",
+    )  # fmt: skip
+    calibrate.add_argument(
+        "--validation", type=Path, required=True, metavar="MANIFEST",
+        help="corpus manifest of clips the CNN did not train on, of its training-side "
+        "families and soundfonts (another seed)",
+    )  # fmt: skip
+    calibrate.add_argument(
+        "--held-out", type=Path, required=True, metavar="MANIFEST",
+        help="corpus manifest of the held-out split (streamer-train corpus ... held_out=1)",
+    )  # fmt: skip
+    calibrate.add_argument(
+        "--out", type=Path, default=Path("models"),
+        help="folder of genre.onnx, genre.json and fusion.json (default: %(default)s)",
+    )  # fmt: skip
+    calibrate.add_argument(
+        "--cache", type=Path, default=Path("cache/calibration"),
+        help="per-hop evidence and room copies (default: %(default)s)",
+    )  # fmt: skip
+    calibrate.add_argument(
+        "--every", type=positive_int, default=1, metavar="N",
+        help="measure on every Nth held-out clip only (default: all)",
+    )  # fmt: skip
     return parser
 
 
@@ -223,6 +298,10 @@ def run(args: argparse.Namespace) -> int:
         report_musicnn(args)
     elif args.command == "fusion":
         report_fusion(args)
+    elif args.command == "calibrate":
+        report_calibrate(args)
+    elif args.command == "not-music":
+        report_not_music(args)
     else:
         out = args.out or args.run / "export" / "genre.onnx"
         difference = pipeline.export(args.run, out)
@@ -251,18 +330,24 @@ def report_musicnn(args: argparse.Namespace) -> None:
     print(f"wrote {args.out / LICENCE_FILE} ({seconds:.1f} s in all)")
 
 
+def stage_bars(bar: Any) -> Callable[[str, int, int], None]:
+    """A progress callback (stage, clips done, clips) that gives each stage its own bar."""
+    tasks: dict[str, Any] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(f"{stage} clips", total=total, rate="")
+        bar.update(tasks[stage], completed=done)
+
+    return progress
+
+
 def report_fusion(args: argparse.Namespace) -> None:
     from streamer.progress import progress_bar
     from training.fusion import run_fusion
 
     with progress_bar(show=None) as bar:
-        tasks: dict[str, Any] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(f"{stage} clips", total=total, rate="")
-            bar.update(tasks[stage], completed=done)
-
+        progress = stage_bars(bar)
         fusion, figures = run_fusion(
             realset=args.realset, synthetic=args.synthetic, out=args.out, model=args.model,
             folds=args.folds, seed=args.seed, progress=progress,
@@ -281,6 +366,50 @@ def report_fusion(args: argparse.Namespace) -> None:
     )
     for genre, (right, clips) in real["nested_per_genre"].items():
         print(f"  {genre:16} {right:3} of {clips:3}")
+
+
+def report_not_music(args: argparse.Namespace) -> None:
+    from training.notmusic import run_not_music
+
+    path, metrics = run_not_music(
+        args.out, seconds=args.seconds, seed=args.seed, work=args.work, model=args.model,
+        heldout=args.heldout, realset=args.realset, hidden=args.hidden,
+        music_loss=args.music_loss,
+        progress=lambda stage: print(f"hops of {stage}", flush=True),
+    )  # fmt: skip
+    print(f"wrote {path}; held-out figures (share of hops):")
+    real = {"real_music_out_of_fold": metrics["real_music_out_of_fold"]} if args.realset else {}
+    for name, figures in {**real, **metrics["test"]}.items():
+        if "no_genre" in figures:
+            print(f"  {name:20} {figures['hops']:6} hops, no genre {figures['no_genre']:.1%}")
+        else:
+            print(
+                f"  {name:20} {figures['hops']:6} hops, lost to not-music "
+                f"{figures['lost_to_not_music']:.1%}"
+            )
+
+
+def report_calibrate(args: argparse.Namespace) -> None:
+    from streamer.progress import progress_bar
+    from training.calibrate import run_calibrate
+
+    with progress_bar(show=None) as bar:
+        progress = stage_bars(bar)
+        figures = run_calibrate(
+            validation=args.validation, held_out=args.held_out, out=args.out,
+            cache=args.cache, every=args.every, progress=progress,
+        )  # fmt: skip
+    for decision, file in (("fused", "fusion.json"), ("cnn", "genre.json")):
+        ece = figures[decision]["ece"]
+        print(
+            f"wrote {args.out / file}: temperature {figures[decision]['temperature']:.3f}; "
+            "ECE raw -> calibrated: "
+            + ", ".join(
+                f"{name} {ece[name]['raw']:.3f} -> {ece[name]['calibrated']:.3f}"
+                for name in ("validation", "clean", "room")
+            )
+        )
+    print(f"wrote {args.out / 'reliability-clean.png'}, {args.out / 'reliability-room.png'}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ stream (about 3.1 s) the CNN decides alone. A handful of numbers, no network tra
 synthetic labels: the synthetic corpus must not overrule what musicnn learnt from real
 music. `streamer-train fusion` chooses them on real recordings by cross-validation over
 tracks, with the synthetic held-out split as a guard, and writes ``models/fusion.json``.
+
+`calibration` is the fused decision's temperature (`streamer.analysis.calibration`), fitted
+by `streamer-train calibrate`; the chain applies it to the decision, `fuse` does not.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from streamer.analysis.calibration import Calibration
 from streamer.errors import StreamerError
 
 FUSION_FORMAT = "streamer-fusion"
@@ -64,6 +68,8 @@ class GenreFusion:
         See the module docstring.
     provenance : mapping
         How the numbers were chosen and what they scored (kept in the file, not used).
+    calibration : Calibration
+        The fused decision's temperature (``"calibration"`` in the file; T = 1 without).
 
     Examples
     --------
@@ -88,6 +94,7 @@ class GenreFusion:
     missing_cnn: float
     missing_tags: float
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    calibration: Calibration = field(default_factory=Calibration)
 
     def __post_init__(self) -> None:
         for name in ("labels", "cnn_labels", "tag_labels"):
@@ -153,7 +160,8 @@ class GenreFusion:
 
     @property
     def sha256(self) -> str:
-        """A digest of the numbers and labels (not of the provenance): what decides."""
+        """A digest of the numbers, labels and temperature (not of the provenance): what
+        decides what the chain shows."""
         deciding = {k: v for k, v in self.to_dict().items() if k != "provenance"}
         return hashlib.sha256(json.dumps(deciding, sort_keys=True).encode()).hexdigest()
 
@@ -170,6 +178,7 @@ class GenreFusion:
             "missing_cnn": self.missing_cnn,
             "missing_tags": self.missing_tags,
             "provenance": dict(self.provenance),
+            "calibration": self.calibration.to_dict(),
         }
 
     @classmethod
@@ -191,6 +200,7 @@ class GenreFusion:
                 missing_cnn=float(data["missing_cnn"]),
                 missing_tags=float(data["missing_tags"]),
                 provenance=data.get("provenance", {}),
+                calibration=Calibration.from_metadata(data.get("calibration")),
             )
         except FileNotFoundError:
             raise StreamerError(f"{path}: no such fusion file: {redo}") from None

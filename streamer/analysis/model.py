@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from streamer.analysis.calibration import Calibration
 from streamer.analysis.features import FeatureSpec
 from streamer.errors import StreamerError
 
@@ -67,6 +68,11 @@ class ModelInfo:
     sha256: str
     extra: dict[str, Any]
 
+    @property
+    def calibration(self) -> Calibration:
+        """The temperature of the model's own decision (its ``"calibration"``; T = 1 without)."""
+        return Calibration.from_metadata(self.extra.get("calibration"))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": METADATA_FORMAT,
@@ -96,6 +102,7 @@ def read_model_info(onnx_path: str | Path) -> ModelInfo:
         spec = FeatureSpec.from_dict(data["feature_spec"])
         embedding_size = int(data["embedding_size"])
         sha256 = str(data["onnx_sha256"])
+        Calibration.from_metadata(data.get("calibration"))  # a bad one fails here, at load
     except (ValueError, KeyError, TypeError) as error:
         raise StreamerError(f"{meta_path}: invalid model metadata ({error}): {retrain}") from None
     if len(labels) < 2 or len(set(labels)) != len(labels):
@@ -161,6 +168,11 @@ class GenreModel(OnnxModel):
     def __init__(self, onnx_path: str | Path = DEFAULT_MODEL, *, threads: int = 1) -> None:
         super().__init__(onnx_path, threads=threads)
         self._check_signature()
+
+    @property
+    def calibration(self) -> Calibration:
+        """The temperature of the CNN-alone decision (`ModelInfo.calibration`)."""
+        return self.info.calibration
 
     def _check_signature(self) -> None:
         spec = self.spec

@@ -1,0 +1,139 @@
+"""Calibrated confidence: the temperature's arithmetic, its fit and the expected calibration
+error on made-up hops, a reliability diagram drawn, and the shipped files' temperatures."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamer.analysis.calibration import Calibration
+from streamer.analysis.fusion import GenreFusion, shipped_fusion_path
+from streamer.analysis.model import GenreModel, shipped_model_path
+from streamer.errors import StreamerError
+
+calibrate = pytest.importorskip("training.calibrate")
+
+HOPS = np.array([[0.7, 0.2, 0.1], [0.05, 0.9, 0.05], [0.4, 0.35, 0.25]])
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_temperature_one_is_the_decision_itself() -> None:
+    assert np.allclose(Calibration().apply(HOPS), HOPS)
+    assert np.allclose(Calibration.from_metadata(None).apply(HOPS[0]), HOPS[0])
+
+
+@pytest.mark.parametrize("temperature", [0.5, 2.0, 7.0])
+def test_a_temperature_rescales_the_log_probabilities(temperature: float) -> None:
+    calibrated = Calibration(temperature).apply(HOPS)
+    assert calibrated.shape == HOPS.shape
+    assert np.allclose(calibrated.sum(axis=1), 1.0)
+    assert (np.argsort(calibrated, axis=1) == np.argsort(HOPS, axis=1)).all()  # order kept
+    logs = np.log(calibrated)
+    # p_cal ∝ p ** (1 / T): log-ratios between genres are divided by T
+    assert np.allclose(logs[:, 0] - logs[:, 1], np.log(HOPS[:, 0] / HOPS[:, 1]) / temperature)
+    one = Calibration(temperature).apply(HOPS[1])
+    assert one.shape == (3,) and np.allclose(one, calibrated[1])
+    flatter = calibrated.max(axis=1) < HOPS.max(axis=1)
+    assert flatter.all() if temperature > 1 else not flatter.any()
+
+
+def test_a_temperature_keeps_genres_the_decision_rules_out_and_tiny_ones_alive() -> None:
+    calibrated = Calibration(3.0).apply(np.array([1.0, 0.0, 1e-200]))
+    assert calibrated[1] == 0.0 and calibrated[2] > 0.0 and np.isfinite(calibrated).all()
+
+
+@pytest.mark.parametrize("entry", [{"temperature": 0}, {"temperature": "warm"}, {}])
+def test_a_calibration_without_a_positive_temperature_is_refused(entry: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="temperature"):
+        Calibration.from_metadata(entry)
+
+
+def test_the_fit_recovers_the_temperature_of_over_confident_hops() -> None:
+    rng = np.random.default_rng(3)
+    true = softmax(rng.normal(scale=1.5, size=(20000, 10)))  # what the genres really are
+    truth = np.array([rng.choice(10, p=row) for row in true])
+    over_confident = Calibration(1 / 2.5).apply(true)  # p ** 2.5: a network too sure
+    fitted = calibrate.fit_temperature(over_confident, truth)
+    assert fitted.temperature == pytest.approx(2.5, rel=0.05)
+    before = calibrate.expected_calibration_error(over_confident, truth)
+    after = calibrate.expected_calibration_error(fitted.apply(over_confident), truth)
+    assert after < 0.02 < 0.1 < before
+
+
+def test_the_expected_calibration_error_weighs_each_bin_by_its_hops() -> None:
+    # six hops at 0.9 (four right), two at 0.6 (one right): |2/3 - 0.9| and |0.5 - 0.6|
+    sure, unsure = [0.9, 0.1], [0.6, 0.4]
+    probabilities = np.array([sure] * 6 + [unsure] * 2)
+    truth = np.array([0, 0, 0, 0, 1, 1, 0, 1])
+    expected = (6 * (0.9 - 4 / 6) + 2 * (0.6 - 0.5)) / 8
+    assert calibrate.expected_calibration_error(probabilities, truth) == pytest.approx(expected)
+    confidence, accuracy, counts = calibrate.reliability(probabilities, truth)
+    assert counts.tolist() == [0] * 9 + [2] + [0] * 3 + [6, 0]  # 0.9 -> bin 13 of 15
+    assert accuracy[13] == pytest.approx(4 / 6) and confidence[9] == pytest.approx(0.6)
+    # a certain hop falls in the last bin, not past it
+    counts = calibrate.reliability(np.array([[1.0, 0.0]]), np.array([0]))[2]
+    assert len(counts) == calibrate.ECE_BINS and counts[-1] == 1
+
+
+def test_a_reliability_diagram_is_drawn(tmp_path: Path) -> None:
+    hops = calibrate.HopDecisions(("a", "b"), np.array([[0.9, 0.1], [0.3, 0.7]]), np.array([0, 0]))
+    path = tmp_path / "reliability.png"
+    calibrate.save_reliability_diagram(
+        [("one", hops, Calibration(2.0)), ("two", hops, Calibration())], path_png=path, title="t"
+    )
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_shipped_decisions_carry_their_temperatures() -> None:
+    model, fusion = GenreModel(), GenreFusion.load(shipped_fusion_path())
+    for calibration, file in (
+        (model.calibration, shipped_model_path().with_suffix(".json")),
+        (fusion.calibration, shipped_fusion_path()),
+    ):
+        entry = json.loads(file.read_text())["calibration"]
+        assert calibration == Calibration(entry["temperature"]) != Calibration()
+        assert entry["ece"]["clean"]["calibrated"] < entry["ece"]["clean"]["raw"]
+    again = GenreFusion.load(shipped_fusion_path())
+    assert again.sha256 == fusion.sha256
+    assert fusion.sha256 != replace(fusion, calibration=Calibration()).sha256
+
+
+def test_a_broken_calibration_stops_the_load_in_one_line(tmp_path: Path) -> None:
+    onnx = Path(shutil.copy(shipped_model_path(), tmp_path / "genre.onnx"))
+    metadata = json.loads(shipped_model_path().with_suffix(".json").read_text())
+    metadata["calibration"] = {"temperature": -1}
+    onnx.with_suffix(".json").write_text(json.dumps(metadata))
+    with pytest.raises(StreamerError, match="invalid model metadata") as error:
+        GenreModel(onnx)
+    assert "\n" not in str(error.value)
+    fusion = json.loads(shipped_fusion_path().read_text())
+    fusion["calibration"] = {"temperature": float("nan")}
+    (tmp_path / "fusion.json").write_text(json.dumps(fusion))
+    with pytest.raises(StreamerError, match="invalid fusion file"):
+        GenreFusion.load(tmp_path / "fusion.json")
+
+
+def test_the_cards_calibration_section_is_replaced_not_repeated() -> None:
+    card = "# card\n\ntext\n\n## Limits\n\n- one\n"
+    new = calibrate.replace_section(card, f"{calibrate.CARD_HEADING}\n\nT = 2\n")
+    assert new.index("T = 2") < new.index("## Limits") and new.startswith("# card\n\ntext\n")
+    again = calibrate.replace_section(new, f"{calibrate.CARD_HEADING}\n\nT = 3\n")
+    assert again == new.replace("T = 2", "T = 3")
+    assert calibrate.replace_section("# card\n", "## Calibrated confidence\n").endswith(
+        "# card\n\n## Calibrated confidence\n"
+    )
+
+
+def test_a_fusion_file_keeps_its_temperature(tmp_path: Path) -> None:
+    fusion = replace(GenreFusion.load(shipped_fusion_path()), calibration=Calibration(1.7))
+    (tmp_path / "fusion.json").write_text(json.dumps(fusion.to_dict()))
+    assert GenreFusion.load(tmp_path / "fusion.json").calibration == Calibration(1.7)

@@ -1,0 +1,346 @@
+"""`streamer-train calibrate`: fit the decisions' temperatures and measure their calibration.
+
+The chain's decision is the shipped fusion of the CNN and musicnn's tags (11 genres), or,
+with ``--no-tagger``, the CNN alone (10). Each gets one temperature
+(`streamer.analysis.calibration.Calibration`), fitted on a validation side by minimising the
+negative log-likelihood of every hop's decision against its clip's genre, and stored with
+what it calibrates: ``"calibration"`` in ``fusion.json`` and in ``genre.json``.
+
+The evidence is the runtime's own: every clip goes through `streamer tag`'s chain
+(`training.fusion.collect`), and each hop's CNN probabilities and tag hop are kept (and
+cached, keyed by the networks and the clips). The figures are the expected calibration
+error (`ECE_BINS` equal-width bins on the top-1 probability, per hop) before and after, and
+a reliability diagram per condition, on the held-out split clean and through the fixed room
+chain (`training.augment.evaluation_room`, as `streamer-train evaluate` measures it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from scipy.optimize import minimize_scalar
+
+from streamer.analysis.calibration import Calibration
+from streamer.analysis.fusion import GenreFusion, shipped_fusion_path
+from streamer.analysis.model import GenreModel, metadata_path
+from streamer.analysis.tagger import TagModel, shipped_tagger_paths
+from streamer.capture.file import read_audio
+from streamer.chain import GenreChain
+from streamer.errors import StreamerError
+from streamer.files import write_atomically
+from training.augment import evaluation_room
+from training.fusion import ClipEvidence, _pct, collect, read_clips
+
+ECE_BINS = 15
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+CONDITIONS = ("clean", "room")
+DECISIONS = ("fused", "cnn")
+
+
+@dataclass(frozen=True)
+class HopDecisions:
+    """Every hop's decision over `labels` and the index of its clip's genre."""
+
+    labels: tuple[str, ...]
+    probabilities: np.ndarray  # (hops, labels)
+    truth: np.ndarray  # (hops,)
+
+
+def decisions(clips: Sequence[ClipEvidence], *, fusion: GenreFusion, decision: str) -> HopDecisions:
+    """The hops of `clips` as the fused decision or the CNN alone would decide them; a clip
+    whose genre the decision does not know (electronic for the CNN) is left out."""
+    labels = fusion.labels if decision == "fused" else fusion.cnn_labels
+    rows, truth = [], []
+    for clip in clips:
+        known = [g for g in clip.expected if g in labels]
+        if not known:
+            continue
+        rows.append(fusion.fuse_hops(clip.cnn, clip.tags) if decision == "fused" else clip.cnn)
+        truth.append(np.full(len(clip.cnn), labels.index(known[0])))
+    return HopDecisions(labels, np.concatenate(rows), np.concatenate(truth))
+
+
+def negative_log_likelihood(
+    probabilities: np.ndarray, truth: np.ndarray, calibration: Calibration
+) -> float:
+    """Mean ``-log p_cal(true genre)`` over hops."""
+    calibrated = calibration.apply(probabilities)[np.arange(len(truth)), truth]
+    return float(-np.log(np.maximum(calibrated, 1e-300)).mean())
+
+
+def fit_temperature(probabilities: np.ndarray, truth: np.ndarray) -> Calibration:
+    """The temperature in `TEMPERATURE_BOUNDS` of the smallest NLL (searched on log T)."""
+    low, high = np.log(TEMPERATURE_BOUNDS)
+    found = minimize_scalar(
+        lambda log_t: negative_log_likelihood(probabilities, truth, Calibration(np.exp(log_t))),
+        bounds=(low, high),
+        method="bounded",
+        options={"xatol": 1e-4},
+    )
+    return Calibration(float(np.exp(found.x)))
+
+
+def reliability(
+    probabilities: np.ndarray, truth: np.ndarray, *, bins: int = ECE_BINS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per equal-width bin of the top-1 probability: mean confidence, accuracy and hops
+    (NaN confidence and accuracy in an empty bin)."""
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == truth
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_confidence = np.bincount(which, weights=confidence, minlength=bins) / counts
+        accuracy = np.bincount(which, weights=correct, minlength=bins) / counts
+    return mean_confidence, accuracy, counts
+
+
+def expected_calibration_error(
+    probabilities: np.ndarray, truth: np.ndarray, *, bins: int = ECE_BINS
+) -> float:
+    """``sum over bins of (hops in bin / hops) * |accuracy - mean confidence|``."""
+    confidence, accuracy, counts = reliability(probabilities, truth, bins=bins)
+    full = counts > 0
+    return float((counts[full] * np.abs(accuracy[full] - confidence[full])).sum() / counts.sum())
+
+
+def save_reliability_diagram(
+    panels: Sequence[tuple[str, HopDecisions, Calibration]], *, path_png: Path, title: str
+) -> None:
+    """One panel per decision: accuracy against confidence per bin, raw and calibrated,
+    with the diagonal a calibrated decision follows and each curve's ECE."""
+    fig = Figure(figsize=(5.0 * len(panels), 5.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    fig.suptitle(title)
+    for ax, (name, hops, calibration) in zip(fig.subplots(1, len(panels)), panels, strict=True):
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="calibrated")
+        for label, probabilities, style in (
+            ("raw", hops.probabilities, "o--"),
+            (f"T = {calibration.temperature:.2f}", calibration.apply(hops.probabilities), "s-"),
+        ):
+            confidence, accuracy, counts = reliability(probabilities, hops.truth)
+            ece = expected_calibration_error(probabilities, hops.truth)
+            full = counts > 0
+            ax.plot(confidence[full], accuracy[full], style, label=f"{label}: ECE {ece:.3f}")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_aspect("equal")
+        ax.set_xlabel(f"top-1 probability (mean of each of {ECE_BINS} bins)")
+        ax.set_ylabel("fraction of hops right")
+        ax.set_title(f"{name}: {len(hops.truth)} hops")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left")
+    fig.savefig(path_png, dpi=100)
+
+
+def room_copies(clips: Sequence[tuple[Path, frozenset[str], str]], *, folder: Path,
+                sample_rate: int) -> list[tuple[Path, frozenset[str], str]]:  # fmt: skip
+    """The clips through `evaluation_room`, written once into `folder` (float WAV)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for path, expected, track in clips:
+        copy = folder / f"{path.parent.name}-{path.stem}.wav"
+        if not copy.is_file():
+            audio = evaluation_room(read_audio(path, sample_rate=sample_rate),
+                                    sample_rate=sample_rate)  # fmt: skip
+            sf.write(copy, audio, sample_rate, subtype="FLOAT")
+        copies.append((copy, expected, track))
+    return copies
+
+
+def cached_evidence(
+    clips: Sequence[tuple[Path, frozenset[str], str]], chain: GenreChain, *, cache: Path,
+    key: str, progress: Callable[[int, int], None],
+) -> list[ClipEvidence]:  # fmt: skip
+    """`collect`, kept in ``cache/KEY-*.npy`` per networks and clip list, so a second run
+    (another plot, another fit) does not run the networks again."""
+    assert chain.tagger is not None
+    shas = [chain.analyzer.model.info.sha256, *(t.info.sha256 for t in chain.tagger.taggers)]
+    names = [str(path) for path, _, _ in clips]
+    digest = hashlib.sha256(json.dumps([shas, names]).encode()).hexdigest()[:16]
+    stem = cache / f"{key}-{digest}"
+    files = {name: stem.with_name(f"{stem.name}-{name}.npy") for name in ("cnn", "tags", "hops")}
+    if not all(f.is_file() for f in files.values()):
+        evidence = collect(clips, chain, progress=progress)
+        cache.mkdir(parents=True, exist_ok=True)
+        np.save(files["cnn"], np.concatenate([c.cnn for c in evidence]))
+        np.save(files["tags"], np.concatenate([c.tags for c in evidence]))
+        np.save(files["hops"], np.array([len(c.cnn) for c in evidence]))
+    cnn, tags = np.load(files["cnn"]), np.load(files["tags"])
+    ends = np.cumsum(np.load(files["hops"]))
+    return [
+        ClipEvidence(path.name, expected, track, c, t)
+        for (path, expected, track), c, t in zip(
+            clips, np.split(cnn, ends[:-1]), np.split(tags, ends[:-1]), strict=True
+        )
+    ]
+
+
+def run_calibrate(
+    *,
+    validation: Path,
+    held_out: Path,
+    out: Path,
+    cache: Path,
+    every: int = 1,
+    progress: Callable[[str, int, int], None] = lambda stage, done, total: None,
+) -> dict[str, Any]:
+    """Fit both temperatures on `validation`, measure them on `held_out` (every `every`th
+    clip, clean and through the room: the networks take seconds a clip), write them into
+    ``out/genre.json`` and ``out/fusion.json``, the diagrams ``out/reliability-*.png`` and
+    the cards' calibration section; returns the figures."""
+    model = GenreModel(out / "genre.onnx")
+    fusion = GenreFusion.load(out / shipped_fusion_path().name)
+    chain = GenreChain(model, taggers=[TagModel(p) for p in shipped_tagger_paths()])
+    assert chain.tagger is not None
+    fusion.check(cnn_labels=model.labels, tag_labels=chain.tagger.labels)
+    rate = model.spec.sample_rate
+    held = read_clips(held_out)[::every]
+    sets = {
+        "validation": read_clips(validation),
+        "clean": held,
+        "room": room_copies(held, folder=cache / "room", sample_rate=rate),
+    }
+    evidence = {
+        name: cached_evidence(
+            clips,
+            chain,
+            cache=cache,
+            key=name,
+            progress=lambda d, t, name=name: progress(name, d, t),
+        )
+        for name, clips in sets.items()
+    }
+    hops = {
+        (name, decision): decisions(clips, fusion=fusion, decision=decision)
+        for name, clips in evidence.items()
+        for decision in DECISIONS
+    }
+    figures: dict[str, Any] = {}
+    for decision in DECISIONS:
+        fitted = hops["validation", decision]
+        calibration = fit_temperature(fitted.probabilities, fitted.truth)
+        ece = {}
+        for name in ("validation", *CONDITIONS):
+            h = hops[name, decision]
+            ece[name] = {
+                "raw": expected_calibration_error(h.probabilities, h.truth),
+                "calibrated": expected_calibration_error(
+                    calibration.apply(h.probabilities), h.truth
+                ),
+                "hops": len(h.truth),
+                "accuracy": float((h.probabilities.argmax(axis=1) == h.truth).mean()),
+            }
+        figures[decision] = {
+            **calibration.to_dict(),
+            "fitted_on": f"{validation.parent.name}/{validation.name}: "
+            f"{len(evidence['validation'])} clips, {len(fitted.truth)} hops, "
+            f"{len(fitted.labels)} genres; NLL of each hop's decision against its clip's genre "
+            "(streamer-train calibrate)",
+            "ece": {"bins": ECE_BINS, "per": "hop", "held_out_every": every, **ece},
+        }
+    write_calibration(metadata_path(model.path), figures["cnn"])
+    write_calibration(out / shipped_fusion_path().name, figures["fused"])
+    section = card_section(figures)
+    for card in (out / "README.md", out / "fusion.md"):
+        if card.is_file():
+            write_atomically(card, replace_section(card.read_text(), section).encode())
+    for condition in CONDITIONS:
+        save_reliability_diagram(
+            [
+                (
+                    title,
+                    hops[condition, decision],
+                    Calibration.from_metadata(figures[decision]),
+                )
+                for title, decision in (
+                    ("the decision (CNN and tags)", "fused"),
+                    ("the CNN alone (--no-tagger)", "cnn"),
+                )
+            ],
+            path_png=out / f"reliability-{condition}.png",
+            title=f"held-out split, {condition}: {len(evidence[condition])} clips",
+        )
+    return figures
+
+
+def write_calibration(path: Path, calibration: dict[str, Any]) -> None:
+    """Set the ``"calibration"`` entry of a model's metadata or a fusion file, the rest kept
+    as it is (the ONNX file's sha256 and the fusion's numbers do not change)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise StreamerError(f"{path}: cannot read it ({error})") from None
+    data["calibration"] = calibration
+    write_atomically(path, (json.dumps(data, indent=2) + "\n").encode())
+
+
+CARD_HEADING = "## Calibrated confidence"
+
+
+def card_section(figures: dict[str, Any]) -> str:
+    """The model cards' calibration section (``README.md``, ``fusion.md``), from `figures`."""
+    rows = [
+        f"| {title} | {name} | {ece[name]['hops']} | {_pct(ece[name]['accuracy'])} "
+        f"| {ece[name]['raw']:.3f} | {ece[name]['calibrated']:.3f} |"
+        for decision, title in (
+            ("fused", "decision (fusion.json)"),
+            ("cnn", "CNN alone (genre.json)"),
+        )
+        for ece in [figures[decision]["ece"]]
+        for name in ("validation", *CONDITIONS)
+    ]
+    return "\n".join(
+        [
+            CARD_HEADING,
+            "",
+            "The genre probabilities streamer shows are the decision's after one temperature, "
+            "p_cal ∝ p ** (1 / T) (`streamer/analysis/calibration.py`), applied each hop before "
+            f"the tracker smooths: T = {figures['fused']['temperature']:.3f} for the decision "
+            f"(`fusion.json`) and T = {figures['cnn']['temperature']:.3f} for the CNN alone "
+            "(`genre.json`, `--no-tagger`). Each was fitted (smallest negative log-likelihood "
+            f"of every hop's decision) on {figures['fused']['fitted_on'].split(';')[0]} of "
+            "groove families the CNN trained on, rendered with a corpus seed and soundfonts "
+            "apart from the test side (`streamer-train calibrate`). The order of the genres, so "
+            "every vote and segment, is unchanged.",
+            "",
+            f"Expected calibration error ({ECE_BINS} equal-width bins of the top-1 probability, "
+            "per hop; 0 is perfectly calibrated) on the validation hops and on the held-out split "
+            f"({held_out_clips(figures)}, clean and through the room chain):",
+            "",
+            "| decision | hops of | hops | right | ECE raw | ECE calibrated |",
+            "| --- | --- | --- | --- | --- | --- |",
+            *rows,
+            "",
+            "![reliability-clean.png](reliability-clean.png)",
+            "![reliability-room.png](reliability-room.png)",
+            "",
+        ]
+    )
+
+
+def replace_section(card: str, section: str) -> str:
+    """`card` with its calibration section replaced by `section`, or `section` put before
+    its limits (at the end without them)."""
+    start = card.find(CARD_HEADING)
+    if start >= 0:
+        end = card.find("\n## ", start + len(CARD_HEADING))
+        card = card[:start] + (card[end + 1 :] if end >= 0 else "")
+    limits = card.find("## Limits")
+    if limits < 0:
+        return card.rstrip("\n") + "\n\n" + section
+    return card[:limits] + section + "\n" + card[limits:]
+
+
+def held_out_clips(figures: dict[str, Any]) -> str:
+    every = figures["cnn"]["ece"]["held_out_every"]
+    return "all its clips" if every == 1 else f"every {every}th of its clips"
