@@ -24,19 +24,23 @@ the audio was cut into blocks: the online == offline property holds for both net
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from streamer.analysis.calibration import Calibration
 from streamer.analysis.fusion import GenreFusion
 from streamer.analysis.hops import Hop, HopAnalyzer
 from streamer.analysis.model import GenreModel
+from streamer.analysis.notmusic import THRESHOLD as NOT_MUSIC_THRESHOLD
+from streamer.analysis.notmusic import NotMusicDetector
 from streamer.analysis.tagger import TagAnalyzer, TagHop, TagModel
+from streamer.segments import DEFAULT_SEGMENTS, Segment, SegmentConfig
 from streamer.tracking import (
     DEFAULT_SMOOTHING,
+    Evidence,
     GenreTracker,
-    Segment,
     SmoothingConfig,
     TrackerUpdate,
 )
@@ -93,11 +97,17 @@ class GenreChain:
         musicnn's taggers; none runs the CNN alone.
     fusion : GenreFusion, optional
         The decision from the CNN and the tags (needs `taggers`); without it the CNN's
-        probabilities are the decision and the tags are only shown.
+        probabilities are the decision and the tags are only shown. Either way the
+        decision is calibrated with its own temperature (the fusion's, or the model's).
+    not_music : NotMusicDetector, optional
+        Flags hops that are not music (speech, noise, tones) from the CNN's outputs; it
+        must have been fitted on `model`. Without it every loud hop is music.
     hop_seconds : float
         Audio between two analyses (`HopAnalyzer`).
     smoothing : SmoothingConfig
         The tracker's smoothing and silence parameters.
+    segments : SegmentConfig
+        The segmenter's parameters (`streamer.segments`).
     """
 
     def __init__(
@@ -108,18 +118,29 @@ class GenreChain:
         fusion: GenreFusion | None = None,
         hop_seconds: float = 0.5,
         smoothing: SmoothingConfig = DEFAULT_SMOOTHING,
+        segments: SegmentConfig = DEFAULT_SEGMENTS,
+        not_music: NotMusicDetector | None = None,
     ) -> None:
         self.analyzer = HopAnalyzer(model, hop_seconds=hop_seconds)
+        if not_music is not None:
+            not_music.check(model.info)
+        self.not_music = not_music
         self.tagger = TagAnalyzer(taggers, input_rate=model.spec.sample_rate) if taggers else None
         if fusion is not None:
             if self.tagger is None:
                 raise ValueError("a GenreFusion needs the taggers it fuses")
             fusion.check(cnn_labels=model.labels, tag_labels=self.tagger.labels)
         self.fusion = fusion
+        self.calibration = decision_calibration(model, fusion)
+        self._no_tags = np.zeros(sum(t.info.embedding_size for t in taggers))
         self.labels = fusion.labels if fusion is not None else model.labels
         """The decision's genres: the tracker's, the protocol's and the exports' labels."""
         self.tracker = GenreTracker(
-            self.labels, config=smoothing, window_seconds=self.analyzer.window_seconds
+            self.labels,
+            config=smoothing,
+            segments=segments,
+            hop_seconds=self.analyzer.hop_seconds,
+            window_seconds=self.analyzer.window_seconds,
         )
         self.reset()
 
@@ -131,11 +152,18 @@ class GenreChain:
 
     def description(self) -> dict[str, Any]:
         """What decides besides the CNN, for the hello and the exports: the taggers (file
-        and sha256) and whether their tags enter the decision."""
-        if self.tagger is None:
-            return {"decision": "cnn"}
-        taggers = [{"name": t.path.name, "sha256": t.info.sha256} for t in self.tagger.taggers]
-        return {"taggers": taggers, "decision": "fusion" if self.fusion else "cnn"}
+        and sha256), whether their tags enter the decision, its temperature, and the
+        not-music detector (its sha256, or None)."""
+        described: dict[str, Any] = {
+            "decision": "fusion" if self.fusion else "cnn",
+            "temperature": self.calibration.temperature,
+            "not_music": None if self.not_music is None else self.not_music.sha256,
+        }
+        if self.tagger is not None:
+            described["taggers"] = [
+                {"name": t.path.name, "sha256": t.info.sha256} for t in self.tagger.taggers
+            ]
+        return described
 
     @property
     def seconds(self) -> float:
@@ -164,12 +192,21 @@ class GenreChain:
                     decision = self.fusion.fuse(
                         hop.probabilities, None if tags is None else tags.tags
                     )
-                (update,) = self.tracker.push([replace(hop, probabilities=decision)])
+                decision = self.calibration.apply(decision)
+                evidence = Evidence(
+                    time=hop.time,
+                    probabilities=decision,
+                    level_dbfs=hop.level_dbfs,
+                    not_music=self._is_not_music(hop),
+                    features=self._features(hop, decision, tags),
+                )
+                (update,) = self.tracker.push([evidence])
                 tracked.append(TrackedHop(hop, update, decision, tags))
         return tracked
 
     def finish(self) -> list[Segment]:
-        """End the stream where its samples end; return the open segment, closed there.
+        """End the stream where its samples end; return the segments still to decide,
+        the last closed there.
 
         Audio after the last hop boundary (less than a hop) is heard by the clock but never
         analysed, live and offline alike. Returns no segment when no hop was analysed.
@@ -186,6 +223,22 @@ class GenreChain:
         self._pending_tags: list[TagHop] = []
         self._tags: TagHop | None = None
 
+    def _is_not_music(self, hop: Hop) -> bool:
+        if self.not_music is None:
+            return False
+        probability = self.not_music.probabilities(hop.embedding[None], hop.probabilities[None])
+        return bool(probability[0] >= NOT_MUSIC_THRESHOLD)
+
+    def _features(self, hop: Hop, decision: np.ndarray, tags: TagHop | None) -> np.ndarray:
+        """What a hop sounds like, for the segmenter's track changes: the CNN's embedding
+        and the taggers' (each scaled to unit length, so that neither counts for its size;
+        zeros before the first tag hop) and the square roots of the decision (a distance
+        between genre mixtures)."""
+        parts = [_unit(hop.embedding), np.sqrt(np.maximum(decision, 0.0))]
+        if self.tagger is not None:
+            parts.append(self._no_tags if tags is None else _unit(tags.embedding))
+        return np.concatenate(parts)
+
     def _tags_for(self, time: float) -> TagHop | None:
         """The latest tag hop that ended `TAG_DELAY_SECONDS` or more before `time`."""
         if self.tagger is None:
@@ -196,3 +249,14 @@ class GenreChain:
         while self._pending_tags and self._pending_tags[0].time <= due:
             self._tags = self._pending_tags.pop(0)
         return self._tags
+
+
+def decision_calibration(model: GenreModel, fusion: GenreFusion | None) -> Calibration:
+    """The temperature of the decision: the fusion's, or the model's for the CNN alone."""
+    return model.calibration if fusion is None else fusion.calibration
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    vector = np.asarray(vector, dtype=np.float64)
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector

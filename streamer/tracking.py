@@ -1,8 +1,8 @@
-"""Tracking: a steady genre and segments from per-hop model probabilities, live and offline.
+"""Tracking: a steady displayed genre from per-hop decisions, live and offline.
 
 The CNN sees a 3 s window every hop (0.5 s by default) and its per-hop argmax flickers.
 `GenreTracker` turns those guesses into a displayed genre that stays put within a track
-but follows a real change within a few hops, and cuts the stream into segments.
+but follows a real change within a few hops, and hands every hop to the segmenter.
 
 Smoothing is a causal HMM forward filter over the genres with sticky transitions: the
 genre stays with probability ``stay_probability`` and otherwise moves to one of the other
@@ -13,11 +13,18 @@ out for good. Every genre keeps at least ``(1 - stay) / (N - 1)`` of prior mass 
 long a track has lasted, so the evidence a change needs is bounded.
 
 Decision rule: another genre is displayed once its filtered probability has exceeded the
-displayed one's by ``switch_margin`` for ``confirm_hops`` consecutive hops. With no genre
-displayed yet (after the start or a silence), a genre is claimed once it beats all the
-others together by the margin, for as many hops; until then the state is music with no
-genre (``top`` None), which keeps one noisy first hop from opening a segment of its own.
-Causality makes live and offline identical, with no lookahead.
+displayed one's by ``switch_margin`` for ``confirm_hops`` consecutive hops, if the music
+has just changed, or for ``steady_confirm_hops`` if it has not. "Just changed" is a causal
+novelty test on the hop's features (`Evidence.features`, the segmenter's): the last
+`RECENT_SECONDS` of music against up to `PAST_SECONDS` before them (until as much past as
+recent was heard, the music counts as just changed)
+(`streamer.segments.novelty`), at least ``change_threshold``, within the last
+`CHANGED_FOR_SECONDS`. So a real change of track is followed at once, while within a steady
+track, where the decision wavers between neighbours, the display waits for a lead of
+several seconds. With no genre displayed yet (after the start or a silence), a genre is
+claimed once it beats all the others together by the margin, for ``confirm_hops`` hops;
+until then the state is music with no genre (``top`` None). Causality makes live and
+offline identical, with no lookahead.
 
 Latency, measured in tests/test_smoothing.py with ten genres and the defaults: when the
 probabilities step cleanly to a new genre (0.9 on it), the displayed genre changes on the
@@ -27,38 +34,44 @@ shows about 2.5 s after it happens in the audio. The defaults were chosen on sim
 noisy outputs (tests/test_smoothing.py has one case): with the true genre winning only
 two hops in three, a track stays one segment.
 
-Silence is a state, not a genre. In music, a hop quieter than ``silence_dbfs`` starts a
-quiet run; the filter is held (the model's guesses on near-silence are not evidence), the
-displayed genre stays, and if the level comes back within ``min_silence_seconds`` nothing
-happens: a short pause does not split a track. A longer run becomes a silence segment
-starting at the run's first hop; the filter is reset to uniform, as at the start of a
-stream, since the next track owes nothing to the last. Silence ends at the first hop at
-least ``silence_hysteresis_db`` above the threshold. A stream starts in silence.
+Silence and not-music are states, not genres. A hop quieter than ``silence_dbfs``, or one
+the not-music detector flags (speech, noise, tones: `Evidence.not_music`), is no
+evidence: the filter is held and the displayed genre stays. When such a run has lasted
+the segmenter's minimum for it (`streamer.segments.SegmentConfig`: 1 s of silence, 3 s of
+not-music), the display shows that state with no genre and the filter is reset to
+uniform, as at the start of a stream, since the next track owes nothing to the last.
+Silence ends at the first hop at least ``silence_hysteresis_db`` above the threshold;
+not-music at the first `SmoothingConfig.confirm_hops` hops of music in a row. A stream
+starts in silence.
 
-Times are whatever the caller passes for each hop, e.g. the stream time at the end of the
-analysed window; they must increase. A silence segment starts at the first quiet hop, the
-music after it at the first loud hop (levels are of each hop's own audio, with no window).
-A change of genre is decided late, but dated early: the new segment starts at the first
-hop of the lead that confirmed it, less half the model's window (``window_seconds``, the
-moment the new music began to fill what the model heard), never before the open segment's
-start. So a DJ's tracklist puts the change where it happened in the audio, not where the
-tracker became sure of it (2.5 s later with the shipped model). Segments end where the
-next one starts, so they tile the stream from the first hop to `GenreTracker.finish`.
-`streamer tag` and `streamer listen` push their audio through the same chain
-(`streamer.chain.GenreChain`): the output of one is that of the other, exactly
-(tests/test_tagging.py compares the two commands on one file).
+Segments are not decided here: a change of the displayed genre is not a change of track.
+The tracker hands every hop to a `streamer.segments.TrackSegmenter`, which decides
+tracks, silences and not-music a fixed lag late (`TrackSegmenter.lag_seconds`, 26.5 s by
+default) from the music's features; `TrackerUpdate.closed` carries what it closed. Times
+are whatever the caller passes for each hop, e.g. the stream time at the end of the
+analysed window; they must increase. `streamer tag` and `streamer listen` push their
+audio through the same chain (`streamer.chain.GenreChain`): the output of one is that of
+the other, exactly (tests/test_tagging.py compares the two commands on one file).
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import numpy as np
 
-State = Literal["music", "silence"]
+from streamer.segments import (
+    DEFAULT_SEGMENTS,
+    Segment,
+    SegmentConfig,
+    State,
+    TrackSegmenter,
+    novelty,
+)
 
 
 @dataclass(frozen=True)
@@ -74,7 +87,12 @@ class SmoothingConfig:
     switch_margin : float
         How much more filtered probability another genre needs before it is displayed.
     confirm_hops : int
-        Consecutive hops the new genre must lead by the margin before it is displayed.
+        Consecutive hops the new genre must lead by the margin before it is displayed,
+        when the music has just changed (and to claim a first genre).
+    steady_confirm_hops : int
+        The same when the music has not changed: within a steady track.
+    change_threshold : float
+        The causal novelty that counts as a change of the music.
     probability_floor : float
         Lower bound on each model probability, limiting what a single hop can prove.
     silence_dbfs : float
@@ -82,13 +100,9 @@ class SmoothingConfig:
     silence_hysteresis_db : float
         Silence ends only at a level of ``silence_dbfs + silence_hysteresis_db`` or more, so
         a level hovering at the threshold does not toggle.
-    min_silence_seconds : float
-        Time from the first quiet hop of a run to the current one before the run is
-        silence; shorter pauses stay inside the track. At 0.5 s hops the default 1 s
-        keeps a pause of one or two quiet hops in the track and makes three silence.
 
-    The defaults, for ten genres at 0.5 s hops, keep a flickering track in one segment
-    and follow a clean change in 2 hops (see the module notes).
+    The defaults, for ten genres at 0.5 s hops, keep a flickering track on one displayed
+    genre and follow a clean change in 2 hops (see the module notes).
 
     Examples
     --------
@@ -103,10 +117,11 @@ class SmoothingConfig:
     stay_probability: float = 0.9
     switch_margin: float = 0.3
     confirm_hops: int = 2
+    steady_confirm_hops: int = 12
+    change_threshold: float = 2.0
     probability_floor: float = 1e-3
     silence_dbfs: float = -50.0
     silence_hysteresis_db: float = 6.0
-    min_silence_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -114,16 +129,16 @@ class SmoothingConfig:
             problems.append("stay_probability must be in (0, 1)")
         if not 0 <= self.switch_margin < 1:
             problems.append("switch_margin must be in [0, 1)")
-        if self.confirm_hops < 1:
-            problems.append("confirm_hops must be at least 1")
+        if not 1 <= self.confirm_hops <= self.steady_confirm_hops:
+            problems.append("confirm_hops must be at least 1 and at most steady_confirm_hops")
+        if not 0 < self.change_threshold < math.inf:
+            problems.append("change_threshold must be positive")
         if not 0 < self.probability_floor < 1:
             problems.append("probability_floor must be in (0, 1)")
         if not math.isfinite(self.silence_dbfs):
             problems.append("silence_dbfs must be finite")
         if not 0 <= self.silence_hysteresis_db < math.inf:
             problems.append("silence_hysteresis_db must be finite and >= 0")
-        if not 0 <= self.min_silence_seconds < math.inf:
-            problems.append("min_silence_seconds must be finite and >= 0")
         if problems:
             raise ValueError("invalid SmoothingConfig: " + "; ".join(problems))
 
@@ -141,36 +156,41 @@ class SmoothingConfig:
 DEFAULT_SMOOTHING = SmoothingConfig()
 """The defaults, for callers that take a config."""
 
+RECENT_SECONDS = 3.0
+"""The display's change test: this much of the latest music..."""
+PAST_SECONDS = 10.0
+"""...against this much before it."""
+CHANGED_FOR_SECONDS = 5.0
+"""After a change of the music, the display follows a new genre promptly for this long."""
+
 
 @dataclass(frozen=True)
-class Segment:
-    """A stretch of the stream with one state and genre, ``[start, end)`` in stream seconds.
+class Evidence:
+    """What the tracker reads of a hop.
 
-    ``confidence`` is the mean over the segment's hops of their `TrackerUpdate.confidence`:
-    for music the filtered probability of the segment's genre, for silence the fraction of
-    hops below the threshold (hops in the hysteresis band count 0).
+    ``probabilities`` is the decision over the tracker's labels; ``not_music`` says the
+    not-music detector flagged the hop; ``features`` describe what the music sounds
+    like, for the segmenter's track changes (by default the square roots of the
+    probabilities).
     """
 
-    index: int
-    start: float
-    end: float
-    genre: str | None
-    state: State
-    confidence: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    time: float
+    probabilities: np.ndarray
+    level_dbfs: float
+    not_music: bool = False
+    features: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
 class TrackerUpdate:
     """What one hop shows: the filtered probabilities and the displayed state and genre.
 
-    ``top`` is None in silence and in music whose genre is not decided yet. ``confidence``
-    is the filtered probability of ``top`` (of the best genre while undecided) in music,
-    and in silence 1.0 for a hop below the threshold, 0.0 for one in the hysteresis band.
-    ``closed`` is the segment this hop ended, if any; ``segment_start`` is where the open
-    one began.
+    ``top`` is None in silence, in not-music and in music whose genre is not decided
+    yet. ``confidence`` is the filtered probability of ``top`` (of the best genre while
+    undecided) in music; in silence and not-music 1.0 for a hop of that class, else 0.0.
+    ``closed`` are the segments the segmenter closed at this hop (decided
+    `GenreTracker.lag_seconds` after they ended); ``segment_start`` is where the segment
+    being decided began (the first hop's time before the first decision).
     """
 
     time: float
@@ -179,46 +199,37 @@ class TrackerUpdate:
     confidence: float
     state: State
     segment_start: float
-    closed: Segment | None
-
-
-class Observation(Protocol):
-    """What the tracker reads of a hop (`streamer.analysis.hops.Hop` is one)."""
-
-    @property
-    def time(self) -> float: ...
-    @property
-    def probabilities(self) -> np.ndarray: ...
-    @property
-    def level_dbfs(self) -> float: ...
+    closed: tuple[Segment, ...] = ()
 
 
 class GenreTracker:
-    """Online smoothing and segmentation: `push` hops, `finish` at the end.
+    """Online smoothing for the display, and segments through a `TrackSegmenter`.
 
     A `streamer.chain.Processor`: hops in; an update for each hop out, and from `finish`
-    the last segment. `reset` begins another stream with the same parameters.
+    the last segments. `reset` begins another stream with the same parameters.
 
     Parameters
     ----------
     labels : sequence of str
-        Genre names, in the order of the model's probabilities (two or more).
+        Genre names, in the order of the probabilities (two or more).
     config : SmoothingConfig
         Smoothing and silence parameters.
+    segments : SegmentConfig
+        The segmenter's parameters (its minimum runs are also the display's).
+    hop_seconds : float
+        Time between hops, for the segmenter.
     window_seconds : float
-        The audio each hop's probabilities saw; a change of genre is dated half of it
-        before the first hop of the lead that confirmed it (see the module notes). 0 dates
-        it at that hop.
+        The audio each hop's probabilities saw; a track change is dated half of it
+        before the hop that found it.
 
     Examples
     --------
-    >>> from types import SimpleNamespace as Hop
-    >>> tracker = GenreTracker(["jazz", "rock"])
+    >>> tracker = GenreTracker(["jazz", "rock"], hop_seconds=0.5)
     >>> jazz, rock = np.array([0.8, 0.2]), np.array([0.1, 0.9])
-    >>> updates = tracker.push([Hop(time=0.5, probabilities=jazz, level_dbfs=-20),
-    ...                         Hop(time=1.0, probabilities=jazz, level_dbfs=-20),
-    ...                         Hop(time=1.5, probabilities=rock, level_dbfs=-70)])  # a pause
-    >>> [update.top for update in updates]
+    >>> updates = tracker.push([Evidence(time=0.5, probabilities=jazz, level_dbfs=-20),
+    ...                         Evidence(time=1.0, probabilities=jazz, level_dbfs=-20),
+    ...                         Evidence(time=1.5, probabilities=rock, level_dbfs=-70)])
+    >>> [update.top for update in updates]  # a pause keeps the genre
     [None, 'jazz', 'jazz']
     >>> [segment] = tracker.finish(time=2.0)
     >>> segment.start, segment.end, segment.genre, segment.state
@@ -230,82 +241,123 @@ class GenreTracker:
         labels: Sequence[str],
         *,
         config: SmoothingConfig = SmoothingConfig(),
+        segments: SegmentConfig = DEFAULT_SEGMENTS,
+        hop_seconds: float = 0.5,
         window_seconds: float = 0.0,
     ) -> None:
         self.labels = tuple(labels)
-        self.window_seconds = window_seconds
         if len(self.labels) < 2:
             raise ValueError("GenreTracker needs two or more labels")
         self.config = config
+        self.segmenter = TrackSegmenter(
+            self.labels, hop_seconds=hop_seconds, window_seconds=window_seconds, config=segments
+        )
         n = len(self.labels)
         self._move = (1.0 - config.stay_probability) / (n - 1)
         self._keep = config.stay_probability - self._move
         self._uniform = np.full(n, 1.0 / n)
+        self._recent_hops = math.ceil(RECENT_SECONDS / hop_seconds - 1e-9)
+        self._past_hops = math.ceil(PAST_SECONDS / hop_seconds - 1e-9)
         self.reset()
+
+    @property
+    def lag_seconds(self) -> float:
+        """Segments are closed this long after they end."""
+        return self.segmenter.lag_seconds
+
+    @property
+    def segments(self) -> list[Segment]:
+        """The segments closed so far, in order; after `finish`, all of the stream."""
+        return self.segmenter.segments
 
     def reset(self) -> None:
         """Forget the stream: the next hop begins a new one, in silence, with no segment."""
+        self.segmenter.reset()
         self._filtered = self._uniform
-        self.segments: list[Segment] = []
         self._state: State = "silence"
         self._genre: int | None = None
-        self._start: float | None = None  # of the open segment; None before the first hop
-        self._sum = 0.0  # of the open segment's hop confidences
-        self._count = 0
-        self._quiet_since: float | None = None  # first hop of a quiet run inside music
-        self._quiet_sum = 0.0  # music confidences of that run, not yet assigned
-        self._quiet_count = 0
+        self._first_time: float | None = None
+        self._away: State | None = None  # the class of a run that differs from the state
+        self._away_hops = 0
         self._challenger: int | None = None  # genre leading the displayed one by the margin
         self._lead_hops = 0  # consecutive hops it has done so
-        self._lead_since = 0.0  # time of the first of those hops
+        self._heard: deque[np.ndarray] = deque(maxlen=self._recent_hops + self._past_hops)
+        self._changed_at = -math.inf  # when the music last changed (the causal test)
         self._last_time = -math.inf
         self._finished = False
 
-    def push(self, hops: Iterable[Observation]) -> list[TrackerUpdate]:
+    def push(self, hops: Iterable[Evidence]) -> list[TrackerUpdate]:
         """Take hops, in order of time; return what each shows."""
-        return [self._track(hop.time, hop.probabilities, hop.level_dbfs) for hop in hops]
+        return [self._track(hop) for hop in hops]
 
-    def _track(self, time: float, probabilities: np.ndarray, level_dbfs: float) -> TrackerUpdate:
-        observation = self._check(time, probabilities, level_dbfs)
-        config = self.config
-        closed = None
-        if self._state == "silence":
-            if level_dbfs >= config.silence_dbfs + config.silence_hysteresis_db:
-                closed = self._begin(time, "music", None)
+    def _track(self, hop: Evidence) -> TrackerUpdate:
+        observation = self._check(hop.time, hop.probabilities, hop.level_dbfs)
+        hop_class = self._class(hop)
+        features = np.sqrt(observation) if hop.features is None else hop.features
+        closed = self.segmenter.push(
+            time=hop.time, hop_class=hop_class, probabilities=observation, features=features
+        )
+        if self._first_time is None:
+            self._first_time = hop.time
+        if hop_class == self._state:
+            self._away, self._away_hops = None, 0
+            if hop_class == "music":
+                self._listen(hop.time, features)
                 self._filter(observation)
-                self._decide(time)
-            elif self._start is None:
-                self._begin(time, "silence", None)
-        elif config.quiet(level_dbfs):
-            if self._quiet_since is None:
-                self._quiet_since = time
-            if time - self._quiet_since >= config.min_silence_seconds:
-                quiet_hops = self._quiet_count  # earlier hops of the run, all below threshold
-                closed = self._begin(self._quiet_since, "silence", None)
-                self._sum = self._count = quiet_hops
-                self._filtered = self._uniform
-            else:
-                self._quiet_sum += self._music_confidence()
-                self._quiet_count += 1
-                return self._report(time, self._music_confidence(), None)
+                self._decide(hop.time)
         else:
-            self._end_pause()
-            self._filter(observation)
-            closed = self._decide(time)
+            if hop_class != self._away:
+                self._away, self._away_hops = hop_class, 0
+            self._away_hops += 1
+            if self._changes_state():
+                self._state, self._genre = hop_class, None
+                self._filtered, self._challenger, self._lead_hops = self._uniform, None, 0
+                self._away, self._away_hops = None, 0
+                self._heard.clear()
+                if hop_class == "music":
+                    self._listen(hop.time, features)
+                    self._filter(observation)
+                    self._decide(hop.time)
         if self._state == "music":
             confidence = self._music_confidence()
         else:
-            confidence = float(config.quiet(level_dbfs))
-        self._sum += confidence
-        self._count += 1
-        return self._report(time, confidence, closed)
+            confidence = float(hop_class == self._state)
+        start = self.segmenter.open_start
+        return TrackerUpdate(
+            time=hop.time,
+            probabilities=self._filtered.copy(),
+            top=None if self._genre is None else self.labels[self._genre],
+            confidence=confidence,
+            state=self._state,
+            segment_start=self._first_time if start is None else start,
+            closed=tuple(closed),
+        )
+
+    def _class(self, hop: Evidence) -> State:
+        """The hop's own class: silent below the threshold (in silence, until the level is
+        ``silence_hysteresis_db`` above it), else not-music if flagged, else music."""
+        config = self.config
+        threshold = config.silence_dbfs
+        if self._state == "silence":
+            threshold += config.silence_hysteresis_db
+        if hop.level_dbfs < threshold:
+            return "silence"
+        return "not-music" if hop.not_music else "music"
+
+    def _changes_state(self) -> bool:
+        """Whether the run of another class has lasted long enough to be shown: silence
+        and not-music their segment minimum, music at once after silence and after
+        `SmoothingConfig.confirm_hops` hops after not-music."""
+        assert self._away is not None
+        if self._away == "music":
+            return self._state == "silence" or self._away_hops >= self.config.confirm_hops
+        return self._away_hops >= self.segmenter.min_run_hops(self._away)
 
     def finish(self, *, time: float | None = None) -> list[Segment]:
-        """Close the open segment at `time` (end of file, Ctrl-C; by default the last hop's
-        time) and return it.
-
-        A quiet run too short to be silence stays in the track. Returns no segment when no
-        hop was seen. The tracker takes no more hops afterwards, until `reset`.
+        """End the stream at `time` (end of file, Ctrl-C; by default the last hop's time):
+        the segmenter decides its last hops and closes the open segment there. Returns
+        the segments this closed; none when no hop was seen. The tracker takes no more
+        hops afterwards, until `reset`.
         """
         if self._finished:
             raise RuntimeError("finish called twice: reset or create a new GenreTracker")
@@ -313,16 +365,7 @@ class GenreTracker:
         if not end >= self._last_time:
             raise ValueError(f"finish time {end} is before the last hop {self._last_time}")
         self._finished = True
-        if self._start is None:
-            return []
-        self._end_pause()
-        return [self._close(end)]
-
-    def _end_pause(self) -> None:
-        """A quiet run that did not become silence was a pause: its hops join the track."""
-        self._sum += self._quiet_sum
-        self._count += self._quiet_count
-        self._quiet_since, self._quiet_sum, self._quiet_count = None, 0.0, 0
+        return self.segmenter.finish(time=end)
 
     def _check(self, time: float, probabilities: np.ndarray, level_dbfs: float) -> np.ndarray:
         """Validate one hop; return the floored probabilities used as likelihoods.
@@ -354,65 +397,36 @@ class GenreTracker:
         posterior = observation * (self._keep * self._filtered + self._move)
         self._filtered = posterior / posterior.sum()
 
-    def _decide(self, time: float) -> Segment | None:
-        """Apply the decision rule after a filter step; a change of genre closes the open
-        segment and returns it."""
+    def _listen(self, time: float, features: np.ndarray) -> None:
+        """The causal change test, on the features of the music hops heard lately."""
+        self._heard.append(features)
+        if len(self._heard) < 2 * self._recent_hops:  # too little heard to tell: be prompt
+            self._changed_at = time
+            return
+        heard = np.stack(self._heard)
+        recent, past = heard[-self._recent_hops :], heard[: -self._recent_hops]
+        if novelty(past, recent) >= self.config.change_threshold:
+            self._changed_at = time
+
+    def _decide(self, time: float) -> None:
+        """Apply the decision rule after a filter step: change the displayed genre once
+        another has led it by the margin for `confirm_hops` hops after a change of the
+        music, `steady_confirm_hops` otherwise."""
         filtered = self._filtered
         best = int(np.argmax(filtered))
         # with no genre displayed, the best must beat all the others together
         rival = 1.0 - filtered[best] if self._genre is None else filtered[self._genre]
         if best == self._genre or filtered[best] - rival <= self.config.switch_margin:
             self._challenger, self._lead_hops = None, 0
-            return None
+            return
         if best != self._challenger:
-            self._challenger, self._lead_hops, self._lead_since = best, 0, time
+            self._challenger, self._lead_hops = best, 0
         self._lead_hops += 1
-        if self._lead_hops < self.config.confirm_hops:
-            return None
-        if self._genre is None:
+        steady = self._genre is not None and time - self._changed_at > CHANGED_FOR_SECONDS
+        config = self.config
+        if self._lead_hops >= (config.steady_confirm_hops if steady else config.confirm_hops):
             self._genre = best
-            return None
-        assert self._start is not None
-        began = self._lead_since - self.window_seconds / 2
-        return self._begin(began if began > self._start else time, "music", best)
 
     def _music_confidence(self) -> float:
         genre = int(np.argmax(self._filtered)) if self._genre is None else self._genre
         return float(self._filtered[genre])
-
-    def _begin(self, start: float, state: State, genre: int | None) -> Segment | None:
-        """Close the open segment (if any) at `start` and open a new one there."""
-        closed = None if self._start is None else self._close(start)
-        self._state, self._genre, self._start = state, genre, start
-        self._sum, self._count = 0.0, 0
-        self._quiet_since, self._quiet_sum, self._quiet_count = None, 0.0, 0
-        self._challenger, self._lead_hops = None, 0
-        return closed
-
-    def _close(self, end: float) -> Segment:
-        assert self._start is not None
-        genre = self._genre
-        if genre is None and self._state == "music":  # ended before a genre was decided
-            genre = int(np.argmax(self._filtered))
-        segment = Segment(
-            index=len(self.segments),
-            start=self._start,
-            end=end,
-            genre=None if genre is None else self.labels[genre],
-            state=self._state,
-            confidence=float(self._sum / self._count),
-        )
-        self.segments.append(segment)
-        return segment
-
-    def _report(self, time: float, confidence: float, closed: Segment | None) -> TrackerUpdate:
-        assert self._start is not None
-        return TrackerUpdate(
-            time=time,
-            probabilities=self._filtered.copy(),
-            top=None if self._genre is None else self.labels[self._genre],
-            confidence=float(confidence),
-            state=self._state,
-            segment_start=self._start,
-            closed=closed,
-        )

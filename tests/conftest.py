@@ -174,6 +174,7 @@ def make_hello() -> dict[str, Any]:
         features=FeatureSpec().to_dict(),
         hop_seconds=0.5,
         window_seconds=3.0,
+        segment_lag_seconds=21.5,
     )
 
 

@@ -15,12 +15,15 @@ from hypothesis import strategies as st
 
 from streamer.analysis.model import GenreModel
 from streamer.chain import GenreChain, TrackedHop
-from streamer.tracking import Segment
+from streamer.segments import Segment, SegmentConfig
 
 SECONDS = 15.0  # not on a hop boundary: the end of the file is heard but not analysed
 # Float32 rounding: the mel product's BLAS kernels depend on how many frames a block
 # completes, so the values may differ in their last bits (measured: 1e-7, levels 1e-6 dB).
 ROUNDING = 1e-5
+# A lag of 4.5 s, so that a 15 s file has segments closed while it is pushed, not only at
+# its end (the defaults' 21.5 s would hold them all for `finish`).
+SHORT_LAG = SegmentConfig(novelty_seconds=2, peak_seconds=2, vote_seconds=0.5, min_track_seconds=4)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +76,7 @@ def assert_same(got: Outputs, expected: Outputs) -> None:
         np.testing.assert_allclose(a.update.probabilities, b.update.probabilities, atol=ROUNDING)
         assert a.update.confidence == pytest.approx(b.update.confidence, abs=ROUNDING)
         assert [getattr(a.update, k) for k in shown] == [getattr(b.update, k) for k in shown]
-        assert (a.update.closed is None) == (b.update.closed is None)
+        assert [bounds(s) for s in a.update.closed] == [bounds(s) for s in b.update.closed]
     for name in ("finished", "segments"):
         segments, expected_segments = getattr(got, name), getattr(expected, name)
         assert [bounds(s) for s in segments] == [bounds(s) for s in expected_segments]
@@ -84,13 +87,14 @@ def assert_same(got: Outputs, expected: Outputs) -> None:
 @pytest.fixture(scope="module")
 def in_30_s_blocks(small_model: Path, audio: np.ndarray) -> Outputs:
     """A new chain, the file in blocks of 30 s as `streamer tag` reads it."""
-    return run(GenreChain(GenreModel(small_model)), audio, [round(30 * TRAIN_RATE)])
+    chain = GenreChain(GenreModel(small_model), segments=SHORT_LAG)
+    return run(chain, audio, [round(30 * TRAIN_RATE)])
 
 
 @pytest.fixture(scope="module")
 def reused(small_model: Path) -> GenreChain:
     """One chain for all the other runs, `reset` before each."""
-    return GenreChain(GenreModel(small_model))
+    return GenreChain(GenreModel(small_model), segments=SHORT_LAG)
 
 
 def test_a_file_gives_hops_with_their_updates_and_segments_to_its_end(
@@ -101,10 +105,16 @@ def test_a_file_gives_hops_with_their_updates_and_segments_to_its_end(
     assert len(out.tracked) == 28
     assert [t.update.time for t in out.tracked] == [t.hop.time for t in out.tracked]
     assert {s.state for s in out.segments} == {"music", "silence"}
-    assert out.finished == out.segments[-1:]
-    assert out.finished[0].end == SECONDS > out.tracked[-1].hop.time
-    closed = [t.update.closed for t in out.tracked if t.update.closed is not None]
-    assert closed == out.segments[:-1]
+    closed = [s for t in out.tracked for s in t.update.closed]
+    assert closed and out.finished  # the lag holds the last few seconds' for `finish`
+    assert closed + out.finished == out.segments
+    assert out.finished[-1].end == SECONDS > out.tracked[-1].hop.time
+    lag = round(SHORT_LAG.lag_seconds / 0.5)
+    hops = [t.hop.time for t in out.tracked]
+    for t in out.tracked:
+        for segment in t.update.closed:  # closed `lag` after the hop where it ended
+            decided = hops[t.hop.index - lag]  # a track change is dated half a window early
+            assert segment.end <= decided <= segment.end + 1.5
 
 
 def test_blocks_of_a_tenth_of_a_second_give_the_same(

@@ -43,7 +43,8 @@ MODEL = {"name": "genre.onnx", "sha256": "ab" * 32}
 
 
 def segments_of(stretches: list[tuple[float, str | None]], *, end: float) -> list[Segment]:
-    """Contiguous segments from ``(start, genre)``; genre None is silence."""
+    """Contiguous segments from ``(start, genre)``; genre None is silence. A music
+    segment's mixture is its genre and another."""
     bounds = [start for start, _ in stretches] + [end]
     return [
         Segment(
@@ -53,6 +54,7 @@ def segments_of(stretches: list[tuple[float, str | None]], *, end: float) -> lis
             genre=genre,
             state="silence" if genre is None else "music",
             confidence=0.5 + i / 100,
+            mixture={} if genre is None else {genre: 0.5 + i / 100, "other": 0.25},
         )
         for i, (start, genre) in enumerate(stretches)
     ]
@@ -162,6 +164,7 @@ def test_every_format_is_written_and_parses_back(dj_set: Timeline, tmp_path: Pat
             "genre": s.genre,
             "state": s.state,
             "confidence": round(s.confidence, 4),
+            "mixture": s.mixture,
         }
         for s in segments
     ]
@@ -453,7 +456,7 @@ def test_a_record_file_round_trips(dj_set: Timeline, tmp_path: Path) -> None:
     assert timeline.source == str(path)
     assert timeline.segments == [
         Segment(s.index, round(s.start, 3), round(s.end, 3), s.genre, s.state,
-                round(s.confidence, 4))
+                round(s.confidence, 4), s.mixture)
         for s in dj_set.segments
     ]  # fmt: skip
     assert timeline.labels == ["disco", "house", "jazz", "techno"]  # seen, sorted

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pulse
 import pytest
+import soundfile
 from listening import receive_until, start_listen
 from rich.console import Console
 from websockets.exceptions import ConnectionClosed
@@ -35,6 +36,7 @@ from streamer.capture.device import DeviceSource
 from streamer.live.session import EXIT_INPUT_LOST
 from streamer.outlets import protocol
 from streamer.outlets.view import GenreView
+from streamer.segments import SegmentConfig
 
 
 def is_update(message: dict) -> bool:
@@ -44,6 +46,10 @@ def is_update(message: dict) -> bool:
 def is_music(message: dict) -> bool:
     """An update of audio played into the sink, once the tracker decided its genre."""
     return is_update(message) and message["level_dbfs"] > -40 and message["top"] is not None
+
+
+def is_segment(state: str):
+    return lambda message: message["type"] == "segment" and message["state"] == state
 
 
 def is_input(state: str):
@@ -60,13 +66,33 @@ def players() -> Iterator[list[subprocess.Popen]]:
         player.wait(timeout=10)
 
 
+# over the segmenter's minimum runs: the silence before the song and the song are segments
+SILENCE_SECONDS = SegmentConfig().min_silence_seconds + 1.0
+MUSIC_SECONDS = SegmentConfig().min_music_seconds + 1.0
+
+
 def play_until_music(
     client: Any, env: dict[str, str], song: Path, players: list[subprocess.Popen]
 ) -> list[dict]:
-    """Wait for the analysis to run, start playing `song`, return once it is heard."""
-    received = receive_until(client, is_update)  # play once the analysis runs: onset seen
+    """Wait for `SILENCE_SECONDS` of the stream (at once after the first update later on),
+    start playing `song`, return once `MUSIC_SECONDS` of it have been heard."""
+    received = receive_until(client, lambda m: is_update(m) and m["time"] >= SILENCE_SECONDS)
     players.append(pulse.play(song, env))
-    return received + receive_until(client, is_music)
+    received += receive_until(client, is_music)
+    since = received[-1]["time"]
+    return received + receive_until(
+        client, lambda m: is_music(m) and m["time"] >= since + MUSIC_SECONDS
+    )
+
+
+@pytest.fixture(scope="module")
+def long_song(two_genres: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`two_genres` three times over: still playing when the input is taken away, after
+    the `MUSIC_SECONDS` a music segment needs."""
+    song, rate = soundfile.read(two_genres)
+    path = tmp_path_factory.mktemp("faults") / "long-song.wav"
+    soundfile.write(path, np.concatenate([song] * 3), rate)
+    return path
 
 
 def recorded(path: Path) -> list[dict]:
@@ -76,7 +102,7 @@ def recorded(path: Path) -> list[dict]:
 def test_wait_mode_reports_the_loss_keeps_the_segments_and_resumes(
     pulse_device: dict[str, str],
     trained: dict[str, Path],
-    two_genres: Path,
+    long_song: Path,
     tmp_path: Path,
     players: list[subprocess.Popen],
 ) -> None:
@@ -84,18 +110,19 @@ def test_wait_mode_reports_the_loss_keeps_the_segments_and_resumes(
     process, url = start_listen(trained["onnx"], pulse_device, "--record", str(record))
     try:
         with connect(url) as client:
-            before = play_until_music(client, pulse_device, two_genres, players)
+            before = play_until_music(client, pulse_device, long_song, players)
             unplugged_at = time.monotonic()
             with pulse.unplugged(pulse_device):
                 gap = receive_until(client, is_input("lost"))
                 detection = time.monotonic() - unplugged_at
-                # the open segment closes where the input went, as at a silence
-                gap += receive_until(client, lambda m: m["type"] == "segment")
+                # the open segment closes where the input went, as at a silence, and is
+                # sent the segmenter's lag (26.5 s) later
+                gap += receive_until(client, is_segment("music"), timeout=60)
             replugged_at = time.monotonic()
             back = receive_until(client, is_input("ok"))
             back += receive_until(client, lambda m: m["type"] == "update")
             reconnection = time.monotonic() - replugged_at
-            back += play_until_music(client, pulse_device, two_genres, players)
+            back += play_until_music(client, pulse_device, long_song, players)
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0, process.stderr.read()
@@ -127,7 +154,7 @@ def test_wait_mode_reports_the_loss_keeps_the_segments_and_resumes(
 def test_exit_mode_ends_the_session_with_the_record_flushed(
     pulse_device: dict[str, str],
     trained: dict[str, Path],
-    two_genres: Path,
+    long_song: Path,
     tmp_path: Path,
     players: list[subprocess.Popen],
 ) -> None:
@@ -137,7 +164,7 @@ def test_exit_mode_ends_the_session_with_the_record_flushed(
     )
     try:
         with connect(url) as client:
-            received = play_until_music(client, pulse_device, two_genres, players)
+            received = play_until_music(client, pulse_device, long_song, players)
             with pulse.unplugged(pulse_device):
                 with pytest.raises(ConnectionClosed) as closed:
                     while True:
@@ -211,11 +238,13 @@ class FakeSounddevice:
         self.streams[-1].callback(np.full((1000, 1), 0.5, np.float32), 1000, None, status)
 
 
-def read_until(source: DeviceSource, lost: bool, timeout: float = 10.0) -> list[np.ndarray]:
+def read_until(
+    source: DeviceSource, lost: bool, timeout: float = 10.0, min_samples: int = 1
+) -> list[np.ndarray]:
     chunks, deadline = [], time.monotonic() + timeout
     while source.input_lost != lost:
         assert time.monotonic() < deadline, f"input_lost did not become {lost}"
-        chunks.append(source.read(timeout=0.05))
+        chunks.append(source.read(timeout=0.05, min_samples=min_samples))
     return chunks
 
 
@@ -251,6 +280,24 @@ def test_a_silent_or_stopped_input_is_lost_filled_with_silence_and_reopened(
     assert source.overflow_events == 1, "overflows counted before a loss were forgotten"
 
 
+@pytest.mark.parametrize("stopped", [True, False], ids=["stopped", "stalled"])
+def test_an_input_that_dies_with_part_of_a_hop_unread_is_lost_and_the_part_kept(
+    monkeypatch: pytest.MonkeyPatch, stopped: bool
+) -> None:
+    """The engine reads a hop at a time: samples short of one, left in the ring when the
+    device goes, are no new samples and must not hide the loss (the session went silent:
+    no update, no status, until the device was back)."""
+    sd = FakeSounddevice()
+    monkeypatch.setattr(device, "import_sounddevice", lambda: sd)
+    source = DeviceSource(sample_rate=22050, stall_seconds=0.3, retry_seconds=10.0)
+    with source:
+        sd.deliver()  # 1000 samples of 0.5, less than the hop asked for
+        sd.streams[-1].active = not stopped
+        chunks = read_until(source, lost=True, timeout=1.0, min_samples=11025)
+    heard = np.concatenate(chunks)
+    assert np.count_nonzero(np.abs(heard - 0.5) < 0.01) >= 900, "the part was not handed out"
+
+
 def test_samples_lost_to_a_full_ring_are_counted_and_keep_their_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -283,6 +330,9 @@ def test_a_segment_is_on_disk_before_any_sink_sees_it(
     model = GenreModel(trained["onnx"])
     path = tmp_path / "set.jsonl"
     seen: list[dict] = []
+    song, rate = soundfile.read(two_genres)  # twice with a pause between: three segments
+    paused = tmp_path / "paused.wav"
+    soundfile.write(paused, np.concatenate([song, np.zeros(2 * rate), song]), rate)
 
     def sink(message: dict) -> None:
         if message["type"] == "segment":
@@ -292,7 +342,7 @@ def test_a_segment_is_on_disk_before_any_sink_sees_it(
 
     record = SegmentRecord(path)
     engine = Engine(
-        source=FileSource(two_genres, sample_rate=model.spec.sample_rate),
+        source=FileSource(paused, sample_rate=model.spec.sample_rate),
         chain=GenreChain(model, hop_seconds=0.5),
         sinks=[sink],
         record=record,

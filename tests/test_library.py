@@ -467,7 +467,7 @@ def test_live_now_is_described_by_its_music_hops_only(indexed: dict[str, Path]) 
         time_ = 8.0 + 0.5 * index
         update = TrackerUpdate(
             time=time_, probabilities=probabilities, top="tones", confidence=0.9, state="music",
-            segment_start=3.0, closed=None,
+            segment_start=3.0,
         )  # fmt: skip
         hop = Hop(index, time_, probabilities, embedding, level)
         recommender.hop(TrackedHop(hop, update, probabilities))
@@ -501,7 +501,7 @@ def test_live_recommendations_hear_musicnn_too(indexed: dict[str, Path]) -> None
         time_ = 8.0 + 0.5 * index
         update = TrackerUpdate(
             time=time_, probabilities=noise, top="noise", confidence=0.9, state="music",
-            segment_start=3.0, closed=None,
+            segment_start=3.0,
         )  # fmt: skip
         recommender.hop(TrackedHop(Hop(index, time_, noise, embedding, -20.0), update, noise, tags))
     recommender._jobs.get_nowait()()  # run the recommender's one job here

@@ -7,6 +7,7 @@ loopback follows the session. The model is the tiny CNN trained by the `trained`
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import signal
@@ -70,7 +71,10 @@ def test_live_session_follows_a_change_of_genre(
     timeline = " ".join(f"{t:.2f}:{top}" for t, top in tops if abs(t - BOUNDARY) < 4)
     assert BOUNDARY < first_noise <= BOUNDARY + hello["window_seconds"] + 2 * hop + 0.05, timeline
     recorded = [json.loads(line) for line in record.read_text().splitlines()]
-    assert [r["genre"] for r in recorded if r["state"] == "music"][:2] == ["tones", "noise"]
+    # 8 s of music are one track to the segmenter (a change of track needs tens of
+    # seconds of each): one music segment, closed at SIGINT, the two genres its mixture
+    [music] = [r for r in recorded if r["state"] == "music"]
+    assert set(music["mixture"]) >= {"tones", "noise"}, music
     assert all(r["start"] < r["end"] for r in recorded)
 
 
@@ -118,9 +122,13 @@ def test_the_websockets_librarys_own_client_receives_valid_json(
 
 @pytest.fixture(scope="module")
 def four_changes(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Tones, noise, tones, noise, 3 s each: three segments close while the file plays."""
+    """Tones, noise, tones, noise, 4 s each with 2 s of silence after each, then 20 s of
+    tones: segments close while the file plays, the first (it ends at 4 s) the
+    segmenter's lag (26.5 s) later, the second 2 s after it, some 10 s before the end."""
     rng = np.random.default_rng(7)
-    y = np.concatenate([render_genre(genre, rng, 3.0) for genre in ["tones", "noise"] * 2])
+    pause = np.zeros(2 * TRAIN_RATE)
+    parts = [[render_genre(genre, rng, 4.0), pause] for genre in ["tones", "noise"] * 2]
+    y = np.concatenate([*itertools.chain(*parts), render_genre("tones", rng, 20.0)])
     path = tmp_path_factory.mktemp("changes") / "four-changes.wav"
     soundfile.write(path, y, TRAIN_RATE)
     return path

@@ -22,13 +22,17 @@ from streamer.chain import GenreChain
 from streamer.cli import main
 from streamer.offline.exports import timeline_from_record
 from streamer.offline.tagging import tag_file
+from streamer.segments import SegmentConfig
 
 SECTIONS = ("tones", "noise", "clicks")
-SECTION_SECONDS = 8.0
+# Sections longer than the segmenter's novelty window (15 s) and peak (10 s), so that each
+# change is one; a minimum track under them (the default 30 s would take none).
+SECTION_SECONDS = 20.0
+MIN_TRACK = ("--min-track", "10")
+SEGMENTS = SegmentConfig(min_track_seconds=10)
 CROSSFADE_SECONDS = 1.0
 # A boundary is dated within the 1 s crossfade that follows it and one and a half hops
-# (0.75 s) of the model's lag. Without the tracker's back-dating (half the 1 s window) the
-# boundaries land 2.0 s late (measured), so this tolerance guards the back-dating.
+# (0.75 s) of the model's lag.
 BOUNDARY_TOLERANCE = CROSSFADE_SECONDS + 0.75
 
 
@@ -59,7 +63,7 @@ def mix(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_tag_finds_the_sections_of_a_crossfaded_mix(trained: dict[str, Path], mix: Path) -> None:
-    timeline = tag_file(mix, chain=GenreChain(GenreModel(trained["onnx"])))
+    timeline = tag_file(mix, chain=GenreChain(GenreModel(trained["onnx"]), segments=SEGMENTS))
     music = [s for s in timeline.segments if s.state == "music"]
     assert [s.genre for s in music] == list(SECTIONS)
     for segment, true_start in zip(music[1:], (SECTION_SECONDS, 2 * SECTION_SECONDS), strict=True):
@@ -73,10 +77,14 @@ def test_live_engine_on_the_paced_file_gives_the_same_segments(
     trained: dict[str, Path], mix: Path, tmp_path: Path
 ) -> None:
     record = tmp_path / "live.jsonl"
-    process, _ = start_listen(trained["onnx"], {}, "--file", str(mix), "--record", str(record))
-    assert process.wait(timeout=60) == 0, process.stderr.read()
+    process, _ = start_listen(
+        trained["onnx"], {}, "--file", str(mix), "--record", str(record), *MIN_TRACK
+    )
+    assert process.wait(timeout=90) == 0, process.stderr.read()
     live = timeline_from_record(record).segments
-    offline = tag_file(mix, chain=GenreChain(GenreModel(trained["onnx"]))).segments
+    chain = GenreChain(GenreModel(trained["onnx"]), segments=SEGMENTS)
+    offline = tag_file(mix, chain=chain).segments
+    assert len(offline) == len(SECTIONS)
     assert [(s.genre, s.state) for s in live] == [(s.genre, s.state) for s in offline]
     for a, b in zip(live, offline, strict=True):
         assert a.start == pytest.approx(b.start, abs=1e-3)  # the record keeps milliseconds
@@ -89,14 +97,15 @@ def test_tag_and_listen_on_the_same_file_give_the_same_hops_and_segments(
 ) -> None:
     """The two commands, run as a user runs them: `streamer tag` (30 s blocks) and
     `streamer listen --file --fast` (0.1 s blocks, the live engine), on a file with a
-    silence in it, agree hop for hop and segment for segment."""
+    silence in it, agree hop for hop and segment for segment; live, each segment is sent
+    the segmenter's lag after the hop that decided it, the last ones at the end."""
     audio, rate = soundfile.read(mix)
     rng = np.random.default_rng(4)
     path = tmp_path / "with-a-pause.wav"
     soundfile.write(
         path, np.concatenate([audio, np.zeros(3 * rate), render_genre("tones", rng, 5)]), rate
     )
-    model = ["--model", str(trained["onnx"])]
+    model = ["--model", str(trained["onnx"]), *MIN_TRACK]
     tag = [sys.executable, "-m", "streamer", "tag", str(path), *model, "--format", "json",
            "--out", str(tmp_path)]  # fmt: skip
     subprocess.run(tag, check=True, capture_output=True, timeout=120)
@@ -113,6 +122,18 @@ def test_tag_and_listen_on_the_same_file_give_the_same_hops_and_segments(
     assert live == tagged["segments"]
     assert {s["state"] for s in live} == {"music", "silence"}
     assert len(live) >= 4
+    lag, half_window = SEGMENTS.lag_seconds, messages[0]["window_seconds"] / 2
+    for position, message in enumerate(messages):
+        if message["type"] == "segment":
+            after = next((m["time"] for m in messages[position:] if m["type"] == "update"), None)
+            if after is None:  # closed by the end of the file: it ended within the lag
+                assert message["end"] > updates[-1]["time"] - lag - half_window
+            else:  # a track change is dated half the window before the hop deciding it
+                assert after - message["end"] in (
+                    pytest.approx(lag, abs=1e-3),
+                    pytest.approx(lag + half_window, abs=1e-3),
+                ), message
+    assert [m["type"] for m in messages if m["type"] != "status"][-1] == "segment"
 
 
 def parse_cue(text: str) -> list[tuple[str, int]]:
@@ -141,7 +162,7 @@ def test_tag_command_writes_every_format_and_a_plot_and_survives_bad_files(
     out = tmp_path / "out"
     code = main(["tag", str(corrupt), str(mix), str(empty), str(text), "--model",
                  str(trained["onnx"]), "--format", "json,csv", "--format", "cue,audacity,tracklist",
-                 "--plot", "--out", str(out)])  # fmt: skip
+                 "--plot", "--out", str(out), *MIN_TRACK])  # fmt: skip
     errors = capsys.readouterr().err
     assert code == 1
     for bad in (corrupt, empty, text):

@@ -36,6 +36,7 @@ def hello(**fields: object) -> dict:
         features={},
         hop_seconds=0.5,
         window_seconds=3.0,
+        segment_lag_seconds=21.5,
     )
     return {**message, **fields}
 

@@ -18,6 +18,7 @@ from streamer.errors import StreamerError
 from streamer.files import default_catalogue_path
 from streamer.offline.exports import FORMATS as EXPORT_FORMATS
 from streamer.outlets.server import DEFAULT_PORT
+from streamer.segments import SegmentConfig
 from streamer.tracking import SmoothingConfig
 
 if TYPE_CHECKING:  # the library and the exports load only for the commands that use them
@@ -97,6 +98,12 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
         help="input level below which audio counts as silence (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
+        "--min-track", type=number(at_least=0, at_most=3600),
+        default=SegmentConfig().min_track_seconds, metavar="SECONDS",
+        help="segments: the shortest track a change of music may end; lower it for sets "
+        "that cut tracks short (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-tagger", dest="tagger", action="store_false",
         help="the genre CNN alone: no musicnn tags, no genre it lacks (electronic), a "
         "decision tuned on synthetic music only; about four times less CPU",
@@ -107,20 +114,28 @@ def build_chain(model: GenreModel, args: argparse.Namespace) -> GenreChain:
     """The chain of `streamer listen` and `streamer tag`, from the same options: the genre
     CNN with musicnn's shipped taggers and the shipped decision, unless ``--no-tagger``.
     The decision was chosen for the shipped CNN's labels: with a ``--model`` of other
-    labels, that model's genre is the decision and the tags are shown beside it."""
+    labels, that model's genre is the decision and the tags are shown beside it. The
+    not-music detector was fitted on the shipped CNN's outputs: another model goes without
+    it (every loud hop is music)."""
     from streamer.analysis.fusion import shipped_fusion
+    from streamer.analysis.notmusic import NotMusicDetector, shipped_not_music_path
     from streamer.analysis.tagger import TagModel, shipped_tagger_paths
     from streamer.chain import GenreChain
 
-    smoothing = smoothing_config(args)
+    detector = NotMusicDetector.load(shipped_not_music_path())
+    common: dict[str, Any] = {
+        "hop_seconds": args.hop,
+        "smoothing": smoothing_config(args),
+        "segments": SegmentConfig(min_track_seconds=args.min_track),
+        "not_music": detector if detector.fits(model.info) else None,
+    }
     if not args.tagger:
-        return GenreChain(model, hop_seconds=args.hop, smoothing=smoothing)
+        return GenreChain(model, **common)
     return GenreChain(
         model,
         taggers=[TagModel(path) for path in shipped_tagger_paths()],
         fusion=shipped_fusion(model.labels),
-        hop_seconds=args.hop,
-        smoothing=smoothing,
+        **common,
     )
 
 

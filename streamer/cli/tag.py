@@ -94,10 +94,10 @@ def run_tag(args: argparse.Namespace) -> int:
                 bar.update(task, rate="[red]failed")
                 say(f"streamer: error: {path}: {reason}")
                 continue
-            music = [s for s in timeline.segments if s.state == "music"]
+            states = [segment.state for segment in timeline.segments]
             say(
-                f"{path}: {len(music)} music segments, {len(timeline.segments) - len(music)} "
-                f"silent; wrote {', '.join(str(p) for p in written)}"
+                f"{path}: {states.count('music')} tracks, {states.count('silence')} silences, "
+                f"{states.count('not-music')} not music; wrote {', '.join(str(p) for p in written)}"
             )
     return batch_summary(len(args.files), failed)
 

@@ -31,13 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
+from streamer.analysis.calibration import Calibration
 from streamer.analysis.describe import SECTION_SECONDS, DescriptorAccumulator
 from streamer.analysis.fusion import GenreFusion, shipped_fusion
 from streamer.analysis.hops import HopAnalyzer
 from streamer.analysis.model import GenreModel, file_sha256, read_model_info
 from streamer.analysis.tagger import TagAnalyzer, TagHop, TagModel, shipped_tagger_paths
 from streamer.capture.file import AUDIO_EXTENSIONS, FileSource
-from streamer.chain import TAG_DELAY_SECONDS
+from streamer.chain import TAG_DELAY_SECONDS, decision_calibration
 from streamer.errors import StreamerError, failure_reason
 from streamer.library.catalogue import Catalogue, TrackRecord
 from streamer.progress import progress_bar, say
@@ -253,7 +254,16 @@ def analyse_file(
     if fusion is not None:
         labels, mixture = list(fusion.labels), np.zeros(len(fusion.labels))
     if music:
-        mixture = np.mean(_decide(fusion, probabilities, music_times, tag_hops), axis=0)
+        mixture = np.mean(
+            _decide(
+                fusion,
+                decision_calibration(model, fusion),
+                probabilities,
+                music_times,
+                tag_hops,
+            ),
+            axis=0,
+        )
     tags = read_tags(path)
     return TrackRecord(
         path=path,
@@ -283,20 +293,22 @@ def analyse_file(
 
 def _decide(
     fusion: GenreFusion | None,
+    calibration: Calibration,
     probabilities: list[np.ndarray],
     times: list[float],
     tag_hops: list[TagHop],
 ) -> np.ndarray:
-    """Each music hop's genre: the CNN's, or the decision's from it and the tag hop that
-    ended `TAG_DELAY_SECONDS` or more before it (NaN before the first: the CNN alone)."""
+    """Each music hop's decision, as the chain makes it: the CNN's, or the fusion's from it
+    and the tag hop that ended `TAG_DELAY_SECONDS` or more before it (NaN before the
+    first: the CNN alone), calibrated with the decision's temperature."""
     cnn = np.asarray(probabilities)
     if fusion is None:
-        return cnn
+        return calibration.apply(cnn)
     ends = np.array([hop.time for hop in tag_hops])
     latest = np.searchsorted(ends, np.asarray(times) - TAG_DELAY_SECONDS, side="right") - 1
     width = len(fusion.tag_labels)
     tags = np.stack([tag_hops[i].tags if i >= 0 else np.full(width, np.nan) for i in latest])
-    return fusion.fuse_hops(cnn, tags)
+    return calibration.apply(fusion.fuse_hops(cnn, tags))
 
 
 def analysis_sha256(tagger_shas: Iterable[str], fusion: GenreFusion | None) -> str:

@@ -36,7 +36,7 @@ from streamer.capture.source import AudioSource
 from streamer.chain import GenreChain, TrackedHop
 from streamer.errors import StreamerError
 from streamer.outlets import protocol
-from streamer.tracking import Segment
+from streamer.segments import Segment
 
 if TYPE_CHECKING:  # the recommender pulls in librosa and the catalogue: only with --library
     from streamer.live.recommend import LiveRecommender
@@ -202,8 +202,8 @@ class Engine:
 
     def _publish_hop(self, tracked: TrackedHop, read_at: float) -> None:
         hop, update = tracked.hop, tracked.update
-        if update.closed is not None:
-            self._emit(segment_to_message(update.closed))
+        for closed in update.closed:
+            self._emit(segment_to_message(closed))
         if self.recommender is not None:
             self.recommender.hop(tracked)
         labels = self.chain.tracker.labels

@@ -131,7 +131,7 @@ class LiveRecommender:
                 self._tag_hops.append(tags)
                 while self._tag_hops[0].time <= tags.time - self.embedding_seconds:
                     self._tag_hops.popleft()
-        if update.closed is not None:
+        if update.closed:
             self._offer(self.session.new_round)
         heard = self._written / self.sample_rate
         if (

@@ -114,6 +114,7 @@ class LiveSession:
             features=self.model.spec.to_dict(),
             hop_seconds=self.chain.analyzer.hop_seconds,
             window_seconds=self.chain.analyzer.window_seconds,
+            segment_lag_seconds=self.chain.tracker.lag_seconds,
         )
 
     def run(self) -> int:

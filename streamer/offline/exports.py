@@ -15,11 +15,12 @@ to the segment that hop opened, while a CUE sheet and a posted tracklist must st
 ``json`` (``set.json``): everything, for programs. Times are rounded to the millisecond,
 confidences and probabilities to 1e-4, levels to 0.1 dB, as in the websocket protocol;
 compact (a two-hour set at 0.5 s hops with ten labels is about 1 MB). ``hops`` holds one
-entry per hop in each list: ``probabilities`` are the model's raw output for that hop's
-patch, before any smoothing (the smoothed, filtered probabilities are only summed up in
-each segment's ``confidence``); ``level_dbfs`` is the RMS level of the hop's own audio,
-and ``silent`` is true where that level is below the silence threshold (``--silence-dbfs``):
-the model's guess on such a hop is no evidence, the tracker ignores it.
+entry per hop in each list: ``probabilities`` are the decision for that hop's patch
+(the CNN's, or its fusion with the tags), calibrated, before any smoothing (a music
+segment's ``confidence`` and ``mixture`` are their mean over it); ``level_dbfs`` is the
+RMS level of the hop's own audio, and ``silent`` is true where that level is below the
+silence threshold (``--silence-dbfs``): the model's guess on such a hop is no evidence,
+the tracker ignores it.
 ``invalid_samples`` counts samples of the source that were NaN, infinite or beyond ±1000,
 analysed as zeros.
 ``hop_seconds``, ``level_dbfs`` and ``silent`` are null and the other ``hops`` lists empty
@@ -28,7 +29,7 @@ for a record file, which keeps no hops::
     {"source":"set.flac","duration":7300.25,"labels":["house","jazz"],
      "model":{"name":"genre.onnx","sha256":"9f2c..."},"hop_seconds":0.5,
      "segments":[{"index":0,"start":3.0,"end":59.5,"genre":"house","state":"music",
-                  "confidence":0.8123},...],
+                  "confidence":0.8123,"mixture":{"house":0.8123}},...],
      "invalid_samples":0,
      "hops":{"times":[3.0,3.5,...],"probabilities":[[0.9012,0.0988],...],
              "level_dbfs":[-18.2,-17.9,...],"silent":[false,false,...]}}
@@ -113,11 +114,11 @@ import numpy as np
 from streamer import __version__
 from streamer.errors import StreamerError
 from streamer.files import write_atomically
-from streamer.tracking import Segment
+from streamer.segments import Segment
 
 CUE_FRAMES_PER_SECOND = 75
 MAX_CUE_TRACKS = 99
-SILENCE_TITLE = "silence"
+STATES = ("music", "silence", "not-music")
 CSV_COLUMNS = ("index", "start", "end", "duration", "genre", "state", "confidence", "start_clock")
 
 
@@ -141,8 +142,8 @@ class Timeline:
     times : ndarray
         ``(n,)`` stream time of each hop: the end of the audio its patch saw. May be empty.
     probabilities : ndarray
-        ``(n, len(labels))`` the model's raw per-hop probabilities (not the smoothed ones:
-        they show what the model heard); ``(0, len(labels))`` when unknown.
+        ``(n, len(labels))`` the per-hop decision, calibrated, not smoothed (it shows what
+        the networks heard); ``(0, len(labels))`` when unknown.
     model : dict
         ``{"name": ..., "sha256": ...}`` of the model, or ``{}`` when unknown.
     levels_dbfs : ndarray or None
@@ -300,6 +301,7 @@ def write_json(timeline: Timeline) -> str:
                 "genre": segment.genre,
                 "state": segment.state,
                 "confidence": round(float(segment.confidence), 4),
+                "mixture": {name: round(share, 4) for name, share in segment.mixture.items()},
             }
             for segment in timeline.segments
         ],
@@ -600,10 +602,16 @@ def _segment_of_line(line: bytes) -> Segment | None:
             raise ValueError(f"segment {name} {value!r} is not a finite number")
     if not 0 <= start <= end:
         raise ValueError(f"segment from {start} to {end} s: times must be >= 0 and in order")
-    if state not in ("music", "silence"):
-        raise ValueError(f'segment state {state!r} is neither "music" nor "silence"')
+    if state not in STATES:
+        raise ValueError(f"segment state {state!r} is none of {', '.join(STATES)}")
     if genre is not None and not isinstance(genre, str):
         raise ValueError(f"segment genre {genre!r} is neither a name nor null")
+    mixture = message.get("mixture", {})
+    if not isinstance(mixture, dict) or not all(
+        isinstance(name, str) and isinstance(share, int | float) and not isinstance(share, bool)
+        for name, share in mixture.items()
+    ):
+        raise ValueError(f"segment mixture {mixture!r} is not an object of genre shares")
     return Segment(
         index=index,
         start=float(start),
@@ -611,13 +619,14 @@ def _segment_of_line(line: bytes) -> Segment | None:
         genre=genre,
         state=state,
         confidence=float(confidence),
+        mixture={name: float(share) for name, share in mixture.items()},
     )
 
 
 def _title(segment: Segment) -> str:
-    if segment.state == "silence":
-        return SILENCE_TITLE
-    return segment.genre or "music"  # the tracker always names a music segment's genre
+    if segment.state != "music":
+        return segment.state  # "silence", "not-music": speech, noise, tones
+    return segment.genre or "music"  # the segmenter always names a music segment's genre
 
 
 def _half_up(value: float) -> int:

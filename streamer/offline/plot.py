@@ -94,8 +94,9 @@ def plot_timeline(timeline: Timeline, path: Path, *, colors: dict[str, str] | No
     bottom.set_xlabel("time (H:MM:SS)" if end >= 3600 else "time (M:SS)")
 
     handles = [Patch(color=palette[label], label=label) for label in [*timeline.labels, *foreign]]
-    if any(segment.state == "silence" for segment in timeline.segments):
-        handles.append(Patch(color=SILENCE_COLOR, label="silence"))
+    states = sorted({segment.state for segment in timeline.segments} - {"music"})
+    if states:
+        handles.append(Patch(color=SILENCE_COLOR, label=", ".join(states)))
     if handles:
         figure.legend(handles=handles, loc="outside right upper", frameon=False)
     figure.suptitle(f"{Path(timeline.source).name} ({clock(timeline.duration)})")
@@ -121,7 +122,7 @@ def _draw_strip(axes: Any, timeline: Timeline, palette: dict[str, str], end: flo
         color = _color(segment.genre, palette)
         width = segment.end - segment.start
         spans.setdefault(color, []).append((segment.start, width))
-        name = segment.genre or "silence"
+        name = segment.genre or segment.state
         if width * pixels_per_second > (len(name) + 2) * char_pixels:
             axes.text(
                 segment.start + width / 2, 0.5, name,
@@ -138,8 +139,8 @@ def _draw_strip(axes: Any, timeline: Timeline, palette: dict[str, str], end: flo
 
 
 def _draw_probabilities(axes: Any, timeline: Timeline, palette: dict[str, str]) -> None:
-    """A line per label, over silence shaded as in the strip."""
-    silences = [(s.start, s.end - s.start) for s in timeline.segments if s.state == "silence"]
+    """A line per label, over silence and not-music shaded as in the strip."""
+    silences = [(s.start, s.end - s.start) for s in timeline.segments if s.state != "music"]
     if silences:
         axes.broken_barh(silences, (0, 1), facecolors=SILENCE_COLOR, alpha=0.4, zorder=0)
     times, probabilities = binned(timeline.times, timeline.probabilities)

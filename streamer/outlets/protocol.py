@@ -109,6 +109,7 @@ def hello_message(
     features: Mapping[str, Any],
     hop_seconds: float,
     window_seconds: float,
+    segment_lag_seconds: float,
     state: Mapping[str, Any] | None = None,
     segments: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
@@ -118,7 +119,8 @@ def hello_message(
     ``FeatureSpec.to_dict()``. `state` (the latest update) and `segments` (recent closed
     segments, oldest first) are filled in by the server, which keeps them. ``shown_tags``
     is the rule of `confident_tags`, so that a client in another language (the overlay)
-    shows the same tags as the terminal view.
+    shows the same tags as the terminal view. `segment_lag_seconds`: how long after its
+    end a segment is decided and sent.
     """
     return {
         "type": "hello",
@@ -129,6 +131,7 @@ def hello_message(
         "features": dict(features),
         "hop_seconds": float(hop_seconds),
         "window_seconds": float(window_seconds),
+        "segment_lag_seconds": float(segment_lag_seconds),
         "shown_tags": {"minimum": SHOWN_TAG_MIN, "limit": SHOWN_TAG_LIMIT},
         "state": None if state is None else dict(state),
         "segments": [dict(segment) for segment in segments],
@@ -190,8 +193,10 @@ def segment_message(
     genre: str | None,
     state: str,
     confidence: float,
+    mixture: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """A closed segment; `genre` is None for silence."""
+    """A closed segment; `genre` is None for silence and not-music. `mixture`: the genres
+    holding a share of a music segment, strongest first (empty for the other states)."""
     return {
         "type": "segment",
         "index": int(index),
@@ -200,6 +205,7 @@ def segment_message(
         "genre": _label(genre),
         "state": state,
         "confidence": _fraction(confidence),
+        "mixture": {str(label): _fraction(p) for label, p in (mixture or {}).items()},
     }
 
 

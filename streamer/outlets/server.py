@@ -409,6 +409,7 @@ class ServerThread:
     --------
     >>> from streamer.outlets.protocol import hello_message
     >>> hello = lambda: hello_message(labels=["a", "b"], model={"name": "m", "sha256": "0" * 64},
+    ...                               segment_lag_seconds=26.5,
     ...                               features={}, hop_seconds=0.5, window_seconds=3.0)
     >>> with ServerThread(BroadcastServer(port=0, hello=hello)) as running:
     ...     running.server.port > 0

@@ -100,7 +100,7 @@ class GenreView:
     def _headline(self, update: dict[str, Any]) -> Text:
         clock = _clock(update["time"])
         if update["top"] is None:
-            word = "silence" if update["state"] == "silence" else UNDECIDED
+            word = UNDECIDED if update["state"] == "music" else update["state"]
             return Text.assemble((f"{clock}  ", "dim"), (word, f"bold {SILENCE_COLOR}"))
         return Text.assemble(
             (f"{clock}  ", "dim"),

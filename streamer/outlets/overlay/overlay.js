@@ -66,7 +66,7 @@ function buildBars() {
 function showUpdate(update) {
   const genre = $("genre");
   const music = update.top !== null;
-  genre.textContent = music ? update.top : update.state === "silence" ? "silence" : "listening…";
+  genre.textContent = music ? update.top : update.state === "music" ? "listening…" : update.state;
   genre.dataset.genre = update.top ?? "";
   genre.style.color = music ? color(update.top) : silenceColor;
   $("confidence").textContent = music ? `${Math.round(100 * update.confidence)} %` : "";
@@ -111,15 +111,15 @@ function showTimeline() {
   const end = latest.time;
   const start = Math.max(0, end - TIMELINE_SECONDS);
   const span = Math.max(end - start, 1e-3);
-  const spans = segments.map((s) => [s.start, s.end, s.genre]);
-  spans.push([latest.segment_start, end, latest.top]);
-  for (const [from, to, genre] of spans) {
+  const spans = segments.map((s) => [s.start, s.end, s.genre, s.state]);
+  spans.push([latest.segment_start, end, latest.top, latest.state]);
+  for (const [from, to, genre, state] of spans) {
     const width = Math.min(to, end) - Math.max(from, start);
     if (width <= 0) continue;
     const cell = document.createElement("div");
     cell.style.width = `${(100 * width) / span}%`;
     cell.style.background = genre === null ? silenceColor : color(genre);
-    cell.title = `${clock(from)}–${clock(to)} ${genre ?? "silence"}`;
+    cell.title = `${clock(from)}–${clock(to)} ${genre ?? state}`;
     cell.dataset.genre = genre ?? "";
     strip.append(cell);
   }
