@@ -104,7 +104,7 @@ class SmoothingConfig:
         a level hovering at the threshold does not toggle.
 
     The defaults, for ten genres at 0.5 s hops, keep a flickering track on one displayed
-    genre and follow a clean change in 2 hops (see the module notes).
+    genre and follow a clean change in 4 hops (see the module notes).
 
     Examples
     --------
