@@ -42,8 +42,9 @@ evidence: the filter is held and the displayed genre stays. When such a run has 
 the segmenter's minimum for it (`streamer.segments.SegmentConfig`: 1 s of silence, 3 s of
 not-music), the display shows that state with no genre and the filter is reset to
 uniform, as at the start of a stream, since the next track owes nothing to the last.
-Silence ends at the first hop at least ``silence_hysteresis_db`` above the threshold;
-not-music at the first `SmoothingConfig.confirm_hops` hops of music in a row. A stream
+Silence ends at the first hop at least ``silence_hysteresis_db`` above the threshold (as
+music or not-music, whichever that hop is); not-music at the first
+`SmoothingConfig.confirm_hops` hops of music in a row. A stream
 starts in silence.
 
 Segments are not decided here: a change of the displayed genre is not a change of track.
@@ -347,12 +348,14 @@ class GenreTracker:
         return "not-music" if hop.not_music else "music"
 
     def _changes_state(self) -> bool:
-        """Whether the run of another class has lasted long enough to be shown: silence
-        and not-music their segment minimum, music at once after silence and after
-        `SmoothingConfig.confirm_hops` hops after not-music."""
+        """Whether the run of another class has lasted long enough to be shown: any sound
+        at once after silence; otherwise silence and not-music their segment minimum, and
+        music `SmoothingConfig.confirm_hops` hops after not-music."""
         assert self._away is not None
+        if self._state == "silence" and self._away != "silence":
+            return True  # sound after silence is shown at once, music or not
         if self._away == "music":
-            return self._state == "silence" or self._away_hops >= self.config.confirm_hops
+            return self._away_hops >= self.config.confirm_hops
         return self._away_hops >= self.segmenter.min_run_hops(self._away)
 
     def finish(self, *, time: float | None = None) -> list[Segment]:

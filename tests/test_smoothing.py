@@ -537,3 +537,15 @@ def test_configs_and_segments_are_json() -> None:
         "confidence": segment.confidence, "mixture": {"jazz": 0.9},
     }  # fmt: skip
     assert Segment(**data) == segment
+
+
+def test_talk_after_silence_is_shown_at_once() -> None:
+    """Nothing is interrupted when sound follows silence: talk shows as not-music on its
+    first hop, not after the minimum that keeps a word from splitting a track."""
+    probabilities = confident("jazz", 20)
+    flags = [False] * 10 + [True] * 10
+    updates, _ = track_offline(
+        probabilities=probabilities, levels_dbfs=[QUIET] * 10 + [LOUD] * 10, not_music=flags
+    )
+    assert states(updates) == ["silence"] * 10 + ["not-music"] * 10
+    assert all(u.top is None for u in updates)
