@@ -1,10 +1,18 @@
-"""Where streamer keeps its files, and writing them so that a crash never leaves half of one."""
+"""Where streamer keeps its files, writing them so that a crash never leaves half of one,
+and reading the JSON documents that ship beside the models."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from streamer.errors import StreamerError
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -33,3 +41,38 @@ def user_data_dir() -> Path:
 def default_catalogue_path() -> Path:
     """The library catalogue of `streamer index` when no ``--db`` is given."""
     return user_data_dir() / "library.sqlite"
+
+
+def read_document(path: Path, *, format: str, version: int = 1) -> dict[str, Any]:
+    """A JSON document whose ``format`` and ``format_version`` must be these; raises
+    ValueError otherwise (and OSError, FileNotFoundError), for `reading_document`."""
+    data = json.loads(path.read_text())
+    if not (
+        isinstance(data, dict)
+        and data.get("format") == format
+        and data.get("format_version") == version
+    ):
+        raise ValueError(f"not {format} version {version}")
+    return data
+
+
+@contextmanager
+def reading_document(path: Path, *, kind: str, redo: str) -> Iterator[None]:
+    """What goes wrong while a document is read and checked (missing, not JSON, a field
+    missing or of the wrong type or shape) becomes one line naming `path` and what to
+    do: ``{path}: no such {kind} file: {redo}`` or ``{path}: invalid {kind} file
+    ({reason}): {redo}``."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise StreamerError(f"{path}: no such {kind} file: {redo}") from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise StreamerError(f"{path}: invalid {kind} file ({reason}): {redo}") from None
+
+
+def deciding_sha256(document: Mapping[str, Any]) -> str:
+    """A digest of what a document decides: everything but its ``provenance`` (how its
+    numbers were chosen), so that re-running a fit that changes nothing changes no digest."""
+    deciding = {k: v for k, v in document.items() if k != "provenance"}
+    return hashlib.sha256(json.dumps(deciding, sort_keys=True).encode()).hexdigest()

@@ -21,8 +21,6 @@ by `streamer-train calibrate`; the chain applies it to the decision, `fuse` does
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ import numpy as np
 
 from streamer.analysis.calibration import Calibration
 from streamer.errors import StreamerError
+from streamer.files import deciding_sha256, read_document, reading_document
 
 FUSION_FORMAT = "streamer-fusion"
 
@@ -162,8 +161,7 @@ class GenreFusion:
     def sha256(self) -> str:
         """A digest of the numbers, labels and temperature (not of the provenance): what
         decides what the chain shows."""
-        deciding = {k: v for k, v in self.to_dict().items() if k != "provenance"}
-        return hashlib.sha256(json.dumps(deciding, sort_keys=True).encode()).hexdigest()
+        return deciding_sha256(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -186,10 +184,8 @@ class GenreFusion:
         """Read a fusion file; a one-line error if it is missing or wrong."""
         path = Path(path)
         redo = "run `streamer-train fusion` again, or give --no-tagger"
-        try:
-            data = json.loads(path.read_text())
-            if data.get("format") != FUSION_FORMAT or data.get("format_version") != 1:
-                raise ValueError(f"not {FUSION_FORMAT} version 1")
+        with reading_document(path, kind="fusion", redo=redo):
+            data = read_document(path, format=FUSION_FORMAT)
             return cls(
                 labels=data["labels"],
                 cnn_labels=data["cnn_labels"],
@@ -202,10 +198,6 @@ class GenreFusion:
                 provenance=data.get("provenance", {}),
                 calibration=Calibration.from_metadata(data.get("calibration")),
             )
-        except FileNotFoundError:
-            raise StreamerError(f"{path}: no such fusion file: {redo}") from None
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise StreamerError(f"{path}: invalid fusion file ({error}): {redo}") from None
 
     def fits(self, cnn_labels: Sequence[str]) -> bool:
         """Whether the numbers were chosen for a CNN of these labels."""

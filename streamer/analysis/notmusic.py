@@ -11,8 +11,6 @@ genre model it read, because another model's embedding means something else.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import numpy as np
 
 from streamer.analysis.model import ModelInfo
 from streamer.errors import StreamerError
+from streamer.files import deciding_sha256, read_document, reading_document
 
 NOT_MUSIC_FORMAT = "streamer-not-music"
 THRESHOLD = 0.5
@@ -73,8 +72,7 @@ class NotMusicDetector:
     def sha256(self) -> str:
         """A digest of what decides (the numbers and the genre model, not the provenance),
         for the hello and the exports."""
-        deciding = {k: v for k, v in self.to_dict().items() if k != "provenance"}
-        return hashlib.sha256(json.dumps(deciding, sort_keys=True).encode()).hexdigest()
+        return deciding_sha256(self.to_dict())
 
     def to_dict(self) -> dict[str, object]:
         """The detector file's content (`load` reads it back)."""
@@ -95,10 +93,8 @@ class NotMusicDetector:
         """Read a detector file; a one-line error if it is missing or wrong."""
         path = Path(path)
         redo = "run `streamer-train not-music` again"
-        try:
-            data = json.loads(path.read_text())
-            if data.get("format") != NOT_MUSIC_FORMAT or data.get("format_version") != 1:
-                raise ValueError(f"not {NOT_MUSIC_FORMAT} version 1")
+        with reading_document(path, kind="not-music detector", redo=redo):
+            data = read_document(path, format=NOT_MUSIC_FORMAT)
             layers = tuple(
                 (np.asarray(layer["weights"], dtype=np.float64),
                  np.asarray(layer["bias"], dtype=np.float64))
@@ -113,11 +109,6 @@ class NotMusicDetector:
             )
             detector._check_shapes()
             return detector
-        except FileNotFoundError:
-            raise StreamerError(f"{path}: no such not-music detector file: {redo}") from None
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise StreamerError(f"{path}: invalid not-music detector ({reason}): {redo}") from None
 
     def _check_shapes(self) -> None:
         inputs = self.mean.shape
