@@ -17,8 +17,8 @@ displayed one's by ``switch_margin`` for ``confirm_hops`` consecutive hops, if t
 has just changed, or for ``steady_confirm_hops`` if it has not. "Just changed" is a causal
 novelty test on the hop's features (`Evidence.features`, the segmenter's): the last
 `RECENT_SECONDS` of music against up to `PAST_SECONDS` before them (until as much past as
-recent was heard, the music counts as just changed)
-(`streamer.segments.novelty`), at least ``change_threshold``, within the last
+recent was heard, the music counts as just changed; `streamer.segments.novelty`), at
+least ``change_threshold``, within the last
 `CHANGED_FOR_SECONDS`. So a real change of track is followed at once, while within a steady
 track, where the decision wavers between neighbours, the display waits for a lead of
 several seconds. With no genre displayed yet (after the start or a silence), a genre is
@@ -304,23 +304,19 @@ class GenreTracker:
             self._first_time = hop.time
         if hop_class == self._state:
             self._away, self._away_hops = None, 0
-            if hop_class == "music":
-                self._listen(hop.time, features)
-                self._filter(observation)
-                self._decide(hop.time)
         else:
             if hop_class != self._away:
                 self._away, self._away_hops = hop_class, 0
             self._away_hops += 1
-            if self._changes_state():
+            if self._changes_state():  # a new state, from a fresh filter
                 self._state, self._genre = hop_class, None
                 self._filtered, self._challenger, self._lead_hops = self._uniform, None, 0
                 self._away, self._away_hops = None, 0
                 self._heard.clear()
-                if hop_class == "music":
-                    self._listen(hop.time, features)
-                    self._filter(observation)
-                    self._decide(hop.time)
+        if hop_class == self._state == "music":  # music heard as music: evidence
+            self._listen(hop.time, features)
+            self._filter(observation)
+            self._decide(hop.time)
         if self._state == "music":
             confidence = self._music_confidence()
         else:
