@@ -25,6 +25,7 @@ from streamer.offline.exports import (
     FORMATS,
     MAX_CUE_TRACKS,
     Timeline,
+    TrackName,
     export,
     record_sessions,
     timeline_from_record,
@@ -146,9 +147,10 @@ def test_every_format_is_written_and_parses_back(dj_set: Timeline, tmp_path: Pat
     paths = export(dj_set, list(FORMATS), out_dir=out)
     assert [p.name for p in paths] == [
         "set.json", "set.csv", "set.cue", "set.labels.txt", "set.tracklist.txt",
+        "set.rekordbox.xml",
     ]  # fmt: skip
     assert all(p.parent == out for p in paths)
-    json_path, csv_path, cue_path, labels_path, tracklist_path = paths
+    json_path, csv_path, cue_path, labels_path, tracklist_path, _ = paths  # xml: test_rekordbox
     segments = dj_set.segments
 
     document = json.loads(json_path.read_text(encoding="utf-8"))
@@ -165,6 +167,7 @@ def test_every_format_is_written_and_parses_back(dj_set: Timeline, tmp_path: Pat
             "state": s.state,
             "confidence": round(s.confidence, 4),
             "mixture": s.mixture,
+            "track": None,
         }
         for s in segments
     ]
@@ -190,6 +193,7 @@ def test_every_format_is_written_and_parses_back(dj_set: Timeline, tmp_path: Pat
         "0:00:03.000", "0:01:00.000", "0:02:05.020", "0:02:07.500",
         "0:59:59.987", "1:02:03.500", "2:00:05.500",
     ]  # fmt: skip
+    assert {row["title"] for row in rows} == {row["artist"] for row in rows} == {""}
 
     sheet = parse_cue(cue_path.read_text(encoding="utf-8"))
     assert sheet["rem"]["GENERATOR"].startswith("streamer ")
@@ -652,3 +656,43 @@ def test_json_says_which_hops_were_silent_next_to_the_raw_probabilities(tmp_path
     assert document["invalid_samples"] == 7
     with pytest.raises(ValueError, match="levels_dbfs and silent of shape"):
         dataclasses.replace(timeline, silent=np.zeros(2, dtype=bool))
+
+
+def test_recognised_library_tracks_name_their_segments_in_every_format(tmp_path: Path) -> None:
+    """A DJ's tracklist names the tracks `tag --library` recognised (title and artist, read
+    back from the CUE sheet by libcue), and the genre where none was; a track recognised in
+    two neighbouring segments is one CUE track and one tracklist line."""
+    import pylibcue
+
+    segments = segments_of(
+        [(3.0, "house"), (60.0, "jazz"), (130.0, "jazz"), (200.0, None), (203.0, "techno")],
+        end=300.0,
+    )
+    joga = TrackName(id=7, title="Jóga", artist="Björk", path="/m/j.flac", similarity=0.991)
+    untagged = TrackName(id=9, title="04 intro", artist=None, path="/m/04 intro.wav",
+                         similarity=0.982)  # fmt: skip
+    timeline = dataclasses.replace(
+        timeline_of(segments, source=tmp_path / "set.flac"), names={1: joga, 2: joga, 4: untagged}
+    )
+    paths = export(timeline, ["json", "csv", "cue", "audacity", "tracklist"])
+    document, rows, cue, labels, tracklist = (p.read_text(encoding="utf-8") for p in paths)
+
+    tracks = [s["track"] for s in json.loads(document)["segments"]]
+    joga_json, untagged_json = dataclasses.asdict(joga), dataclasses.asdict(untagged)
+    assert tracks == [None, joga_json, joga_json, None, untagged_json]
+    table = list(csv.DictReader(io.StringIO(rows)))
+    assert [(r["title"], r["artist"]) for r in table] == [
+        ("", ""), ("Jóga", "Björk"), ("Jóga", "Björk"), ("", ""), ("04 intro", ""),
+    ]  # fmt: skip
+
+    cd = pylibcue.Cd.from_str(cue)
+    titles = [(cd[i].cdtext.title, cd[i].cdtext.performer) for i in range(len(cd))]
+    assert titles == [
+        ("house", "streamer"), ("Jóga", "Björk"), ("silence", "streamer"),
+        ("04 intro", "streamer"),
+    ]  # fmt: skip
+    assert [cd[i].start for i in range(len(cd))] == [(0, 0, 0), (1, 0, 0), (3, 20, 0), (3, 23, 0)]
+    assert [line.split("\t")[2] for line in labels.splitlines()] == [
+        "house", "Björk - Jóga", "Björk - Jóga", "silence", "04 intro",
+    ]  # fmt: skip
+    assert tracklist.splitlines() == ["0:00 house", "1:00 Björk - Jóga", "3:23 04 intro"]

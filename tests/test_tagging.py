@@ -298,3 +298,100 @@ def test_the_json_marks_the_silent_hops_beside_the_raw_probabilities(
     timeline = tag_file(path, chain=GenreChain(GenreModel(trained["onnx"])))
     raw = np.round(timeline.probabilities.astype(np.float64), 4)  # the model's own output
     assert hops["probabilities"] == raw.tolist()
+
+
+# --- a set's tracklist named from the library (issue 18, item 6) -------------------------
+
+LIBRARY_TRACKS = (  # genre, title and artist (None: an untagged WAV, named by its file)
+    ("rock", "Stone Road", "The Pebbles"),
+    ("jazz", "Blue Hour", "Ana Lívia"),
+    ("reggae", "Island Time", "Kofi & the Tide"),
+    ("country", None, None),
+)
+LIBRARY_CROSSFADES = (8.0, 12.0, 6.0)  # seconds, equal power
+NAMED_TOLERANCE = 5.0
+"""Seconds between a CUE track's start and the true change (the crossfade's midpoint);
+measured: 1.0, 0.5 and 0.5 s."""
+
+
+@pytest.fixture(scope="module")
+def named_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    """Four corpus renderings of 48 s, indexed into a new library by the real `streamer
+    index`, then mixed with crossfades and tagged by `streamer tag --library` (about a
+    minute on 2 cores, mostly the shipped taggers); the mix's truth and the exports' folder."""
+    import mutagen.flac
+
+    from training import mixes
+
+    root = tmp_path_factory.mktemp("named")
+    crate = root / "crate"
+    crate.mkdir()
+    pieces = []
+    for number, (genre, title, artist) in enumerate(LIBRARY_TRACKS):
+        family = mixes.side_families(genre, side="train")[0]
+        rendered = mixes.render_track(
+            mixes.TrackRequest(genre, family, 48.0, number), seed=18, held_out=False,
+            sample_rate=mixes.SAMPLE_RATE, work=root,
+        )  # fmt: skip
+        assert rendered is not None, f"no rendering of {genre}"
+        audio, _ = rendered
+        path = crate / (f"{number} {genre}.flac" if title else f"{number} {genre} demo.wav")
+        soundfile.write(path, audio, mixes.SAMPLE_RATE)
+        if title:
+            tags = mutagen.flac.FLAC(path)
+            tags["title"], tags["artist"] = title, artist
+            tags.save()
+        overlap = LIBRARY_CROSSFADES[number - 1] if number else 0.0
+        pieces.append(
+            mixes.Piece(audio, "music", "track", overlap=overlap, info={"path": str(path)})
+        )
+    mix = mixes.write_mix(root, "set", *mixes.assemble(pieces, sample_rate=mixes.SAMPLE_RATE))
+    db = root / "library.sqlite"
+    for command in (
+        ["index", str(crate), "--db", str(db), "--workers", "1"],
+        ["tag", str(mix), "--library", str(db), "--format", "json,cue,tracklist,rekordbox-xml",
+         "--out", str(root / "out")],
+    ):  # fmt: skip
+        done = subprocess.run([sys.executable, "-m", "streamer", *command],
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    return mixes.load_truth(mix), root / "out"
+
+
+def test_a_set_of_library_tracks_is_named_track_by_track(
+    named_set: tuple[dict, Path],
+) -> None:
+    """Every track of a crossfaded set of indexed tracks is named from the library in the
+    CUE sheet (read by libcue), the tracklist, the rekordbox memory cues (read by
+    pyrekordbox) and the JSON, each starting within `NAMED_TOLERANCE` of its change."""
+    import pylibcue
+    from pyrekordbox.rbxml import RekordboxXml
+
+    known, out = named_set
+    names = [(title or f"{n} {genre} demo", artist) for n, (genre, title, artist)
+             in enumerate(LIBRARY_TRACKS)]  # fmt: skip
+    true_starts = [0.0, *known["changes"]]
+    assert len(true_starts) == len(LIBRARY_TRACKS)
+
+    cd = pylibcue.Cd.from_str((out / "set.cue").read_text(encoding="utf-8"))
+    sheet = [(cd[i].cdtext.title, cd[i].cdtext.performer) for i in range(len(cd))]
+    assert sheet == [(title, artist or "streamer") for title, artist in names]
+    starts = [m * 60 + s + f / 75 for m, s, f in (cd[i].start for i in range(len(cd)))]
+    assert np.abs(np.subtract(starts, true_starts)).max() <= NAMED_TOLERANCE, (starts, true_starts)
+
+    lines = (out / "set.tracklist.txt").read_text(encoding="utf-8").splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == [
+        f"{artist} - {title}" if artist else title for title, artist in names
+    ]
+
+    (track,) = RekordboxXml(out / "set.rekordbox.xml").get_tracks()
+    assert [mark["Name"] for mark in track.marks] == [line.split(" ", 1)[1] for line in lines]
+    assert np.abs(np.subtract([m["Start"] for m in track.marks], true_starts)).max() <= (
+        NAMED_TOLERANCE
+    )
+
+    segments = json.loads((out / "set.json").read_text())["segments"]
+    music = [s for s in segments if s["state"] == "music"]
+    paths = [piece["path"] for piece in known["tracks"]]
+    assert [s["track"]["path"] for s in music] == [str(Path(p).resolve()) for p in paths]
+    assert min(s["track"]["similarity"] for s in music) >= 0.97

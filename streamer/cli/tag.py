@@ -20,6 +20,7 @@ from streamer.cli.options import (
     write_outputs,
 )
 from streamer.errors import StreamerError, failure_reason
+from streamer.files import default_catalogue_path
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -35,9 +36,17 @@ def add_parsers(commands: Commands) -> None:
         "chosen exports beside each file or into --out. A file that cannot be read is "
         "reported and the others are still tagged.",
         epilog="examples:\n  streamer tag set.flac\n"
-        "  streamer tag *.mp3 --format cue,tracklist --plot --out tagged/",
+        "  streamer tag *.mp3 --format cue,tracklist --plot --out tagged/\n"
+        "  streamer tag set.flac --library --format cue,tracklist,rekordbox-xml",
     )
     tag.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    tag.add_argument(
+        "--library", nargs="?", type=Path, const=default_catalogue_path(), metavar="PATH",
+        help="name each track of the set that is in the library catalogue at PATH "
+        "(default: %(const)s; index it with `streamer index`): the CUE, tracklist, labels and "
+        "rekordbox exports carry its title and artist, the others the genre (without PATH, "
+        "put it after the files: `--library set.flac` reads set.flac as the catalogue)",
+    )  # fmt: skip
     add_model_option(tag)
     add_analysis_options(tag)
     add_export_options(tag)
@@ -70,6 +79,11 @@ def run_tag(args: argparse.Namespace) -> int:
 
     formats = export_formats(args)
     chain = build_chain(GenreModel(args.model), args)
+    library = None
+    if args.library is not None:
+        from streamer.library.recommend import Library
+
+        library = Library.open(args.library, labels=chain.labels)
     failed: list[tuple[Path, str]] = []
     with progress_bar(show=args.progress) as bar, live_thread_limits():
         for path in args.files:
@@ -83,7 +97,7 @@ def run_tag(args: argparse.Namespace) -> int:
                 bar.update(task, completed=done, total=total, rate=f"{speed:.0f}x real time")
 
             try:
-                timeline = tag_file(path, chain=chain, progress=progress)
+                timeline = tag_file(path, chain=chain, library=library, progress=progress)
                 if timeline.invalid_samples:
                     say(f"streamer: warning: {path}: {timeline.invalid_samples} samples were "
                         "NaN, infinite or beyond ±1000 and were analysed as silence")  # fmt: skip
@@ -95,8 +109,10 @@ def run_tag(args: argparse.Namespace) -> int:
                 say(f"streamer: error: {path}: {reason}")
                 continue
             states = [segment.state for segment in timeline.segments]
+            named = f" ({len(timeline.names)} named from the library)" if library else ""
             say(
-                f"{path}: {states.count('music')} tracks, {states.count('silence')} silences, "
+                f"{path}: {states.count('music')} tracks{named}, "
+                f"{states.count('silence')} silences, "
                 f"{states.count('not-music')} not music; wrote {', '.join(str(p) for p in written)}"
             )
     return batch_summary(len(args.files), failed)

@@ -7,6 +7,11 @@ only).
 or in a chosen folder, each file atomically, so that a crash or a full disk never leaves
 half a CUE sheet for a player to choke on. All files are UTF-8.
 
+A music segment in which `streamer tag --library` recognised a library track
+(`Timeline.names`, see `streamer.offline.tagging`) is named by it in every format: its
+title (the file name without suffix when untagged) and artist; the others by their genre
+(or ``silence``, ``not-music``).
+
 Data formats (``json``, ``csv``, ``audacity``) keep the segments' own times. The
 presentation formats (``cue``, ``tracklist``) start the first segment at 0: the first hop
 comes only once the model's window is full (about 3 s in), and the audio before it belongs
@@ -21,6 +26,8 @@ segment's ``confidence`` and ``mixture`` are their mean over it); ``level_dbfs``
 RMS level of the hop's own audio, and ``silent`` is true where that level is below the
 silence threshold (``--silence-dbfs``): the model's guess on such a hop is no evidence,
 the tracker ignores it.
+``track`` is the recognised library track (its catalogue id, path and mean cosine
+similarity), null when none was.
 ``invalid_samples`` counts samples of the source that were NaN, infinite or beyond ±1000,
 analysed as zeros.
 ``hop_seconds``, ``level_dbfs`` and ``silent`` are null and the other ``hops`` lists empty
@@ -29,19 +36,21 @@ for a record file, which keeps no hops::
     {"source":"set.flac","duration":7300.25,"labels":["house","jazz"],
      "model":{"name":"genre.onnx","sha256":"9f2c..."},"hop_seconds":0.5,
      "segments":[{"index":0,"start":3.0,"end":59.5,"genre":"house","state":"music",
-                  "confidence":0.8123,"mixture":{"house":0.8123}},...],
+                  "confidence":0.8123,"mixture":{"house":0.8123},
+                  "track":{"id":42,"title":"Jóga","artist":"Björk",
+                           "path":"/music/joga.flac","similarity":0.9921}},...],
      "invalid_samples":0,
      "hops":{"times":[3.0,3.5,...],"probabilities":[[0.9012,0.0988],...],
              "level_dbfs":[-18.2,-17.9,...],"silent":[false,false,...]}}
 
 ``csv`` (``set.csv``): one row per segment, for spreadsheets. Seconds with 3 decimals;
 ``duration`` is ``end - start`` of those rounded values, so the columns add up; the genre
-is empty for silence; ``start_clock`` is the start as H:MM:SS.mmm for humans. RFC 4180
-(CRLF line ends)::
+is empty for silence; ``start_clock`` is the start as H:MM:SS.mmm for humans; ``title`` and
+``artist`` name the recognised library track (empty when none). RFC 4180 (CRLF line ends)::
 
-    index,start,end,duration,genre,state,confidence,start_clock
-    0,3.000,59.500,56.500,house,music,0.8123,0:00:03.000
-    1,59.500,62.000,2.500,,silence,1.0000,0:00:59.500
+    index,start,end,duration,genre,state,confidence,start_clock,title,artist
+    0,3.000,59.500,56.500,house,music,0.8123,0:00:03.000,Jóga,Björk
+    1,59.500,62.000,2.500,,silence,1.0000,0:00:59.500,,
 
 ``cue`` (``set.cue``): a CUE sheet, so that a player or a splitter shows the set as tracks.
 ``FILE`` names the audio file with the type ``MP3`` for .mp3, ``AIFF`` for .aif/.aiff and
@@ -61,7 +70,9 @@ minutes: most players read them, some old tools stop at 99:59:74. A sheet holds 
 tracks and a track must last at least one frame, so while a sheet would break either rule
 the shortest track (the earliest of equals) is merged into the one before it (the first
 into the one after it, which then starts at 0), and two neighbours left with the same title
-become one track: short blips go, long tracks keep their exact starts. CRLF line ends::
+become one track: short blips go, long tracks keep their exact starts. A recognised track's
+``TITLE`` and ``PERFORMER`` are its title and artist; a genre's performer is ``streamer``
+(so is that of a track whose file has no artist). CRLF line ends::
 
     REM GENERATOR "streamer 0.1.0"
     REM MODEL "genre.onnx"
@@ -77,23 +88,33 @@ become one track: short blips go, long tracks keep their exact starts. CRLF line
         TITLE "silence"
         PERFORMER "streamer"
         INDEX 01 00:59:38
+      TRACK 03 AUDIO
+        TITLE "Jóga"
+        PERFORMER "Björk"
+        INDEX 01 01:02:00
 
 ``audacity`` (``set.labels.txt``): an Audacity label track (File > Import > Labels), to
 cut a set into tracks in an editor: one ``start<TAB>end<TAB>label`` line per segment,
-seconds with 6 decimals, silence labelled ``silence``::
+seconds with 6 decimals, silence labelled ``silence``, a recognised track "Artist - Title"::
 
     3.000000	59.500000	house
     59.500000	62.000000	silence
 
 ``tracklist`` (``set.tracklist.txt``): the timestamped list posted with a mix on YouTube or
-Mixcloud. Silence is left out and consecutive lines of the same genre (even with a silence
-between them) are one line. Times are whole seconds, rounded down so that a listener who
-jumps to one hears the change rather than its tail; ``M:SS`` under an hour, ``H:MM:SS``
-from an hour on. A genre that lasted under a second gives way to the next::
+Mixcloud. Silence is left out and consecutive lines of the same genre or track (even with
+a silence between them) are one line; a recognised track is "Artist - Title". Times are
+whole seconds, rounded down so that a listener who jumps to one hears the change rather
+than its tail; ``M:SS`` under an hour, ``H:MM:SS`` from an hour on. A line that lasted
+under a second gives way to the next::
 
     0:00 house
-    4:35 techno
+    4:35 Björk - Jóga
     1:02:07 house
+
+``rekordbox-xml`` (``set.rekordbox.xml``): the recording as one track of a rekordbox
+collection, with a memory cue at each track of the set, named as in the CUE sheet (at most
+ten: shorter tracks are merged as the CUE sheet merges past 99); layout and limits in
+`streamer.offline.rekordbox`.
 """
 
 from __future__ import annotations
@@ -105,7 +126,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -119,7 +140,42 @@ from streamer.segments import Segment
 CUE_FRAMES_PER_SECOND = 75
 MAX_CUE_TRACKS = 99
 STATES = ("music", "silence", "not-music")
-CSV_COLUMNS = ("index", "start", "end", "duration", "genre", "state", "confidence", "start_clock")
+CSV_COLUMNS = (
+    "index", "start", "end", "duration", "genre", "state", "confidence", "start_clock", "title",
+    "artist",
+)  # fmt: skip
+PERFORMER = "streamer"  # a CUE track's performer when no library track was recognised in it
+
+
+@dataclass(frozen=True)
+class TrackName:
+    """The library track recognised in a segment (`streamer tag --library`).
+
+    ``title`` is the file's title tag, or its name without the suffix when untagged;
+    ``similarity`` the mean cosine of the section matches that named it.
+    """
+
+    id: int
+    title: str
+    artist: str | None
+    path: str
+    similarity: float
+
+    @property
+    def name(self) -> str:
+        """ "Artist - Title", or the title alone: how tracklists name a track."""
+        return f"{self.artist} - {self.title}" if self.artist else self.title
+
+
+class Label(NamedTuple):
+    """What a track of a CUE sheet, a label or a memory cue is called."""
+
+    title: str
+    performer: str | None = None  # the artist of a recognised track; None: a genre
+
+    @property
+    def text(self) -> str:
+        return f"{self.performer} - {self.title}" if self.performer else self.title
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value
@@ -153,6 +209,10 @@ class Timeline:
         probabilities as no evidence (`SmoothingConfig.quiet`); None when unknown.
     invalid_samples : int
         Samples of the source that were NaN, infinite or beyond ±1000, analysed as zeros.
+    names : dict of int to TrackName
+        The library track recognised in a music segment, by `Segment.index` (music
+        segments only); the others, and music where nothing was recognised (or no library
+        was given), are named by their genre or state.
     """
 
     source: str
@@ -166,6 +226,16 @@ class Timeline:
     levels_dbfs: np.ndarray | None = None
     silent: np.ndarray | None = None
     invalid_samples: int = 0
+    names: dict[int, TrackName] = field(default_factory=dict)
+
+    def label(self, segment: Segment) -> Label:
+        """The recognised track of `segment`, else its genre (or state: silence...)."""
+        named = self.names.get(segment.index)
+        if named is not None:
+            return Label(named.title, named.artist)
+        if segment.state != "music":
+            return Label(segment.state)  # "silence", "not-music": speech, noise, tones
+        return Label(segment.genre or "music")  # the segmenter always names a music genre
 
     def __post_init__(self) -> None:
         n = len(self.times)
@@ -226,24 +296,27 @@ def cue_time(frame: int) -> str:
     return f"{minutes:02d}:{seconds:02d}:{frames:02d}"
 
 
-def cue_tracks(segments: Sequence[Segment], *, duration: float) -> list[tuple[int, str]]:
-    """The ``(first frame, title)`` of each CUE track: one per segment, merged as the
-    module notes say until there are at most 99 tracks, each at least a frame long.
+def cue_tracks(
+    timeline: Timeline, *, limit: int = MAX_CUE_TRACKS, per_second: int = CUE_FRAMES_PER_SECOND
+) -> list[tuple[int, Label]]:
+    """The ``(first frame, label)`` of each CUE track: one per segment, merged as the
+    module notes say until there are at most `limit` tracks, each at least a frame long;
+    frames are 1/`per_second` s (CUE's 75 by default), the nearest to each start.
 
     Merging takes the shortest track first from a heap (stale entries are skipped), so a
     flickering two-hour set of thousands of segments merges in milliseconds.
     """
     starts: list[int] = []
-    titles: list[str] = []
-    for segment in segments:
-        title = _title(segment)
+    titles: list[Label] = []
+    for segment in timeline.segments:
+        title = timeline.label(segment)
         if titles and titles[-1] == title:
             continue  # the same title again is the same track
-        starts.append(cue_frame(segment.start) if starts else 0)
+        starts.append(_half_up(segment.start * per_second) if starts else 0)
         titles.append(title)
     if not starts:
         return []
-    end = max(cue_frame(duration), starts[-1])
+    end = max(_half_up(timeline.duration * per_second), starts[-1])
     n = len(starts)
     before = list(range(-1, n - 1))  # a doubly linked list of the tracks left
     after = [*range(1, n), -1]
@@ -269,7 +342,7 @@ def cue_tracks(segments: Sequence[Segment], *, duration: float) -> list[tuple[in
         if not alive[i] or (size, start) != (length(i), starts[i]):
             heapq.heappop(heap)  # stale: the track is gone or has changed since
             continue
-        if left <= MAX_CUE_TRACKS and size > 0:
+        if left <= limit and size > 0:
             break
         heapq.heappop(heap)
         previous, following = before[i], after[i]
@@ -302,6 +375,7 @@ def write_json(timeline: Timeline) -> str:
                 "state": segment.state,
                 "confidence": round(float(segment.confidence), 4),
                 "mixture": {name: round(share, 4) for name, share in segment.mixture.items()},
+                "track": _track_document(timeline.names.get(segment.index)),
             }
             for segment in timeline.segments
         ],
@@ -327,6 +401,7 @@ def write_csv(timeline: Timeline) -> str:
     writer.writerow(CSV_COLUMNS)
     for segment in timeline.segments:
         start, end = _millis(segment.start), _millis(segment.end)
+        named = timeline.names.get(segment.index)
         writer.writerow(
             [
                 segment.index,
@@ -337,6 +412,8 @@ def write_csv(timeline: Timeline) -> str:
                 segment.state,
                 f"{segment.confidence:.4f}",
                 clock_millis(start / 1000),
+                "" if named is None else named.title,
+                "" if named is None else named.artist or "",
             ]
         )
     return buffer.getvalue()
@@ -345,65 +422,79 @@ def write_csv(timeline: Timeline) -> str:
 def write_cue(timeline: Timeline, *, folder: Path | None = None) -> str:
     """The ``cue`` export (see the module notes) of a sheet to be written into `folder`
     (default: beside the source), which its ``FILE`` line is relative to."""
-    from streamer.capture.file import AUDIO_EXTENSIONS  # only here: capture loads the resampler
-
-    tracks = cue_tracks(timeline.segments, duration=timeline.duration)
+    tracks = cue_tracks(timeline)
     source = Path(timeline.source)
     if not tracks:
         raise StreamerError(
             f"{source.name} has no segments (shorter than the model's window?): "
             "a CUE sheet needs at least one track; choose another format"
         )
-    suffix = source.suffix.lower()
-    audio = source if suffix in AUDIO_EXTENSIONS else source.with_suffix(".wav")
+    audio = audio_path(timeline)
     name = os.path.relpath(os.path.abspath(audio), os.path.abspath(folder or source.parent))
     if any(character in name for character in '"\r\n'):
         raise StreamerError(
             f"{str(audio)!r}: a CUE sheet cannot name this file, as CUE has no way to write the "
             "double quote or line break in its name: rename it, or leave cue out of --format"
         )
-    kind = {".mp3": "MP3", ".aif": "AIFF", ".aiff": "AIFF"}.get(suffix, "WAVE")
+    kind = {".mp3": "MP3", ".aif": "AIFF", ".aiff": "AIFF"}.get(audio.suffix.lower(), "WAVE")
     lines = [f'REM GENERATOR "streamer {__version__}"']
     if timeline.model.get("name"):
         lines.append(f'REM MODEL "{_quoted(timeline.model["name"])}"')
     if timeline.model.get("sha256"):
         lines.append(f"REM MODEL_SHA256 {_quoted(timeline.model['sha256'])}")
     lines += [
-        'PERFORMER "streamer"',
+        f'PERFORMER "{PERFORMER}"',
         f'TITLE "{_quoted(source.stem)}"',
         f'FILE "{name}" {kind}',
     ]
-    for number, (frame, title) in enumerate(tracks, start=1):
+    for number, (frame, label) in enumerate(tracks, start=1):
         lines += [
             f"  TRACK {number:02d} AUDIO",
-            f'    TITLE "{_quoted(title)}"',
-            '    PERFORMER "streamer"',
+            f'    TITLE "{_quoted(label.title)}"',
+            f'    PERFORMER "{_quoted(label.performer or PERFORMER)}"',
             f"    INDEX 01 {cue_time(frame)}",
         ]
     return "\r\n".join(lines) + "\r\n"
 
 
+def audio_path(timeline: Timeline) -> Path:
+    """The audio file a sheet or a rekordbox set names: the source, or for a record file
+    (no audio) ``<stem>.wav`` beside it."""
+    from streamer.capture.file import AUDIO_EXTENSIONS  # only here: capture loads the resampler
+
+    source = Path(timeline.source)
+    return source if source.suffix.lower() in AUDIO_EXTENSIONS else source.with_suffix(".wav")
+
+
 def write_audacity(timeline: Timeline) -> str:
     """The ``audacity`` export (see the module notes)."""
     return "".join(
-        f"{segment.start:.6f}\t{segment.end:.6f}\t{_title(segment)}\n"
+        f"{segment.start:.6f}\t{segment.end:.6f}\t{timeline.label(segment).text}\n"
         for segment in timeline.segments
     )
 
 
 def write_tracklist(timeline: Timeline) -> str:
     """The ``tracklist`` export (see the module notes)."""
-    lines: list[tuple[int, str]] = []  # (whole seconds, genre)
+    lines: list[tuple[int, str]] = []  # (whole seconds, genre or track)
     for number, segment in enumerate(timeline.segments):
         if segment.state != "music":
             continue
         second = 0 if number == 0 else math.floor(round(segment.start, 6))
         if lines and lines[-1][0] == second:
             lines.pop()  # the one before lasted under a second: this one plays from here
-        if lines and lines[-1][1] == _title(segment):
+        name = timeline.label(segment).text
+        if lines and lines[-1][1] == name:
             continue
-        lines.append((second, _title(segment)))
-    return "".join(f"{clock(second)} {genre}\n" for second, genre in lines)
+        lines.append((second, name))
+    return "".join(f"{clock(second)} {name}\n" for second, name in lines)
+
+
+def write_rekordbox(timeline: Timeline) -> str:
+    """The ``rekordbox-xml`` export (see the module notes)."""
+    from streamer.offline.rekordbox import set_document  # it builds on this module
+
+    return set_document(timeline)
 
 
 class ExportFormat(NamedTuple):
@@ -419,6 +510,7 @@ FORMATS: dict[str, ExportFormat] = {
     "cue": ExportFormat(".cue", write_cue),
     "audacity": ExportFormat(".labels.txt", write_audacity),
     "tracklist": ExportFormat(".tracklist.txt", write_tracklist),
+    "rekordbox-xml": ExportFormat(".rekordbox.xml", write_rekordbox),
 }
 """Export formats by name, in the order the help lists them; the module notes show each."""
 
@@ -623,10 +715,10 @@ def _segment_of_line(line: bytes) -> Segment | None:
     )
 
 
-def _title(segment: Segment) -> str:
-    if segment.state != "music":
-        return segment.state  # "silence", "not-music": speech, noise, tones
-    return segment.genre or "music"  # the segmenter always names a music segment's genre
+def _track_document(name: TrackName | None) -> dict[str, Any] | None:
+    if name is None:
+        return None
+    return {**asdict(name), "similarity": round(name.similarity, 4)}
 
 
 def _half_up(value: float) -> int:
