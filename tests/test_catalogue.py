@@ -167,8 +167,18 @@ def make_version_1(path: Path, records: list[TrackRecord]) -> None:
     downgrade_to_version_1(path)
 
 
+def downgrade_to_version_2(path: Path) -> None:
+    """Make the catalogue at `path` what version 2 wrote: no written tags, user_version 2."""
+    raw = sqlite3.connect(path)
+    with raw:
+        raw.execute("DROP TABLE written_tags")
+        raw.execute("PRAGMA user_version = 2")
+    raw.close()
+
+
 def downgrade_to_version_1(path: Path) -> None:
     """Make the catalogue at `path` what version 1 wrote: no tagger columns, user_version 1."""
+    downgrade_to_version_2(path)
     raw = sqlite3.connect(path)
     with raw:
         for column in TAG_FIELDS:
@@ -196,8 +206,55 @@ def test_a_version_1_catalogue_is_read_as_it_is_and_migrated_when_written(
     assert first.taggers_sha256 == TAGGERS and second.taggers_sha256 is None
     assert_complete(second)
     raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     raw.close()
+
+
+def test_a_version_2_catalogue_gains_the_written_tags_and_keeps_its_tracks(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "library.sqlite"
+    with Catalogue(path) as catalogue:
+        track_id = catalogue.put_track(tagged(numbered_record(1)))
+    downgrade_to_version_2(path)
+    with Catalogue(path, readonly=True) as catalogue:  # read as it is: none written
+        assert catalogue.written_tags(track_id) == {}
+    with Catalogue(path) as catalogue:
+        (track,) = catalogue.tracks()
+        assert track.taggers_sha256 == TAGGERS and catalogue.analysed_by(track.path) == (
+            MODEL,
+            TAGGERS,
+        )  # not analysed again for a table it did not have
+        catalogue.keep_original_tags(track_id, {"genre": {"text": ["Jazz"]}, "bpm": None})
+        assert set(catalogue.written_tags(track_id)) == {"genre", "bpm"}
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    raw.close()
+
+
+def test_written_tags_keep_the_first_original_and_go_with_their_track(
+    catalogue: Catalogue,
+) -> None:
+    track_id = catalogue.put_track(numbered_record(1))
+    catalogue.keep_original_tags(track_id, {"genre": ["Deep House"], "key": None})
+    catalogue.tags_saved(
+        track_id, written={"genre": ["Jazz"], "key": ["8A"]}, state=(5, 6), tags={"genre": "Jazz"}
+    )
+    catalogue.keep_original_tags(track_id, {"genre": ["Jazz"]})  # a second write
+    kept = catalogue.written_tags(track_id)
+    assert (kept["genre"].original, kept["genre"].written) == (["Deep House"], ["Jazz"])
+    assert (kept["key"].original, kept["key"].written) == (None, ["8A"])
+    found = catalogue.track(track_id)
+    assert found is not None and (found.size, found.mtime_ns, found.genre_tag) == (5, 6, "Jazz")
+    assert catalogue.state(found.path) == (5, 6)  # what `streamer index` compares
+    catalogue.tags_saved(track_id, written={"genre": None}, state=None, tags={})  # undone
+    assert set(catalogue.written_tags(track_id)) == {"key"}
+    assert catalogue.state(found.path) == (5, 6)
+    catalogue.keep_original_tags(track_id, {"bpm": None})
+    catalogue.forget_unsaved_tags(track_id)  # the save failed: only the unsaved one goes
+    assert set(catalogue.written_tags(track_id)) == {"key"}
+    catalogue.remove([found.path])
+    assert catalogue.written_tags(track_id) == {}
 
 
 def test_sections_come_back_in_order_and_are_replaced_with_the_track(catalogue: Catalogue) -> None:

@@ -19,7 +19,7 @@ Why SQLite, and how it is used
   or a newer schema is refused with a one-line `StreamerError` (and left untouched: the
   journal mode is only switched to WAL once the file is known to be ours).
 
-Schema (version 2)
+Schema (version 3)
 ------------------
 ``tracks``
     ``id INTEGER PRIMARY KEY AUTOINCREMENT`` (ids are never reused, so an id a reader
@@ -50,12 +50,21 @@ Schema (version 2)
     ``path TEXT UNIQUE NOT NULL``, ``size``, ``mtime_ns`` (INTEGER), ``reason TEXT``,
     ``at REAL``: files that could not be analysed, so that an unchanged failing file is
     not retried on every run, and `streamer library stats` can list them.
+``written_tags`` (version 3)
+    ``track_id INTEGER REFERENCES tracks ON DELETE CASCADE``, ``field TEXT`` (``genre``,
+    ``bpm``, ``key``), ``original TEXT`` (JSON: the file's own tag before streamer first
+    wrote this field, in the form `streamer.library.tags` reads it; NULL: the file had
+    none), ``written TEXT`` (JSON: what streamer wrote last; NULL between keeping the
+    original and the file being saved), ``at REAL``; primary key ``(track_id, field)``.
+    What `streamer library write-tags --undo` puts back. A second write keeps the first
+    original. Forgetting a track (`library remove`) forgets its originals too.
 
-Schema changes: opening a version 1 file for writing migrates it in place, in one
-transaction (``ALTER TABLE tracks ADD COLUMN`` for each new column, NULL in the old rows;
-then ``user_version = 2``); `streamer index` then analyses those rows again, once, since
-their taggers differ (`Catalogue.analysed_by`). Opened read only, a version 1 file is
-read as it is, the new fields None.
+Schema changes: opening an older file for writing migrates it in place, in one
+transaction (``ALTER TABLE tracks ADD COLUMN`` for each new column, NULL in the old rows,
+and ``CREATE TABLE`` for each new table; then ``user_version`` is the current one).
+From version 1, `streamer index` then analyses the old rows again, once, since their
+taggers differ (`Catalogue.analysed_by`). Opened read only, an older file is read as it
+is: the new fields None, no written tags.
 
 A path is in at most one of ``tracks`` and ``failures``. Vectors are raw little-endian
 float32 (``np.asarray(x, '<f4').tobytes()``). Foreign keys are on for every connection.
@@ -88,11 +97,12 @@ __all__ = [
     "CatalogueStats",
     "Failure",
     "TrackRecord",
+    "WrittenTag",
     "default_catalogue_path",
     "has_music",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = int.from_bytes(b"Strm", "big")  # PRAGMA application_id: "this is ours"
 BUSY_SECONDS = 30.0  # how long a write waits for another writer (a second `streamer index`)
 NO_MUSIC = "no music"  # what `CatalogueStats.by_genre` counts the silent tracks as
@@ -103,7 +113,15 @@ def has_music(probabilities: np.ndarray) -> bool:
     return bool(np.any(np.asarray(probabilities) > 0))
 
 
-_SCHEMA = """
+_WRITTEN_TAGS = """CREATE TABLE written_tags (
+    track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    field TEXT NOT NULL,
+    original TEXT,
+    written TEXT,
+    at REAL NOT NULL,
+    PRIMARY KEY (track_id, field)
+)"""
+_SCHEMA = f"""
 CREATE TABLE tracks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     path TEXT UNIQUE NOT NULL,
@@ -141,6 +159,7 @@ CREATE TABLE failures (
     reason TEXT NOT NULL,
     at REAL NOT NULL
 );
+{_WRITTEN_TAGS};
 """
 
 # The columns of `tracks` after `id`, in the order of `_track_values`.
@@ -153,6 +172,8 @@ _COLUMNS = (
 _NAMES = ", ".join(f'"{name}"' for name in _COLUMNS)
 _ADDED = {2: ("taggers_sha256 TEXT", "tag_labels TEXT", "tags BLOB", "tag_embedding BLOB")}
 """The columns each schema version added to ``tracks``: what migrating to it adds."""
+_CREATED = {3: (_WRITTEN_TAGS,)}
+"""The tables each schema version added: what migrating to it creates."""
 
 
 @dataclass(kw_only=True, eq=False)
@@ -198,6 +219,16 @@ class TrackRecord:
         """False for a track with no music hop: its genre mixture is all zero (see the
         schema in the module notes)."""
         return has_music(self.probabilities)
+
+
+@dataclass(frozen=True)
+class WrittenTag:
+    """One field streamer wrote into a file: the file's own value before (None: it had
+    none) and what streamer wrote (None: not known to be saved), in the JSON forms of
+    `streamer.library.tags`."""
+
+    original: Any
+    written: Any
 
 
 @dataclass(frozen=True)
@@ -261,6 +292,12 @@ class Catalogue:
         """Each of `_COLUMNS` as a SELECT reads it: NULL for those a read-only older file
         lacks."""
         self._select = ", ".join(self._read_as.values())
+        self._has_written_tags = bool(
+            self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'written_tags'"
+            ).fetchone()
+        )
+        """False only in an older file opened read only (see the module notes)."""
 
     # --- opening ------------------------------------------------------------------------
 
@@ -372,6 +409,8 @@ class Catalogue:
         for target in range(version + 1, SCHEMA_VERSION + 1):
             for column in _ADDED.get(target, ()):
                 db.execute(f"ALTER TABLE tracks ADD COLUMN {column}")
+            for table in _CREATED.get(target, ()):
+                db.execute(table)
             db.execute(f"PRAGMA user_version = {target}")
 
     # --- transactions -------------------------------------------------------------------
@@ -527,7 +566,91 @@ class Catalogue:
                 removed += db.execute(f"DELETE FROM {table} WHERE {where}", parameters).rowcount
         return removed
 
+    def keep_original_tags(self, track_id: int, originals: dict[str, Any]) -> None:
+        """Keep the file's own tags (`originals`: field -> its JSON form, None for
+        absent) before streamer writes over them; a field kept before keeps its first
+        original, so an undo goes back to the file as it was before any write."""
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO written_tags (track_id, field, original, written, at)"
+                " VALUES (?, ?, ?, NULL, ?) ON CONFLICT (track_id, field) DO NOTHING",
+                [
+                    (int(track_id), field, _json_or_null(value), time.time())
+                    for field, value in originals.items()
+                ],
+            )
+
+    def tags_saved(
+        self,
+        track_id: int,
+        *,
+        written: dict[str, Any],
+        state: tuple[int, int] | None,
+        tags: dict[str, str],
+    ) -> None:
+        """Record, in one transaction, that streamer saved the track's tags: per field
+        what was `written` (None: the original was put back, and is forgotten) and, with
+        `state`, the file's new ``(size, mtime_ns)`` (so that `streamer index` sees it
+        unchanged: its audio is) with its title, artist, album and genre `tags` as the
+        file now has them. Without `state` (the file had changed before streamer wrote
+        it), the track keeps its old state, and the next index analyses it again."""
+        with self._write() as db:
+            if state is not None:
+                db.execute(
+                    "UPDATE tracks SET size = ?, mtime_ns = ?, title = ?, artist = ?,"
+                    " album = ?, genre_tag = ? WHERE id = ?",
+                    (int(state[0]), int(state[1]), tags.get("title"), tags.get("artist"),
+                     tags.get("album"), tags.get("genre"), int(track_id)),
+                )  # fmt: skip
+            for field, value in written.items():
+                if value is None:
+                    db.execute(
+                        "DELETE FROM written_tags WHERE track_id = ? AND field = ?",
+                        (int(track_id), field),
+                    )
+                else:
+                    db.execute(
+                        "UPDATE written_tags SET written = ?, at = ?"
+                        " WHERE track_id = ? AND field = ?",
+                        (json.dumps(value), time.time(), int(track_id), field),
+                    )
+
+    def forget_written_tags(self, track_id: int, fields: Iterable[str]) -> None:
+        """Forget what was kept of these fields (the file's tag was changed by someone
+        else since streamer wrote it: that value stands)."""
+        with self._write() as db:
+            db.executemany(
+                "DELETE FROM written_tags WHERE track_id = ? AND field = ?",
+                [(int(track_id), field) for field in fields],
+            )
+
+    def forget_unsaved_tags(self, track_id: int) -> None:
+        """Forget the originals kept for a write that did not happen (the file could not
+        be saved): those whose written value is still unknown."""
+        with self._write() as db:
+            db.execute(
+                "DELETE FROM written_tags WHERE track_id = ? AND written IS NULL", (int(track_id),)
+            )
+
     # --- reading ------------------------------------------------------------------------
+
+    def written_tags(self, track_id: int) -> dict[str, WrittenTag]:
+        """The fields streamer wrote into the track's file, with the originals kept."""
+        if not self._has_written_tags:
+            return {}
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT field, original, written FROM written_tags WHERE track_id = ?"
+                " ORDER BY field",
+                (int(track_id),),
+            ).fetchall()
+        return {
+            str(row[0]): WrittenTag(
+                original=None if row[1] is None else json.loads(row[1]),
+                written=None if row[2] is None else json.loads(row[2]),
+            )
+            for row in rows
+        }
 
     def state(self, path: Path) -> tuple[int, int] | None:
         """``(size, mtime_ns)`` of the file at `path` when it was recorded, as a track or
@@ -711,6 +834,10 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"cannot store {type(value).__name__} in descriptors")
+
+
+def _json_or_null(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
 
 
 def _optional_float(value: float | None) -> float | None:
