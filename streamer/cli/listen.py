@@ -21,6 +21,7 @@ from streamer.cli.options import (
     recommendation_filters,
     smoothing_config,
 )
+from streamer.errors import StreamerError
 from streamer.live.session import EXIT_INPUT_LOST
 from streamer.outlets.access import MAX_MESSAGE_BYTES
 from streamer.outlets.server import DEFAULT_HOST, DEFAULT_PORT
@@ -40,7 +41,8 @@ def add_parsers(commands: Commands) -> None:
         "told at once; see --on-device-loss. Exit status: 0 when stopped, 2 on an error, "
         f"{EXIT_INPUT_LOST} when the input was lost with --on-device-loss exit.",
         epilog="examples:\n  streamer listen --device 2 --record set.jsonl\n"
-        "  streamer listen --file mix.flac --no-view --port 0 > updates.jsonl",
+        "  streamer listen --file mix.flac --no-view --port 0 > updates.jsonl\n"
+        "  streamer listen --library --harmonic --playlist tonight.m3u8",
     )
     source = listen.add_mutually_exclusive_group()
     source.add_argument(
@@ -109,6 +111,12 @@ def add_parsers(commands: Commands) -> None:
         "--library", action="store_true",
         help="recommend tracks from the library catalogue (--db) while listening",
     )  # fmt: skip
+    listen.add_argument(
+        "--playlist", type=Path, metavar="FILE.m3u8",
+        help="with --library: when the session ends, write the library tracks played "
+        "(recognised, or marked played by a client) in their order, then the last list of "
+        "recommendations, as an M3U8 playlist (paths relative to it)",
+    )  # fmt: skip
     add_db_option(listen)
     add_recommendation_options(listen)
     listen.set_defaults(run=run_listen)
@@ -122,6 +130,8 @@ def run_listen(args: argparse.Namespace) -> int:
     from streamer.live.session import LiveSession
     from streamer.outlets.access import AccessPolicy, is_loopback, new_token
 
+    if args.playlist is not None and not args.library:
+        raise StreamerError("--playlist lists library tracks: add --library")
     model = GenreModel(args.model)
     rate = model.spec.sample_rate
     chain = build_chain(model, args)
@@ -154,7 +164,7 @@ def run_listen(args: argparse.Namespace) -> int:
         max_message_bytes=args.max_message_bytes,
         max_message_rate=args.max_message_rate,
     )
-    return LiveSession(
+    status = LiveSession(
         model=model,
         chain=chain,
         source=source,
@@ -167,3 +177,8 @@ def run_listen(args: argparse.Namespace) -> int:
         on_input_loss=args.on_device_loss,
         duration=args.duration,
     ).run()
+    if recommender is not None and args.playlist is not None:  # the session has ended
+        from streamer.cli.library import write_playlist
+
+        write_playlist(recommender.playlist(), recommender.session.library, path=args.playlist)
+    return status

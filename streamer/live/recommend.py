@@ -8,7 +8,8 @@ descriptors: about 0.15 s of one core for 15 s of audio, so 1.5 % of a core at o
 every 10 s), queries the library and leaves the finished
 ``recommendations`` message for the engine to emit with its own messages, so every sink
 still sees messages from one thread only. Feedback from websocket clients goes onto the
-same queue and is answered with a fresh list at once.
+same queue and is answered with a fresh list at once. When the session ends,
+`LiveRecommender.playlist` is what it leaves: the tracks played, then the last list.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ from streamer.analysis.describe import describe
 from streamer.analysis.tagger import TagHop
 from streamer.chain import TrackedHop
 from streamer.library.indexer import pooled
-from streamer.library.recommend import Basis, Session, confident_descriptors
+from streamer.library.recommend import (
+    Basis,
+    LibraryTrack,
+    Recommendation,
+    Session,
+    confident_descriptors,
+    percent,
+)
 from streamer.outlets import protocol
 from streamer.tracking import DEFAULT_SMOOTHING, SmoothingConfig
 
@@ -96,6 +104,7 @@ class LiveRecommender:
         self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=256)
         self._finished: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         self._last: _Snapshot | None = None
+        self._found: list[Recommendation] = []  # the last list
         self.dropped_jobs = 0  # queue full: the thread fell behind (counted, never waited for)
         self.failures = 0
         self.last_failure: str | None = None
@@ -113,8 +122,7 @@ class LiveRecommender:
         self._written += len(samples)
 
     def hop(self, tracked: TrackedHop) -> None:
-        """Take a hop of the chain; start a new round when a segment closed, a list when
-        one is due.
+        """Take a hop of the chain; start a list when one is due.
 
         Only music hops are kept for "now": the model's guess on a quiet one (a pause) is
         no evidence, as for the tracker and the library. "Now" is the CNN's embedding and
@@ -131,8 +139,6 @@ class LiveRecommender:
                 self._tag_hops.append(tags)
                 while self._tag_hops[0].time <= tags.time - self.embedding_seconds:
                     self._tag_hops.popleft()
-        if update.closed:
-            self._offer(self.session.new_round)
         heard = self._written / self.sample_rate
         if (
             update.state != "music"
@@ -178,12 +184,19 @@ class LiveRecommender:
         def apply() -> None:
             self.session.feedback(track, action)
             if self._last is not None:
-                self._recommend(self._last)
+                self._recommend(self._last, recognise=False)
 
         try:
             self._jobs.put_nowait(apply)
         except queue.Full:
             raise ValueError("the recommender is busy: try again in a moment") from None
+
+    def playlist(self) -> list[LibraryTrack]:
+        """What the session leaves, once `stop` returned: the tracks played (recognised,
+        or said so by a client), in the order they were, then the last list's tracks,
+        best first: the set so far and what fits after it."""
+        tracks = self.session.library.tracks
+        return [tracks[i] for i in self.session.played] + [r.track for r in self._found]
 
     def start(self) -> LiveRecommender:
         self._thread.start()
@@ -211,7 +224,7 @@ class LiveRecommender:
                 self.failures += 1
                 self.last_failure = f"{type(error).__name__}: {error}"
 
-    def _recommend(self, snapshot: _Snapshot) -> None:
+    def _recommend(self, snapshot: _Snapshot, *, recognise: bool = True) -> None:
         self._last = snapshot
         described = describe(snapshot.audio, sample_rate=self.sample_rate)
         tag_embedding, tags = None, None
@@ -230,10 +243,12 @@ class LiveRecommender:
             tag_embedding=tag_embedding,
             tag_labels=self.tag_labels or None,
             basis=basis,
+            recognise=recognise,
         )
+        self._found = found
         now_playing = None
         if playing is not None:
-            now_playing = {**playing[0].to_message(), "similarity": round(playing[1], 4)}
+            now_playing = {**playing[0].to_message(), "similarity": percent(playing[1])}
         self._finished.put(
             protocol.recommendations_message(
                 time=snapshot.time,
