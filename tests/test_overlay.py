@@ -233,3 +233,91 @@ def test_only_the_overlay_files_are_served_with_a_strict_policy() -> None:
             with pytest.raises(urllib.error.HTTPError) as refused:
                 urllib.request.urlopen(base + path)
             assert refused.value.code == 404, path
+
+
+SIZES = [(1920, 1080), (1280, 720), (640, 360)]
+SHIPPED_LABELS = (
+    "blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae",
+    "rock", "electronic",
+)  # fmt: skip
+
+
+def shipped_hello() -> dict[str, Any]:
+    """The hello of the shipped decision's eleven genres: the most bars the page draws."""
+    return {**make_hello(), "labels": list(SHIPPED_LABELS)}
+
+
+def full_session(server: BroadcastServer, *, library: bool) -> None:
+    """A long session: segments of several genres, tags, and (`library`) five tracks with
+    long names and a track playing."""
+    rest = 0.3 / (len(SHIPPED_LABELS) - 1)
+    for index, genre in enumerate(["disco", "rock", "jazz", "metal"]):
+        server.publish(protocol.segment_message(
+            index=index, start=600.0 * index, end=600.0 * (index + 1), genre=genre,
+            state="music", confidence=0.8,
+        ))  # fmt: skip
+    server.publish(protocol.update_message(
+        time=2500.0, probabilities={g: 0.7 if g == "electronic" else rest for g in SHIPPED_LABELS},
+        top="electronic", confidence=0.7, state="music", level_dbfs=-14.0, segment_start=2400.0,
+        tags={"female vocalists": 0.9, "dance": 0.8, "80s": 0.6},
+    ))  # fmt: skip
+    if library:
+        names = [f"Artist number {i} with a long name - A title that goes on and on {i}"
+                 for i in range(1, 6)]  # fmt: skip
+        server.publish(protocol.recommendations_message(
+            time=2500.0, basis={"genre": "electronic", "tempo": 124.0, "key": "A minor",
+                                "camelot": "8A"},
+            now_playing={**track(9, "Now - Playing this one"), "similarity": 88.0},
+            tracks=[{**track(i, n), "similarity": 90.0 - i} for i, n in enumerate(names, 1)],
+        ))  # fmt: skip
+
+
+def inside(page: Page, selector: str) -> bool:
+    box = page.locator(selector).bounding_box()
+    size = page.viewport_size
+    assert box is not None and size is not None, selector
+    return (box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= size["width"] + 0.5
+            and box["y"] + box["height"] <= size["height"] + 0.5)  # fmt: skip
+
+
+@pytest.mark.parametrize("library", [False, True], ids=["alone", "library"])
+@pytest.mark.parametrize(("width", "height"), SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_the_page_fits_every_browser_source_size_without_a_scrollbar(
+    browser: Browser, width: int, height: int, library: bool
+) -> None:
+    with ServerThread(BroadcastServer(port=0, hello=shipped_hello)) as running:
+        full_session(running.server, library=library)
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.goto(running.server.overlay_url)
+        show(page, "electronic")
+        if library:
+            expect(page.locator("#tracks > li")).to_have_count(5, timeout=WAIT_MS)
+        expect(page.locator("#tags > span")).to_have_count(3, timeout=WAIT_MS)
+        screenshot(page, f"overlay-{width}x{height}-{'library' if library else 'alone'}.png")
+        fits = page.evaluate(
+            "[document.documentElement.scrollHeight <= innerHeight,"
+            " document.documentElement.scrollWidth <= innerWidth]"
+        )
+        assert fits == [True, True], fits
+        keys = ["#genre", "#confidence", "#tags", "#bars", '.name[data-label="electronic"]',
+                "#timeline", "footer"]  # fmt: skip
+        if library:
+            keys += ["#now-playing", "#tracks > li >> nth=4"]
+        assert [key for key in keys if not inside(page, key)] == []
+
+
+@pytest.mark.parametrize("hide", ["bars", "timeline", "recommendations", "bars,timeline"])
+def test_the_page_leaves_out_the_parts_the_url_hides(browser: Browser, hide: str) -> None:
+    parts = {"bars": "#bars", "timeline": ".timeline", "recommendations": "#recommendations"}
+    with ServerThread(BroadcastServer(port=0, hello=shipped_hello)) as running:
+        full_session(running.server, library=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(f"{running.server.overlay_url}?hide={hide}")
+        show(page, "electronic")
+        page.wait_for_timeout(300)  # the recommendations arrive just after the update
+        for part, selector in parts.items():
+            if part in hide.split(","):
+                expect(page.locator(selector)).to_be_hidden()
+            else:
+                expect(page.locator(selector)).to_be_visible()
+        screenshot(page, f"overlay-hide-{hide.replace(',', '-')}.png")

@@ -126,3 +126,22 @@ def test_the_view_the_overlay_and_the_plot_colour_a_genre_alike() -> None:
     assert [view.style(label) for label in labels] == [plotted[label] for label in labels]
     page = OverlayFiles.load().respond("/").body.decode()  # the palette is filled in, in order
     assert all(plotted[label] in page for label in labels)
+
+
+def test_the_timeline_has_a_legend_of_the_colours_it_shows() -> None:
+    view = GenreView()
+    view.handle(hello())
+    view.handle(protocol.segment_message(
+        index=0, start=0.0, end=20.0, genre=None, state="silence", confidence=0.0
+    ))  # fmt: skip
+    view.handle(protocol.segment_message(
+        index=1, start=20.0, end=40.0, genre="jazz", state="music", confidence=0.7
+    ))  # fmt: skip
+    view.handle(update(95.5, "rock"))
+    lines = render(view).splitlines()
+    strip = next(i for i, line in enumerate(lines) if line.startswith("0:00 █"))
+    assert lines[strip + 1].split() == ["■", "jazz", "■", "rock", "■", "no", "genre"]
+    console = Console(width=100, record=True, color_system="truecolor")
+    console.print(view)
+    legend = console.export_text(styles=True).splitlines()[strip + 1]
+    assert "0;135;255" in legend  # jazz's colour (the palette's first) on its square

@@ -129,19 +129,26 @@ class GenreView:
         return table
 
     def _timeline(self) -> Text:
-        """The session as a strip, one cell per equal slice of time, coloured by genre."""
+        """The session as a strip, one cell per equal slice of time, coloured by genre,
+        and under it a legend of the colours it holds (in the labels' order; grey for
+        what is no genre: silence, not-music, undecided)."""
         end = self.update["time"] if self.update else 0.0
         if end <= 0:
             return Text("")
         spans = [(s["start"], s["end"], s["genre"]) for s in self.segments]
         if self.update is not None:
             spans.append((self.update["segment_start"], end, self.update["top"]))
-        strip = Text()
+        strip, shown = Text(), set()
         for cell in range(TIMELINE_WIDTH):
             t = (cell + 0.5) * end / TIMELINE_WIDTH
             genre = next((g for start, stop, g in spans if start <= t < stop), None)
             strip.append("█", style=self.style(genre))
-        return Text.assemble(("0:00 ", "dim"), strip, (f" {_clock(end)}", "dim"))
+            shown.add(genre if genre in self.labels else None)
+        legend = Text("     ")
+        for genre in [label for label in self.labels if label in shown] + [None] * (None in shown):
+            legend.append("■ ", style=self.style(genre))
+            legend.append(f"{genre or 'no genre'}   ", style="dim")
+        return Text.assemble(("0:00 ", "dim"), strip, (f" {_clock(end)}\n", "dim"), legend)
 
     def _recommendations(self, message: dict[str, Any]) -> Table:
         """Library tracks that fit now: name, genre, tempo, key (Camelot), similarity."""
@@ -160,14 +167,17 @@ class GenreView:
             table.add_column(column, justify="right" if column in ("BPM", "match") else "left")
         playing = message["now_playing"]
         if playing is not None:
-            table.add_row(Text(f"now: {playing['name']}", style="dim"), "", "", "", "")
+            table.add_row(
+                Text(f"now: {playing['name']}", style="dim"), "", "", "",
+                Text(f"{playing['similarity']:.0f} %", style="dim"),
+            )  # fmt: skip
         for track in message["tracks"]:
             table.add_row(
                 track["name"],
                 Text(track["genre"], style=self.style(track["genre"])),
                 "" if track["tempo"] is None else f"{track['tempo']:.0f}",
                 track["camelot"] or "",
-                f"{track['similarity']:.0%}",
+                f"{track['similarity']:.0f} %",  # percent, as the protocol sends it
             )
         return table
 

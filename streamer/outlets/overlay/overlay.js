@@ -1,9 +1,12 @@
 // The overlay: a client of the streamer protocol (docs/protocol.md) in one small script.
 // It connects to the server that served it, draws what the messages say, and reconnects
 // by itself when the connection drops (the server restarted, the network hiccuped).
+// URL options: ?token=... (the server's), ?transparent=1 (for broadcast software), and
+// ?hide=bars,timeline,recommendations (any of them) to leave those parts out.
 "use strict";
 
 const TIMELINE_SECONDS = 600; // the strip shows the last ten minutes
+const HIDEABLE = ["bars", "timeline", "recommendations"];
 const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 5000;
 
@@ -137,8 +140,10 @@ function showRecommendations(message) {
     const item = document.createElement("li");
     const why = document.createElement("span");
     why.className = "why";
-    why.textContent = [track.genre, track.tempo && `${Math.round(track.tempo)} BPM`, track.camelot]
-      .filter(Boolean).join(" · ");
+    why.textContent = [
+      `${Math.round(track.similarity)} %`, // percent, as the protocol sends it
+      track.genre, track.tempo && `${Math.round(track.tempo)} BPM`, track.camelot,
+    ].filter(Boolean).join(" · ");
     item.append(track.name, why);
     return item;
   });
@@ -194,4 +199,7 @@ function connect() {
 }
 
 if (params.get("transparent") === "1") document.body.classList.add("transparent");
+for (const part of (params.get("hide") ?? "").split(",")) {
+  if (HIDEABLE.includes(part.trim())) document.body.classList.add(`hide-${part.trim()}`);
+}
 connect();
