@@ -13,7 +13,7 @@ import soundfile as sf
 
 from training import corpus
 from training.grooves import GENRES, GTZAN_GENRES, MMA_FAMILIES, families, synth_class
-from training.progressions import bar_line, chord_name
+from training.progressions import bar_line, chord_name, is_minor
 
 # The test command installs these (Debian mma, timgm6mb-soundfont; tinysoundfont, music21):
 # a missing one fails the suite rather than skipping it.
@@ -174,6 +174,14 @@ def test_progressions_are_spelled_in_key() -> None:
     assert chord_name("IV", 7) == "C"
     assert bar_line("ii7:V7", 0, beats=4) == "Dm7 / G7 /"
     assert bar_line("ii7:V7", 0, beats=3) == "Dm7 / G7"
+
+
+def test_a_chart_is_in_the_mode_of_its_tonic_chord() -> None:
+    """The manifest's key: "ii7 V7 Imaj7" is major (its first chord is minor, its I is not);
+    a vamp without a tonic chord counts as major."""
+    assert is_minor("i iv v i") and is_minor("iv7:V7 i7")
+    assert not is_minor("ii7 V7 Imaj7") and not is_minor("vi IV I V")
+    assert not is_minor("ii7:V7") and not is_minor("bVII I")
 
 
 def test_cli_help_teaches_and_list_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,8 +20,10 @@ from streamer.analysis.describe import (
     PITCH_CLASSES,
     SECTION_SECONDS,
     TEMPO_CHUNK,
+    TEMPO_PRIOR_BPM,
     DescriptorAccumulator,
     Descriptors,
+    _global_tempo,
     _mean_tempogram,
     camelot,
     describe,
@@ -207,6 +209,55 @@ def test_keys_compatible() -> None:
 @pytest.mark.parametrize("bpm", [120.0, 90.0])
 def test_click_track_tempo(bpm: float) -> None:
     assert describe(clicks(bpm)).tempo_bpm == pytest.approx(bpm, rel=0.02)
+
+
+def test_no_periodicity_is_the_prior_centre() -> None:
+    """A flat envelope (a steady tone's) scores every lag 0: the prior alone decides, and
+    the fastest allowed pulse does not win by being first."""
+    assert _global_tempo(np.zeros(2000), sample_rate=SR) == TEMPO_PRIOR_BPM
+
+
+def arpeggio(root: int, third: int, seconds: float) -> np.ndarray:
+    """A triad broken into root, third, fifth and octave, twice, over its root in the bass."""
+    notes = [60 + root % 12 + step for step in (0, third, 7, 12)] * 2
+    y = np.concatenate([tone(note, seconds / 8) for note in notes])
+    return y + 0.7 * tone(36 + root % 12, seconds)[: y.size]
+
+
+@pytest.mark.parametrize("tonic", range(12))
+def test_two_five_one_is_in_the_key_of_one(tonic: int) -> None:
+    """ii-V-I-I arpeggiated, in every key: the key of I. The Krumhansl-Kessler profiles
+    (the old estimator, and librosa's usual recipe) called every one of them wrong."""
+    y = np.concatenate(
+        [arpeggio(tonic + root, third, 1.6) for root, third in ((2, 3), (7, 4), (0, 4), (0, 4))]
+    )
+    assert describe((0.3 * y).astype(np.float32)).key == f"{PITCH_CLASSES[tonic]} major"
+
+
+def rock_beat(bpm: float, seconds: float = 30.0) -> np.ndarray:
+    """Kick on 1, 3 and the "and" of 3, snare on 2 and 4, closed hi-hat on the eighths."""
+    rng = np.random.default_rng(4)
+    t = np.arange(2000) / SR
+    kick = np.sin(2 * np.pi * 60 * t) * np.exp(-t * SR / 400)
+    snare = rng.standard_normal(1500) * np.exp(-np.arange(1500) / 300)
+    hat = rng.standard_normal(300) * np.exp(-np.arange(300) / 30)
+    hits = [(0.0, kick, 1.0), (2.0, kick, 1.0), (2.5, kick, 0.7), (1.0, snare, 0.9)]
+    hits += [(3.0, snare, 0.9)] + [(i / 2, hat, 0.4) for i in range(8)]
+    y = np.zeros(int(seconds * SR))
+    beat = 60.0 / bpm
+    for bar in range(int(seconds / (4 * beat))):
+        for position, sound, gain in hits:
+            start = round((4 * bar + position) * beat * SR)
+            y[start : start + sound.size] += gain * sound[: y.size - start]
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
+@pytest.mark.parametrize("bpm", [70.0, 140.0, 170.0])
+def test_a_rock_beat_is_counted_in_beats(bpm: float) -> None:
+    """The beat is the pulse with structure above and below it. The best single lag of the
+    tempogram (librosa's tempo, the old estimator) counted this beat in eighths at 70 BPM
+    (140) and in dotted quarters at 140 and 170 (93 and 113 BPM)."""
+    assert describe(rock_beat(bpm)).tempo_bpm == pytest.approx(bpm, rel=0.02)
 
 
 def test_sine_centroid() -> None:

@@ -110,9 +110,22 @@ _SELF_QUALIFIED = ("m7b5", "dim", "5")
 
 
 def is_minor(progression: str) -> bool:
-    """A progression is in a minor key when its first chord's numeral is lower case."""
-    match = _TOKEN.match(progression.split()[0].split(":")[0])
-    return match is not None and match.group(2).islower()
+    """A progression is in a minor key when its tonic chord is minor (``i``, not ``I``).
+
+    Not its first chord: "ii7 V7 Imaj7" and "vi IV I V" are in the major key of their
+    ``I`` (in C, C minor would share no chord with them). A chart without a tonic chord
+    (a ii-V vamp) counts as major.
+
+    Examples
+    --------
+    >>> is_minor("i iv v i"), is_minor("ii7 V7 Imaj7"), is_minor("vi IV I V")
+    (True, False, False)
+    """
+    for token in re.split(r"[\s:]+", progression.strip()):
+        match = _TOKEN.match(token)
+        if match and not match.group(1) and match.group(2) in ("i", "I"):
+            return match.group(2) == "i"
+    return False
 
 
 def key_name(tonic: int, *, minor: bool) -> str:

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from streamer.analysis.calibration import Calibration
-from streamer.analysis.describe import SECTION_SECONDS, DescriptorAccumulator
+from streamer.analysis.describe import DESCRIPTOR_VERSION, SECTION_SECONDS, DescriptorAccumulator
 from streamer.analysis.fusion import GenreFusion, shipped_fusion
 from streamer.analysis.hops import HopAnalyzer
 from streamer.analysis.model import GenreModel, file_sha256, read_model_info
@@ -312,12 +312,13 @@ def _decide(
 
 
 def analysis_sha256(tagger_shas: Iterable[str], fusion: GenreFusion | None) -> str:
-    """What a record was analysed with besides the CNN: the taggers (their files' sha256)
-    and the decision, so that a new decision (a new fusion file) re-analyses the library
-    once."""
+    """What a record was analysed with besides the CNN: the taggers (their files' sha256),
+    the decision and the descriptors' version, so that a new decision (a new fusion file)
+    or new key and tempo estimators re-analyse the library once."""
     shas = list(tagger_shas)
     if fusion is not None:
         shas.append(fusion.sha256)
+    shas.append(f"descriptors {DESCRIPTOR_VERSION}")
     return joined_sha256(shas)
 
 
