@@ -226,7 +226,9 @@ class GenreChain:
     def _is_not_music(self, hop: Hop) -> bool:
         if self.not_music is None:
             return False
-        probability = self.not_music.probabilities(hop.embedding[None], hop.probabilities[None])
+        probability = self.not_music.probabilities(
+            hop.embedding[None], hop.probabilities[None], hop.modulation[None]
+        )
         return bool(probability[0] >= NOT_MUSIC_THRESHOLD)
 
     def _features(self, hop: Hop, decision: np.ndarray, tags: TagHop | None) -> np.ndarray:

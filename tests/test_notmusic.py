@@ -15,6 +15,7 @@ from streamer.analysis.model import GenreModel
 from streamer.analysis.notmusic import NotMusicDetector, shipped_not_music_path
 from streamer.errors import StreamerError
 from training import notmusic
+from training.augment import evaluation_room
 
 TEST_SEED = 99  # not the shipped detector's training seed (7) nor its test seed (8)
 
@@ -32,26 +33,34 @@ def detector() -> NotMusicDetector:
 def not_music_share(audio: np.ndarray, genre: GenreModel, detector: NotMusicDetector) -> float:
     hops = HopAnalyzer(genre).push(audio)
     assert len(hops) >= 5
-    embeddings = np.stack([hop.embedding for hop in hops])
-    probabilities = np.stack([hop.probabilities for hop in hops])
-    return float(np.mean(detector.probabilities(embeddings, probabilities) >= 0.5))
+    inputs = (np.stack([getattr(hop, f) for hop in hops]) for f in HOP_INPUTS)
+    return float(np.mean(detector.probabilities(*inputs) >= 0.5))
 
 
+HOP_INPUTS = ("embedding", "probabilities", "modulation")
+
+
+@pytest.mark.parametrize("room", [False, True], ids=["clean", "room"])
 @pytest.mark.parametrize("kind", ["speech", "tones"])
 def test_held_out_speech_and_tones_are_not_music(
-    kind: str, genre: GenreModel, detector: NotMusicDetector
+    kind: str, room: bool, genre: GenreModel, detector: NotMusicDetector
 ) -> None:
-    """Speakers (languages and variants) and seeds the detector never heard: most hops of
-    four clips have no genre (measured on 25 clips: 81 % of speech, 86 % of tones)."""
+    """Speakers (languages and variants) and seeds the detector never heard, clean and
+    through the evaluation room: most hops of four clips have no genre (measured: speech
+    100 % clean, 97.5 % room; tones 87.5 % and 100 %; the detector without the modulation
+    features gave room speech 60 %)."""
     rng = np.random.default_rng(TEST_SEED)
+    rate = genre.spec.sample_rate
     clips = [
         notmusic.not_music_clip(
-            kind, seconds=8.0, sample_rate=genre.spec.sample_rate, rng=rng,
-            voices=notmusic.HELD_OUT_VOICES, room=False,
+            kind, seconds=8.0, sample_rate=rate, rng=rng, voices=notmusic.HELD_OUT_VOICES,
+            room=False,
         )
         for _ in range(4)
     ]  # fmt: skip
-    assert np.mean([not_music_share(clip, genre, detector) for clip in clips]) >= 0.6
+    if room:
+        clips = [evaluation_room(clip, sample_rate=rate) for clip in clips]
+    assert np.mean([not_music_share(clip, genre, detector) for clip in clips]) >= 0.8
 
 
 def test_a_sine_is_not_music(genre: GenreModel, detector: NotMusicDetector) -> None:
@@ -95,14 +104,17 @@ def test_runtime_equals_sklearn() -> None:
     parts = [
         notmusic.Part(
             name, flag, rng.standard_normal((300, 8)) + 2 * flag,
-            rng.dirichlet(np.ones(3), 300), np.full(300, -20.0), np.arange(300),
+            rng.dirichlet(np.ones(3), 300), rng.standard_normal((300, 5)) - flag,
+            np.full(300, -20.0), np.arange(300),
         )
         for name, flag in (("noise", True), ("music", False))
     ]  # fmt: skip
-    x = np.concatenate([np.concatenate([p.embeddings, np.log(p.probabilities)], 1) for p in parts])
+    x = np.concatenate(
+        [np.concatenate([p.embeddings, np.log(p.probabilities), p.modulation], 1) for p in parts]
+    )
     for hidden in ((), (6, 4)):
         fitted = notmusic.fit_detector(parts, genre_model_sha256="x", hidden=hidden)
-        runtime = fitted.probabilities(x[:, :8], np.exp(x[:, 8:]))
+        runtime = fitted.probabilities(x[:, :8], np.exp(x[:, 8:11]), x[:, 11:])
         assert runtime.shape == (600,) and np.all((runtime >= 0) & (runtime <= 1))
         z = (x - fitted.mean) / fitted.scale
         if hidden:
@@ -133,8 +145,8 @@ def test_round_trip_and_one_line_errors(detector: NotMusicDetector, tmp_path: Pa
     path = tmp_path / "not-music.json"
     path.write_text(json.dumps(detector.to_dict()))
     again = NotMusicDetector.load(path)
-    x, p = np.ones((2, len(detector.mean) - 10)), np.full((2, 10), 0.1)
-    np.testing.assert_array_equal(again.probabilities(x, p), detector.probabilities(x, p))
+    x, p, m = np.ones((2, 64)), np.full((2, 10), 0.1), np.ones((2, len(detector.mean) - 74))
+    np.testing.assert_array_equal(again.probabilities(x, p, m), detector.probabilities(x, p, m))
     assert again.sha256 == detector.sha256
 
     data = json.loads(path.read_text())
@@ -142,6 +154,7 @@ def test_round_trip_and_one_line_errors(detector: NotMusicDetector, tmp_path: Pa
         "missing": None,
         "truncated": path.read_text()[:500],
         "wrong format": json.dumps({**data, "format": "streamer-fusion"}),
+        "older version": json.dumps({**data, "format_version": 1}),
         "no layers": json.dumps({**data, "layers": []}),
         "wrong width": json.dumps({**data, "mean": data["mean"][:-1]}),
     }

@@ -185,9 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
         "not-music", help="fit the not-music detector on generated speech, noise, tones, crowds",
         description="Generate speech (espeak-ng), noises, tones and sweeps, applause and crowds, "
         "room tone, and music (corpus clips, clean, through rooms, with speech over them); run "
-        "them through the genre CNN as streamer does; fit a detector on its embeddings and "
-        "probabilities; measure it on held-out voices, seeds and music; write "
-        "OUT/not-music.json.",
+        "them through the genre CNN as streamer does; fit a detector on its embeddings, "
+        "probabilities and the patches' modulation spectra; measure it on held-out voices, "
+        "seeds and music; write OUT/not-music.json.",
     )  # fmt: skip
     not_music.add_argument("--out", type=Path, required=True, help="folder (e.g. models/)")
     not_music.add_argument(

@@ -32,9 +32,14 @@ import scipy.signal
 import soundfile
 import soxr
 
-from streamer.analysis.hops import HopAnalyzer
+from streamer.analysis.hops import Hop, HopAnalyzer
 from streamer.analysis.model import GenreModel
-from streamer.analysis.notmusic import THRESHOLD, NotMusicDetector, detector_features
+from streamer.analysis.notmusic import (
+    NOT_MUSIC_VERSION,
+    THRESHOLD,
+    NotMusicDetector,
+    detector_features,
+)
 from streamer.errors import StreamerError
 from streamer.files import write_atomically
 from training.augment import (
@@ -325,15 +330,22 @@ class Part:
     not_music: bool
     embeddings: np.ndarray
     probabilities: np.ndarray
+    modulation: np.ndarray
     levels: np.ndarray
     clips: np.ndarray  # the clip of each hop, for splits that keep a clip on one side
+
+    @property
+    def inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What the detector reads of each hop (`NotMusicDetector.probabilities`)."""
+        return self.embeddings, self.probabilities, self.modulation
 
     def save(self, path: Path) -> None:
         """Write to a temporary name, then rename: an interrupted run leaves no half file."""
         partial = path.with_name(path.name + ".partial.npz")
         np.savez(
             partial, embeddings=self.embeddings, probabilities=self.probabilities,
-            levels=self.levels, clips=self.clips, not_music=self.not_music,
+            modulation=self.modulation, levels=self.levels, clips=self.clips,
+            not_music=self.not_music,
         )  # fmt: skip
         partial.replace(path)
 
@@ -342,7 +354,7 @@ class Part:
         with np.load(path) as data:
             return cls(
                 name, bool(data["not_music"]), data["embeddings"], data["probabilities"],
-                data["levels"], data["clips"],
+                data["modulation"], data["levels"], data["clips"],
             )  # fmt: skip
 
 
@@ -350,18 +362,20 @@ def hops_of(
     clips: Iterable[np.ndarray], analyzer: HopAnalyzer, *, name: str, not_music: bool
 ) -> Part:
     """Every hop of every clip, exactly as streamer's chain computes them."""
-    embeddings, probabilities, levels, owners = [], [], [], []
+    hops: list[Hop] = []
+    owners: list[int] = []
     for index, audio in enumerate(clips):
         analyzer.reset()
-        hops = analyzer.push(audio)
-        embeddings += [hop.embedding for hop in hops]
-        probabilities += [hop.probabilities for hop in hops]
-        levels += [hop.level_dbfs for hop in hops]
-        owners += [index] * len(hops)
+        pushed = analyzer.push(audio)
+        hops += pushed
+        owners += [index] * len(pushed)
+
+    def column(field: str) -> np.ndarray:
+        return np.asarray([getattr(hop, field) for hop in hops], dtype=np.float32)
+
     return Part(
-        name, not_music, np.asarray(embeddings, dtype=np.float32),
-        np.asarray(probabilities, dtype=np.float32), np.asarray(levels, dtype=np.float32),
-        np.asarray(owners, dtype=np.int32),
+        name, not_music, column("embedding"), column("probabilities"), column("modulation"),
+        column("level_dbfs"), np.asarray(owners, dtype=np.int32),
     )  # fmt: skip
 
 
@@ -571,7 +585,7 @@ def _inputs(parts: Iterable[Part]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for part in chosen:
         audible = part.levels >= SILENCE_DBFS
         count = int(audible.sum())
-        xs.append(detector_features(part.embeddings[audible], part.probabilities[audible]))
+        xs.append(detector_features(*(column[audible] for column in part.inputs)))
         ys.append(np.full(count, part.not_music))
         ws.append(np.full(count, 1.0 / (max(count, 1) * classes[part.not_music])))
     weights = np.concatenate(ws)
@@ -598,7 +612,7 @@ def fit_detector(
         left_out = [replace_part(p, p.clips % 5 == 0) for p in chosen if not p.not_music]
         first = _fit(fitted, genre_model_sha256, hidden=hidden, seed=seed)
         logits = np.concatenate([
-            first.logits(p.embeddings, p.probabilities)[p.levels >= SILENCE_DBFS]
+            first.logits(*p.inputs)[p.levels >= SILENCE_DBFS]
             for p in left_out
         ])  # fmt: skip
         shift = min(0.0, -float(np.quantile(logits, 1 - music_loss)))
@@ -611,7 +625,7 @@ def replace_part(part: Part, keep: np.ndarray) -> Part:
     """The hops of `part` where `keep` is true."""
     return Part(
         part.name, part.not_music, part.embeddings[keep], part.probabilities[keep],
-        part.levels[keep], part.clips[keep],
+        part.modulation[keep], part.levels[keep], part.clips[keep],
     )  # fmt: skip
 
 
@@ -648,7 +662,7 @@ def measure(detector: NotMusicDetector, parts: Mapping[str, Part]) -> dict[str, 
     figures: dict[str, dict[str, Any]] = {}
     for name, part in parts.items():
         audible = part.levels >= SILENCE_DBFS
-        called = detector.probabilities(part.embeddings, part.probabilities) >= THRESHOLD
+        called = detector.probabilities(*part.inputs) >= THRESHOLD
         if part.not_music:
             share = float(np.mean(called | ~audible)) if len(called) else 0.0
             figures[name] = {"hops": len(called), "no_genre": round(share, 4)}
@@ -693,7 +707,8 @@ def run_not_music(
         work, sample_rate=genre.spec.sample_rate, seconds=seconds, seed=seed,
         heldout=heldout, realset=realset,
     )  # fmt: skip
-    key = f"v{GENERATOR_VERSION}-{genre.info.sha256[:12]}-s{seed}-t{seconds:g}"
+    # The detector's input version too: a cache of older hops lacks what it now reads.
+    key = f"v{GENERATOR_VERSION}-f{NOT_MUSIC_VERSION}-{genre.info.sha256[:12]}-s{seed}-t{seconds:g}"
     parts = build_material(work, model=genre, plan=plan, key=key, progress=progress)
     training = list(parts["train"].values())
     metrics: dict[str, Any] = {}
@@ -710,9 +725,9 @@ def run_not_music(
                 hidden=hidden, seed=seed, music_loss=music_loss,
             )  # fmt: skip
             held = replace_part(real, inside)
-            lost[inside] = (
-                fold_detector.probabilities(held.embeddings, held.probabilities) >= THRESHOLD
-            ) & (held.levels >= SILENCE_DBFS)
+            lost[inside] = (fold_detector.probabilities(*held.inputs) >= THRESHOLD) & (
+                held.levels >= SILENCE_DBFS
+            )
         training.append(real)
         metrics["real_music_out_of_fold"] = {
             "hops": len(lost), "lost_to_not_music": round(float(lost.mean()), 4),

@@ -241,6 +241,53 @@ def compress(mel_power: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     return decibels
 
 
+MODULATION_BANDS = 8
+MODULATION_HZ = ((0.5, 2.0), (2.0, 4.0), (4.0, 8.0), (8.0, 16.0))
+"""The rates at which speech and music move: syllables come at about 4 Hz, and a room's
+echo smears them, where held notes and steady beats put their energy elsewhere."""
+
+
+def modulation(patches: np.ndarray, *, frame_seconds: float) -> np.ndarray:
+    """How each patch's spectrum moves in time: the speech/music cue the genre CNN lacks.
+
+    The log-mel bands of each patch ``(n, frames, n_mels)`` are pooled into
+    `MODULATION_BANDS` groups; each group's trajectory (mean removed, Hann window) gives its
+    power at the modulation rates `MODULATION_HZ`. Returned per patch, shape
+    ``(n, 2 * bands * rates + 3)``: the log of each power, each power as a share of its
+    group's, then the fraction of frames more than 12 dB under the patch's median peak (the
+    pauses between words), the spread of the spectral flux relative to its mean, and the
+    mean spread of the groups over time. Cheap next to the CNN (an FFT of 8 x frames).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> modulation(np.zeros((2, 130, 128)), frame_seconds=512 / 22050).shape
+    (2, 67)
+    """
+    patches = np.asarray(patches, dtype=np.float64)
+    n, frames, mels = patches.shape
+    groups = np.stack(
+        [patches[:, :, g].mean(axis=2) for g in np.array_split(np.arange(mels), MODULATION_BANDS)],
+        axis=2,
+    )
+    groups -= groups.mean(axis=1, keepdims=True)
+    power = np.abs(np.fft.rfft(groups * np.hanning(frames)[None, :, None], axis=1)) ** 2
+    rates = np.fft.rfftfreq(frames, frame_seconds)
+    banded = np.stack(
+        [power[:, (rates >= low) & (rates < high)].sum(axis=1) for low, high in MODULATION_HZ],
+        axis=1,
+    ).reshape(n, -1)
+    shares = banded.reshape(n, len(MODULATION_HZ), -1)
+    shares = (shares / (shares.sum(axis=1, keepdims=True) + 1e-9)).reshape(n, -1)
+    peaks = patches.max(axis=2)
+    pauses = np.mean(peaks < np.median(peaks, axis=1, keepdims=True) - 12.0, axis=1)
+    flux = np.maximum(np.diff(patches, axis=1), 0.0).mean(axis=2)
+    flux_spread = flux.std(axis=1) / (flux.mean(axis=1) + 1e-9)
+    spread = groups.std(axis=1).mean(axis=1)
+    extra = np.stack([pauses, flux_spread, spread], axis=1)
+    return np.concatenate([np.log(banded + 1e-6), shares, extra], axis=1)
+
+
 class BatchExtractor:
     """Features of whole signals, built on librosa (training and offline tagging).
 

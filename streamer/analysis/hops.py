@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamer.analysis.features import StreamingExtractor
+from streamer.analysis.features import StreamingExtractor, modulation
 from streamer.analysis.model import GenreModel
 from streamer.errors import StreamerError
 
@@ -34,6 +34,7 @@ class Hop:
     probabilities: np.ndarray
     embedding: np.ndarray
     level_dbfs: float  # RMS level of this hop's own audio (the last hop_seconds)
+    modulation: np.ndarray  # how the patch's spectrum moves (`features.modulation`)
 
 
 def level_dbfs(sum_squares: float, count: int) -> float:
@@ -127,13 +128,15 @@ class HopAnalyzer:
                 self._next_boundary += self.hop_samples
         if not patches:
             return []
-        probabilities, embeddings = self.model.predict(np.stack(patches))
+        stacked = np.stack(patches)
+        probabilities, embeddings = self.model.predict(stacked)
+        moving = modulation(stacked, frame_seconds=self.spec.frame_seconds)
         rate = self.spec.sample_rate
         first = self._next_boundary - self.hop_samples * len(pending)
         return [
-            Hop(index, (first + i * self.hop_samples) / rate, p, e, level)
-            for i, ((index, level), p, e) in enumerate(
-                zip(pending, probabilities, embeddings, strict=True)
+            Hop(index, (first + i * self.hop_samples) / rate, p, e, level, m)
+            for i, ((index, level), p, e, m) in enumerate(
+                zip(pending, probabilities, embeddings, moving, strict=True)
             )
         ]
 

@@ -2,9 +2,12 @@
 
 Speech, noise, tones and sweeps, applause and crowds, room tone: the genre CNN gives each
 of them a genre anyway (a sine is "classical" at 99.99 %). The detector reads a hop's
-64-d embedding and its genre probabilities (`streamer.analysis.hops.Hop`), so it costs
-no extra network inference: a standardisation, then a few matrix products (ReLU hidden
-layers, none for a logistic regression) and a sigmoid. `streamer-train not-music` fits
+64-d embedding, its genre probabilities and how its spectrum moves (the modulation
+spectrum of `streamer.analysis.features.modulation`: talk has its syllables at about 4 Hz
+and pauses between words, which the CNN's embedding hardly tells once a room has smeared
+them), all of them in `streamer.analysis.hops.Hop`, so it costs no extra network
+inference: a standardisation, then a few matrix products (ReLU hidden layers, none for a
+logistic regression) and a sigmoid. `streamer-train not-music` fits
 it on generated material and writes ``models/not-music.json`` with the sha256 of the
 genre model it read, because another model's embedding means something else.
 """
@@ -21,6 +24,8 @@ from streamer.errors import StreamerError
 from streamer.files import deciding_sha256, read_document, reading_document
 
 NOT_MUSIC_FORMAT = "streamer-not-music"
+NOT_MUSIC_VERSION = 2
+"""Version 2 reads the modulation features too; a version 1 file is refused."""
 THRESHOLD = 0.5
 PROBABILITY_FLOOR = 1e-7
 """The CNN probabilities enter as logarithms, floored here: a softmax's 1e-12 and 1e-20
@@ -34,12 +39,18 @@ def shipped_not_music_path() -> Path:
     return shipped_model_path().parent / "not-music.json"
 
 
-def detector_features(embeddings: np.ndarray, cnn_probabilities: np.ndarray) -> np.ndarray:
-    """The detector's input ``(n, embedding + labels)``: the embedding, then the log of the
-    CNN probabilities; training and the runtime both call this."""
+def detector_features(
+    embeddings: np.ndarray, cnn_probabilities: np.ndarray, modulation: np.ndarray
+) -> np.ndarray:
+    """The detector's input ``(n, embedding + labels + modulation)``: the embedding, the log
+    of the CNN probabilities, then the modulation features; training and the runtime both
+    call this."""
     embeddings = np.asarray(embeddings, dtype=np.float64)
     logs = np.log(np.maximum(np.asarray(cnn_probabilities, dtype=np.float64), PROBABILITY_FLOOR))
-    return np.concatenate([embeddings.reshape(len(embeddings), -1), logs.reshape(len(logs), -1)], 1)
+    moving = np.asarray(modulation, dtype=np.float64)
+    n = len(embeddings)
+    columns = [embeddings.reshape(n, -1), logs.reshape(n, -1), moving.reshape(n, -1)]
+    return np.concatenate(columns, axis=1)
 
 
 @dataclass(frozen=True)
@@ -78,9 +89,9 @@ class NotMusicDetector:
         """The detector file's content (`load` reads it back)."""
         return {
             "format": NOT_MUSIC_FORMAT,
-            "format_version": 1,
+            "format_version": NOT_MUSIC_VERSION,
             "genre_model_sha256": self.genre_model_sha256,
-            "features": "standardised [embedding, log(max(CNN probabilities, 1e-7))]",
+            "features": "standardised [embedding, log(max(CNN probabilities, 1e-7)), modulation]",
             "mean": self.mean.tolist(),
             "scale": self.scale.tolist(),
             "layers": [{"weights": w.tolist(), "bias": b.tolist()} for w, b in self.layers],
@@ -94,7 +105,7 @@ class NotMusicDetector:
         path = Path(path)
         redo = "run `streamer-train not-music` again"
         with reading_document(path, kind="not-music detector", redo=redo):
-            data = read_document(path, format=NOT_MUSIC_FORMAT)
+            data = read_document(path, format=NOT_MUSIC_FORMAT, version=NOT_MUSIC_VERSION)
             layers = tuple(
                 (np.asarray(layer["weights"], dtype=np.float64),
                  np.asarray(layer["bias"], dtype=np.float64))
@@ -136,16 +147,21 @@ class NotMusicDetector:
                 "run `streamer-train not-music` for this model"
             )
 
-    def probabilities(self, embeddings: np.ndarray, cnn_probabilities: np.ndarray) -> np.ndarray:
-        """P(not music) for each hop, shape ``(n,)``, from embeddings ``(n, 64)`` and the
-        CNN's probabilities ``(n, labels)``."""
-        logits = self.logits(embeddings, cnn_probabilities)
+    def probabilities(
+        self, embeddings: np.ndarray, cnn_probabilities: np.ndarray, modulation: np.ndarray
+    ) -> np.ndarray:
+        """P(not music) for each hop, shape ``(n,)``, from embeddings ``(n, 64)``, the
+        CNN's probabilities ``(n, labels)`` and the modulation features ``(n, 67)``."""
+        logits = self.logits(embeddings, cnn_probabilities, modulation)
         result: np.ndarray = 0.5 * (1.0 + np.tanh(0.5 * logits))  # a sigmoid that never overflows
         return result
 
-    def logits(self, embeddings: np.ndarray, cnn_probabilities: np.ndarray) -> np.ndarray:
+    def logits(
+        self, embeddings: np.ndarray, cnn_probabilities: np.ndarray, modulation: np.ndarray
+    ) -> np.ndarray:
         """The output before the sigmoid, shape ``(n,)``: 0 is the threshold."""
-        x = (detector_features(embeddings, cnn_probabilities) - self.mean) / self.scale
+        x = detector_features(embeddings, cnn_probabilities, modulation)
+        x = (x - self.mean) / self.scale
         for weights, bias in self.layers[:-1]:
             x = np.maximum(x @ weights + bias, 0.0)
         weights, bias = self.layers[-1]
