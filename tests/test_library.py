@@ -26,9 +26,18 @@ from listening import start_listen
 from test_catalogue import downgrade_to_version_1
 from websockets.sync.client import connect
 
+from streamer.analysis.describe import camelot
 from streamer.cli import main
 from streamer.library.catalogue import Catalogue
-from streamer.library.recommend import Basis, Filters, Library, Session
+from streamer.library.recommend import (
+    PLAYING_MARGIN,
+    Basis,
+    Filters,
+    Library,
+    LibraryTrack,
+    Session,
+    percent,
+)
 from streamer.outlets import protocol
 
 GENRES = ("clicks", "noise", "tones")
@@ -189,27 +198,61 @@ def test_recommendations_rank_the_same_genre_first(indexed: dict[str, Path]) -> 
 
 
 def test_filters_and_feedback_shape_a_session(indexed: dict[str, Path]) -> None:
+    """Each list is the best fits for now: the track playing, skipped and played ones are
+    left out, the others shown before come again (no rotation to worse ones)."""
     library = Library.open(indexed["db"])
-    tones = next(t for t in library.tracks.values() if t.genre == "tones")
-    record = library.records[tones.id]
-    only_noise = Session(library, k=3, filters=Filters(genres=frozenset({"noise"})))
-    found, _ = only_noise.recommend(record.embedding, record.probabilities)
-    assert found and all(r.track.genre == "noise" for r in found)
+
+    def lead(track: LibraryTrack) -> float:  # how clearly its own audio picks it out
+        scores = np.sort(library.section_scores(library.records[track.id].embedding))
+        return float(scores[-1] - scores[-2])
+
+    # Two clips of a generated genre can be near twins (cosine 0.99): the one whose own
+    # audio stands out most, so that it is recognised as playing (`PLAYING_MARGIN`).
+    own = max(library.tracks.values(), key=lead)
+    record = library.records[own.id]
+    other = next(genre for genre in GENRES if genre != own.genre)
+    filtered = Session(library, k=3, filters=Filters(genres=frozenset({other})))
+    found, _ = filtered.recommend(record.embedding, record.probabilities)
+    assert found and all(r.track.genre == other for r in found)
 
     session = Session(library, k=3)
     found, playing = session.recommend(record.embedding, record.probabilities)
-    assert playing is not None and playing[0].id == tones.id  # its own audio: playing now
-    assert tones.id not in {r.track.id for r in found}
-    skipped = found[0].track.id
+    assert playing is not None and playing[0].id == own.id, lead(own)  # its own audio
+    assert own.id not in {r.track.id for r in found}
+    skipped = found[0].track.id  # the best fit: back in every list unless the skip counts
     session.feedback(skipped, "skip")
     again, _ = session.recommend(record.embedding, record.probabilities)
-    assert skipped not in {r.track.id for r in again}
-    session.new_round()  # what this round showed is not offered in the next
-    shown = {r.track.id for r in again}
-    later, _ = session.recommend(record.embedding, record.probabilities)
-    assert not shown & {r.track.id for r in later}
+    shown = [r.track.id for r in again]
+    assert skipped not in shown and own.id not in shown
+    assert shown[:2] == [r.track.id for r in found[1:]]  # the rest, moved up
+    played = shown[0]
+    session.feedback(played, "played")
+    later = [r.track.id for r in (session.recommend(record.embedding, record.probabilities)[0])]
+    assert not {skipped, played, own.id} & set(later)
+    assert shown[1:] == later[:2]  # shown before and still the best fits: offered again
     with pytest.raises(ValueError, match="no track"):
         session.feedback(10_000, "like")
+
+
+def test_near_twins_of_the_track_playing_are_not_recommended(indexed: dict[str, Path]) -> None:
+    """When another track scores within `PLAYING_MARGIN` of the one playing, neither is
+    recognised, and neither may be offered: the track playing must not be recommended to
+    itself."""
+    library = Library.open(indexed["db"])
+
+    def lead(track: LibraryTrack) -> float:
+        scores = np.sort(library.section_scores(library.records[track.id].embedding))
+        return float(scores[-1] - scores[-2])
+
+    twin = min(library.tracks.values(), key=lead)
+    assert lead(twin) < PLAYING_MARGIN, "the test library has no near twins"
+    record = library.records[twin.id]
+    session = Session(library, k=len(library))
+    for _ in range(3):
+        found, playing = session.recommend(record.embedding, record.probabilities)
+        assert playing is None
+        assert twin.id not in {r.track.id for r in found}
+        assert len(session.maybe) >= 2 and twin.id in session.maybe
 
 
 def test_like_pulls_the_next_recommendations_towards_the_liked_track(
@@ -249,6 +292,38 @@ def test_recommend_command_explains_its_choices(
     assert main(["library", "stats", "--db", str(indexed["db"])]) == 0
     out = capsys.readouterr().out
     assert f"{3 * PER_GENRE} tracks" in out and "song.m4a" in out
+
+
+def test_recommend_prints_the_query_tempo_and_key_and_matches_in_percent(
+    indexed: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the list, the query's own BPM and key (standard and Camelot, as the list
+    shows keys); each match in percent, as the terminal view and the overlay show it."""
+    monkeypatch.setenv("COLUMNS", "250")
+    library = Library.open(indexed["db"])
+    query = next(t for t in library.tracks.values() if t.tempo and t.key)
+    common = ["--db", str(indexed["db"]), "--model", str(indexed["model"]), "-k", "4"]
+    assert main(["recommend", str(query.id), *common]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (
+        f"like {query.name} (library track {query.id}): {query.tempo:.0f} BPM, "
+        f"{query.key} ({camelot(query.key)})"
+    )
+    header = next(line for line in lines if "match" in line)
+    columns = [cell.strip() for cell in re.split("[┃│]", header)]
+    rows = [
+        dict(zip(columns, (cell.strip() for cell in line.split("│")), strict=True))
+        for line in lines
+        if re.match(r"│ +\d+ │", line)
+    ]
+    basis = Basis(
+        genre=query.genre, tempo=query.tempo, key=query.key, descriptors=query.descriptors
+    )
+    expected = library.recommend(library.vector(query.id), k=4, basis=basis, exclude={query.id})
+    assert [(int(row["id"]), row["match"]) for row in rows] == [
+        (r.track.id, f"{percent(r.similarity):.0f} %") for r in expected
+    ]
+    assert all(0 <= int(row["match"].removesuffix(" %")) <= 100 for row in rows)
 
 
 def test_recommend_explains_with_the_descriptors_both_tracks_share(
@@ -469,7 +544,7 @@ def test_live_now_is_described_by_its_music_hops_only(indexed: dict[str, Path]) 
             time=time_, probabilities=probabilities, top="tones", confidence=0.9, state="music",
             segment_start=3.0,
         )  # fmt: skip
-        hop = Hop(index, time_, probabilities, embedding, level)
+        hop = Hop(index, time_, probabilities, embedding, level, np.zeros(67))
         recommender.hop(TrackedHop(hop, update, probabilities))
     recommender._jobs.get_nowait()()  # run the recommender's one job here
     assert recommender._last is not None
@@ -503,7 +578,11 @@ def test_live_recommendations_hear_musicnn_too(indexed: dict[str, Path]) -> None
             time=time_, probabilities=noise, top="noise", confidence=0.9, state="music",
             segment_start=3.0,
         )  # fmt: skip
-        recommender.hop(TrackedHop(Hop(index, time_, noise, embedding, -20.0), update, noise, tags))
+        recommender.hop(
+            TrackedHop(
+                Hop(index, time_, noise, embedding, -20.0, np.zeros(67)), update, noise, tags
+            )
+        )
     recommender._jobs.get_nowait()()  # run the recommender's one job here
     assert recommender._last is not None and len(recommender._last.tag_hops) == 1
     (message,) = recommender.ready()

@@ -261,7 +261,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     from streamer.analysis.fusion import shipped_fusion
     from streamer.analysis.model import GenreModel
     from streamer.library.indexer import analyse_file, load_taggers
-    from streamer.library.recommend import Basis, Library, confident_descriptors
+    from streamer.library.recommend import Basis, Library, confident_descriptors, percent
 
     library = Library.open(args.db)
     found = library.lookup(args.track)
@@ -296,18 +296,24 @@ def run_recommend(args: argparse.Namespace) -> int:
     results = library.recommend(
         query, k=args.k, basis=basis, exclude=exclude, filters=recommendation_filters(args)
     )
-    table = Table(title=title)
-    for column in ("#", "id", "track", "genre", "BPM", "key", "similarity", "why"):
-        table.add_column(column, justify="right" if column in ("#", "id", "BPM") else "left")
+    console = Console()
+    tempo = "BPM unknown" if basis.tempo is None else f"{basis.tempo:.0f} BPM"
+    key = "key unknown" if basis.key is None else f"{basis.key} ({camelot(basis.key)})"
+    console.print(f"{title}: {tempo}, {key}", highlight=False, markup=False)
+    table = Table()
+    for column in ("#", "id", "track", "genre", "BPM", "key", "match", "why"):
+        table.add_column(
+            column, justify="right" if column in ("#", "id", "BPM", "match") else "left"
+        )
     for rank, result in enumerate(results, 1):
         track = result.track
         table.add_row(
             str(rank), str(track.id), track.name, track.genre,
             "" if track.tempo is None else f"{track.tempo:.0f}",
             "" if track.key is None else f"{track.key} ({camelot(track.key)})",
-            f"{result.similarity:.3f}", "; ".join(result.reasons[1:]),
+            f"{percent(result.similarity):.0f} %", "; ".join(result.reasons[1:]),
         )  # fmt: skip
-    Console().print(table)
+    console.print(table)
     if not results:
         print("no track passes the filters", file=sys.stderr)
     if args.playlist is not None:
