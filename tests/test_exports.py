@@ -37,6 +37,7 @@ from streamer.offline.plot import (
     WIDTH_INCHES,
     plot_timeline,
 )
+from streamer.outlets.palette import SILENCE_COLOR, genre_colors
 from streamer.tracking import Segment, SmoothingConfig
 
 LABELS = ["house", "jazz", "techno", "disco"]
@@ -619,15 +620,38 @@ def test_plot_without_probabilities(dj_set: Timeline, tmp_path: Path) -> None:
     assert png_shape(path) == (round(STRIP_HEIGHT_INCHES * DPI), round(WIDTH_INCHES * DPI), 4)
 
 
+def share_of(image: np.ndarray, color: str) -> float:
+    """The share of an RGBA image's pixels that are `color` (``#rrggbb``)."""
+    rgb = np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)]) / 255
+    return float((np.abs(image[..., :3] - rgb).max(axis=-1) < 0.02).mean())
+
+
 def test_plot_draws_genres_in_their_label_colour(tmp_path: Path) -> None:
-    """The strip of a one-genre set is that genre's colour: house, label 0, is tab:blue."""
+    """The strip of a one-genre set is that genre's colour: house, label 0, the palette's
+    first, as on the terminal and the overlay."""
     timeline = timeline_of(segments_of([(0.0, "house")], end=600.0), source=tmp_path / "h.wav")
     import matplotlib.image
 
     image = matplotlib.image.imread(plot_timeline(timeline, tmp_path / "h.png"))
-    pixels = image[..., :3].reshape(-1, 3)
-    blue = np.array([0x1F, 0x77, 0xB4]) / 255
-    assert (np.abs(pixels - blue).max(axis=1) < 0.02).mean() > 0.02
+    assert share_of(image, genre_colors(LABELS)["house"]) > 0.02
+
+
+def test_plot_probabilities_are_a_stack_with_silence_in_grey(tmp_path: Path) -> None:
+    """House then jazz at 0.9, a silence between: the panel is filled with the two colours
+    (lines would colour a few per cent of it) and the silence covers it in the strip's grey.
+    """
+    segments = segments_of([(0.0, "house"), (300.0, None), (330.0, "jazz")], end=600.0)
+    timeline = timeline_of(segments, source=tmp_path / "s.wav")
+    mostly = np.where(timeline.times[:, None] < 315.0, [0.9, 0.1, 0, 0], [0.1, 0.9, 0, 0])
+    timeline = dataclasses.replace(timeline, probabilities=mostly)
+    import matplotlib.image
+
+    image = matplotlib.image.imread(plot_timeline(timeline, tmp_path / "s.png"))
+    panel = image[round(0.3 * len(image)) : round(0.85 * len(image))]  # below the strip
+    colors = genre_colors(LABELS)
+    assert share_of(panel, colors["house"]) > 0.25
+    assert share_of(panel, colors["jazz"]) > 0.25
+    assert share_of(panel, SILENCE_COLOR) > 0.03  # 30 s of 600 across the panel
 
 
 def test_importing_the_exports_and_plot_does_not_load_matplotlib() -> None:

@@ -1,10 +1,14 @@
 """`--plot`: a picture of a tagged set, readable at a glance.
 
 On top a strip of the segments (one coloured span each, silence grey, the genre written
-in spans wide enough for it), underneath the model's probability of each genre over time
-in the same colours (left out when the timeline has none, as for a record file), on a
-shared time axis labelled M:SS or H:MM:SS. Over a long set each probability line is the
-mean of runs of hops (at most `MAX_POINTS` points), which keeps it a line.
+in spans wide enough for it), underneath the model's probabilities over time as a stacked
+area in the same colours (left out when the timeline has none, as for a record file), on a
+shared time axis labelled M:SS or H:MM:SS. A hop's probabilities sum to 1, so the stack
+fills the panel and each genre's band is as thick as its share: which genre holds, and
+what it is mixed with, reads at a glance, where ten lines crossed one another. Silence and
+not-music cover the stack in the strip's grey (the tracker takes no genre from them). Over
+a long set each band is the mean of runs of hops (at most `MAX_POINTS` points), which keeps
+the bands smooth.
 
 A genre's colour is fixed by its position in the labels, from the palette the terminal view
 and the overlay use too (`streamer.outlets.palette`), so the same genre has the same colour
@@ -35,8 +39,9 @@ HEIGHT_INCHES = 6.0  # with the probability panel
 STRIP_HEIGHT_INCHES = 2.4  # the strip alone
 _TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600)
 _MOST_TICKS = 12
-MAX_POINTS = 800
-"""Most points drawn per probability line (see `binned`)."""
+MAX_POINTS = 300
+"""Most points drawn per probability band (see `binned`): one per about 4 pixels of the
+axes. With 800, a 14-minute mix (`training.mixes`) drew the bands as spikes 2 pixels apart."""
 _LABEL_POINTS = 8
 _PLOT_FRACTION = 0.8  # of the figure width, left to the axes by labels and the legend
 
@@ -80,14 +85,14 @@ def plot_timeline(timeline: Timeline, path: Path, *, colors: dict[str, str] | No
     )
     FigureCanvasAgg(figure)
     if hops:
-        strip, lines = figure.subplots(2, 1, sharex=True, height_ratios=[1, 4])
+        strip, stack = figure.subplots(2, 1, sharex=True, height_ratios=[1, 4])
     else:
-        strip, lines = figure.subplots(1, 1), None
+        strip, stack = figure.subplots(1, 1), None
 
     _draw_strip(strip, timeline, palette, end)
-    if lines is not None:
-        _draw_probabilities(lines, timeline, palette)
-    bottom = strip if lines is None else lines
+    if stack is not None:
+        _draw_probabilities(stack, timeline, palette)
+    bottom = strip if stack is None else stack
     bottom.set_xlim(0, end)
     bottom.xaxis.set_major_locator(MultipleLocator(tick_step(end)))
     bottom.xaxis.set_major_formatter(FuncFormatter(lambda value, _: clock(max(value, 0.0))))
@@ -139,16 +144,23 @@ def _draw_strip(axes: Any, timeline: Timeline, palette: dict[str, str], end: flo
 
 
 def _draw_probabilities(axes: Any, timeline: Timeline, palette: dict[str, str]) -> None:
-    """A line per label, over silence and not-music shaded as in the strip."""
+    """The probabilities stacked, the first label on top (as in the legend), under the
+    grey of silence and not-music."""
+    times, probabilities = binned(timeline.times, timeline.probabilities)
+    order = list(reversed(range(len(timeline.labels))))
+    axes.stackplot(
+        times,
+        probabilities[:, order].T,
+        colors=[palette[timeline.labels[column]] for column in order],
+        linewidth=0,
+    )
     silences = [(s.start, s.end - s.start) for s in timeline.segments if s.state != "music"]
     if silences:
-        axes.broken_barh(silences, (0, 1), facecolors=SILENCE_COLOR, alpha=0.4, zorder=0)
-    times, probabilities = binned(timeline.times, timeline.probabilities)
-    for column, label in enumerate(timeline.labels):
-        axes.plot(times, probabilities[:, column], color=palette[label], linewidth=0.8)
+        axes.broken_barh(silences, (0, 1), facecolors=SILENCE_COLOR, zorder=2)
     axes.set_ylim(0, 1)
-    axes.set_ylabel("model probability")
-    axes.grid(axis="y", alpha=0.3)
+    axes.set_ylabel("genre probability")
+    for side in ("right", "top"):
+        axes.spines[side].set_visible(False)
 
 
 def binned(
@@ -156,8 +168,8 @@ def binned(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Means over runs of consecutive hops, so that at most `most` points are left.
 
-    A two-hour set has 14 400 hops for about 1 300 pixels: drawn as they are, the lines
-    would fill a solid band; the mean of each run of hops shows where a genre held.
+    A two-hour set has 14 400 hops for about 1 300 pixels: drawn as they are, the bands
+    would be a jagged noise; the mean of each run of hops shows where a genre held.
 
     >>> times, values = binned(np.arange(10.0), np.arange(20.0).reshape(10, 2), most=4)
     >>> times.tolist(), values[:, 0].tolist()
