@@ -55,24 +55,15 @@ from streamer.analysis.describe import camelot
 from streamer.errors import StreamerError
 from streamer.library.catalogue import Catalogue, TrackRecord
 from streamer.library.indexer import file_state, read_tags
-from streamer.offline.rekordbox import TONALITY
+from streamer.offline.rekordbox import TONALITY, genre_text
 
 FIELDS = ("genre", "bpm", "key")
 KEY_FORMATS = ("camelot", "open-key", "standard")
 _FROM_STANDARD = {name.lower(): code for code, name in TONALITY.items()}
-_SPELLINGS = {"hiphop": "Hip-Hop", "rnb": "R&B", "edm": "EDM", "dnb": "Drum & Bass"}
 SUPPORTED = "MP3, FLAC, Ogg Vorbis, Opus, M4A, WAV or AIFF"
 SUFFIXES = (".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".wav", ".aif", ".aiff")
 """The suffixes of the `SUPPORTED` formats: such a file that mutagen does not recognise is
 damaged, not of another format."""
-
-
-def genre_text(label: str) -> str:
-    """A model's genre label as a tag: ``"hiphop"`` -> ``"Hip-Hop"``, ``"rock"`` ->
-    ``"Rock"``; a label with capitals already is kept as it is."""
-    if label.lower() in _SPELLINGS:
-        return _SPELLINGS[label.lower()]
-    return label if label != label.lower() else label.title()
 
 
 def bpm_text(tempo: float) -> str:

@@ -113,7 +113,7 @@ under a second gives way to the next::
 
 ``rekordbox-xml`` (``set.rekordbox.xml``): the recording as one track of a rekordbox
 collection, with a memory cue at each track of the set, named as in the CUE sheet (at most
-ten: shorter tracks are merged as the CUE sheet merges past 99); layout and limits in
+99, merged as the CUE sheet merges them); layout and limits in
 `streamer.offline.rekordbox`.
 """
 

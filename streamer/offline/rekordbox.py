@@ -11,7 +11,9 @@ format list" names the attributes written here:
   ``file://localhost/C:/...`` on Windows); the essential attribute: rekordbox finds the
   audio by it.
 - ``Name``, ``Artist``, ``Album`` from the file's tags (``Name`` falls back to the file
-  name without its suffix); ``Genre``: the model's top genre over the track's music.
+  name without its suffix); ``Genre``: the model's top genre over the track's music,
+  spelled as music players list genres ("Classical", "Hip-Hop": `genre_text`), as
+  ``streamer library write-tags`` writes it into the files, so the two never disagree.
 - ``AverageBpm`` (two decimals) and ``Tonality`` in rekordbox's classic notation (``Am``,
   ``F#m``, ``Db``; the spellings of the Camelot chart: ``Dbm``, not ``C#m``), from
   streamer's estimates; left out when unknown.
@@ -19,16 +21,19 @@ format list" names the attributes written here:
   for formats rekordbox does not play), ``Size`` in bytes and ``SampleRate`` in Hz where
   known; ``DateAdded`` (``yyyy-mm-dd``) when the library indexed the file.
 - ``Comments``: the genre mixture, so that a DJ sees how sure the genre is
-  (``streamer: house 72%, techno 21%``).
+  (``streamer: House 72%, Techno 21%``).
 
 A set (`set_document`, the ``rekordbox-xml`` export of `streamer tag`) is the recording as
 one ``TRACK`` with a memory cue (``POSITION_MARK Type="0" Num="-1"``, ``Start`` in seconds
 to the millisecond) at the start of each of its tracks, named as the CUE sheet names
-them: the recognised library track ("Artist - Title") or the genre. Pioneer's players
-store at most `MAX_MEMORY_CUES` memory points per track (the figure the CDJ manuals give
-for a track on a USB device), so a set with more segments has them merged as a CUE sheet
-merges past 99 (`streamer.offline.exports.cue_tracks`): the shortest go first, long tracks
-keep their exact starts. The first cue is at 0.
+them: the recognised library track ("Artist - Title") or the genre (spelled as the
+``Genre``, "House"), or the state ("silence", "not-music"). There are at
+most `MAX_MEMORY_CUES`, as in a CUE sheet: a set with more segments has them merged as
+`streamer.offline.exports.cue_tracks` merges them (the shortest go first, long tracks keep
+their exact starts). The first cue is at 0. The whole tracklist is kept on purpose: a
+player that shows fewer memory points per track (older CDJs are said to keep ten; no
+source was found here) shows the first ones, while a cap of ten would merge the tracks of
+every set longer than ten tracks.
 
 Characters XML 1.0 cannot hold (control characters, undecodable bytes of a file name) are
 left out of the text attributes; the ``Location`` percent-encodes every byte of the path.
@@ -50,13 +55,13 @@ from streamer import __version__
 from streamer.analysis.describe import camelot
 from streamer.errors import StreamerError
 from streamer.files import write_atomically
-from streamer.offline.exports import Timeline, audio_path, cue_tracks
+from streamer.offline.exports import MAX_CUE_TRACKS, Timeline, audio_path, cue_tracks
 
 if TYPE_CHECKING:
     from streamer.library.catalogue import TrackRecord
 
-MAX_MEMORY_CUES = 10
-"""Memory points a Pioneer player keeps per track."""
+MAX_MEMORY_CUES = MAX_CUE_TRACKS
+"""Memory cues of a set: as many as a CUE sheet's tracks."""
 MIXTURE_IN_COMMENTS = 3  # genres named in a track's Comments, largest share first
 KINDS = {
     ".mp3": "MP3 File",
@@ -76,6 +81,7 @@ TONALITY = {
     "7B": "F", "8B": "C", "9B": "G", "10B": "D", "11B": "A", "12B": "E",
 }  # fmt: skip
 """rekordbox's classic key names by Camelot code."""
+_SPELLINGS = {"hiphop": "Hip-Hop", "rnb": "R&B", "edm": "EDM", "dnb": "Drum & Bass"}
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
@@ -86,6 +92,15 @@ def location(path: Path) -> str:
     'file://localhost/music/Bj%C3%B6rk%20%26%20co/01%20J%C3%B3ga.flac'
     """
     return "file://localhost" + Path(path).absolute().as_uri().removeprefix("file://")
+
+
+def genre_text(label: str) -> str:
+    """A model's genre label as DJ software lists genres: ``"hiphop"`` -> ``"Hip-Hop"``,
+    ``"rock"`` -> ``"Rock"``; a label with capitals already is kept as it is. The same text
+    in rekordbox's ``Genre`` and in the files' own tags (`streamer.library.tags`)."""
+    if label.lower() in _SPELLINGS:
+        return _SPELLINGS[label.lower()]
+    return label if label != label.lower() else label.title()
 
 
 def tonality(key: str | None) -> str | None:
@@ -119,7 +134,7 @@ def write_collection(tracks: Sequence[TrackRecord], *, path: Path, labels: Seque
             name=record.title or Path(record.path).stem,
             artist=record.artist,
             album=record.album,
-            genre=max(mixture, key=mixture.__getitem__) if music else None,
+            genre=genre_text(max(mixture, key=mixture.__getitem__)) if music else None,
             bpm=record.tempo,
             key=record.key,
             seconds=record.duration,
@@ -152,18 +167,24 @@ def set_document(timeline: Timeline) -> str:
         track_id=1,
         file=audio,
         name=Path(timeline.source).stem,
-        genre=max(lasted, key=lasted.__getitem__) if lasted else None,
+        genre=genre_text(max(lasted, key=lasted.__getitem__)) if lasted else None,
         seconds=timeline.duration,
         size=size,
         sample_rate=sample_rate,
         comments=f"tagged by streamer {__version__}"
         + (f" with {timeline.model['name']}" if timeline.model.get("name") else ""),
     )
+    genres = {
+        segment.genre
+        for segment in timeline.segments
+        if segment.state == "music" and segment.index not in timeline.names
+    }  # the cues named by a genre, not by a track or a state
     for millis, label in cue_tracks(timeline, limit=MAX_MEMORY_CUES, per_second=1000):
+        genre = label.performer is None and label.title in genres
         ET.SubElement(
             track,
             "POSITION_MARK",
-            Name=_text(label.text),
+            Name=_text(genre_text(label.title) if genre else label.text),
             Type="0",
             Start=f"{millis / 1000:.3f}",
             Num="-1",
@@ -223,7 +244,8 @@ def _track(
 
 def _mixture_comment(mixture: dict[str, float]) -> str:
     top = sorted(mixture.items(), key=lambda item: -item[1])[:MIXTURE_IN_COMMENTS]
-    return "streamer: " + ", ".join(f"{genre} {share:.0%}" for genre, share in top if share > 0)
+    shares = (f"{genre_text(genre)} {share:.0%}" for genre, share in top if share > 0)
+    return "streamer: " + ", ".join(shares)
 
 
 def _text(value: str) -> str:
