@@ -533,7 +533,9 @@ def test_live_now_is_described_by_its_music_hops_only(indexed: dict[str, Path]) 
     from streamer.tracking import TrackerUpdate
 
     library = Library.open(indexed["db"])
-    recommender = LiveRecommender(Session(library), sample_rate=TRAIN_RATE, hop_seconds=0.5)
+    recommender = LiveRecommender(
+        Session(library), sample_rate=TRAIN_RATE, hop_seconds=0.5, embedding_seconds=5.0
+    )  # 8 s of audio: a list once 5 s are heard
     music, pause = np.array([0.8, 0.1, 0.1]), np.array([0.1, 0.1, 0.8])
     embedding = np.zeros(library.embedding_size, dtype=np.float32)
     for index, (probabilities, level) in enumerate([(music, -20.0), (pause, -80.0)] * 3):
@@ -567,8 +569,9 @@ def test_live_recommendations_hear_musicnn_too(indexed: dict[str, Path]) -> None
     tag_hops = analyzer.push(audio)
     assert len(tag_hops) == 2
     recommender = LiveRecommender(
-        Session(library), sample_rate=TRAIN_RATE, hop_seconds=0.5, tag_labels=analyzer.labels
-    )
+        Session(library), sample_rate=TRAIN_RATE, hop_seconds=0.5, tag_labels=analyzer.labels,
+        embedding_seconds=5.0,
+    )  # fmt: skip
     recommender.audio(audio)
     noise = np.array([0.1, 0.8, 0.1])
     embedding = np.zeros(library.embedding_size, dtype=np.float32)
@@ -611,3 +614,16 @@ def test_with_the_shipped_models_a_track_gets_the_decisions_genres(tmp_path: Pat
     assert decided.probabilities[-1] > 0.1 > alone.probabilities.sum() - 1.0  # tags heard
     assert decided.taggers_sha256 != alone.taggers_sha256  # a new decision re-analyses
     assert model_labels(DEFAULT_MODEL) == fusion.labels  # so --genre electronic is valid
+
+
+def test_new_key_and_tempo_estimators_re_analyse_the_library(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A catalogue's records say what analysed them: new descriptors (another
+    `DESCRIPTOR_VERSION`) change that, so `index` decodes every track once more."""
+    from streamer.library import indexer
+
+    before = indexer.analysis_sha256(["a" * 64], None)
+    assert indexer.analysis_sha256(["a" * 64], None) == before
+    monkeypatch.setattr(indexer, "DESCRIPTOR_VERSION", indexer.DESCRIPTOR_VERSION + 1)
+    assert indexer.analysis_sha256(["a" * 64], None) != before
