@@ -102,8 +102,8 @@ def test_a_tone_between_tracks_gets_no_genre_and_the_tracks_stay_music(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 17 open: the not-music detector flags about half of this held-out voice's "
-    "hops, too few for a not-music segment (models/README.md, 'Not music')",
+    reason="issue 17 open: the detector flags 13 of the 16 hops whose patch is all talk, but "
+    "the first three ragged, so the not-music segment covers only the last 39 % of it",
 )
 def test_talk_between_tracks_gets_no_genre(
     talk_and_tone: tuple[list[dict], dict[str, Any]],
