@@ -7,6 +7,7 @@ model was trained on (conftest), plus bad files of every kind.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -197,15 +198,18 @@ def test_recommendations_rank_the_same_genre_first(indexed: dict[str, Path]) -> 
     assert np.mean(precisions) >= PRECISION_AT_5, precisions
 
 
+def own_lead(library: Library, track: LibraryTrack) -> float:
+    """How clearly a track's own audio picks it out: its best section score over the next
+    track's."""
+    scores = np.sort(library.section_scores(library.records[track.id].embedding))
+    return float(scores[-1] - scores[-2])
+
+
 def test_filters_and_feedback_shape_a_session(indexed: dict[str, Path]) -> None:
     """Each list is the best fits for now: the track playing, skipped and played ones are
     left out, the others shown before come again (no rotation to worse ones)."""
     library = Library.open(indexed["db"])
-
-    def lead(track: LibraryTrack) -> float:  # how clearly its own audio picks it out
-        scores = np.sort(library.section_scores(library.records[track.id].embedding))
-        return float(scores[-1] - scores[-2])
-
+    lead = functools.partial(own_lead, library)
     # Two clips of a generated genre can be near twins (cosine 0.99): the one whose own
     # audio stands out most, so that it is recognised as playing (`PLAYING_MARGIN`).
     own = max(library.tracks.values(), key=lead)
@@ -239,11 +243,7 @@ def test_near_twins_of_the_track_playing_are_not_recommended(indexed: dict[str, 
     recognised, and neither may be offered: the track playing must not be recommended to
     itself."""
     library = Library.open(indexed["db"])
-
-    def lead(track: LibraryTrack) -> float:
-        scores = np.sort(library.section_scores(library.records[track.id].embedding))
-        return float(scores[-1] - scores[-2])
-
+    lead = functools.partial(own_lead, library)
     twin = min(library.tracks.values(), key=lead)
     assert lead(twin) < PLAYING_MARGIN, "the test library has no near twins"
     record = library.records[twin.id]
