@@ -28,6 +28,15 @@ def write_atomically(path: Path, data: bytes) -> None:
     os.replace(temporary, path)
 
 
+def write_output(path: Path, data: bytes, *, advice: str) -> None:
+    """`write_atomically` for a file the user asked for (an export, a playlist): what
+    goes wrong is one line, ``cannot write PATH (why): ADVICE``."""
+    try:
+        write_atomically(path, data)
+    except OSError as error:
+        raise StreamerError(f"cannot write {path} ({error.strerror}): {advice}") from None
+
+
 def user_cache_dir() -> Path:
     """streamer's cache folder: ``$XDG_CACHE_HOME/streamer`` (``~/.cache/streamer``)."""
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "streamer"

@@ -63,7 +63,7 @@ def test_the_library_round_trips_as_a_rekordbox_collection(tmp_path: Path) -> No
         tracks = catalogue.tracks()
     xml_path = tmp_path / "out" / "rekordbox.xml"
     xml_path.parent.mkdir()
-    write_collection(tracks, path=xml_path, labels=LABELS)
+    write_collection(tracks, path=xml_path)
 
     xml = RekordboxXml(xml_path)
     assert xml.num_tracks == 3
@@ -100,7 +100,7 @@ def test_keys_use_rekordbox_spellings(key: str, name: str, tmp_path: Path) -> No
     """rekordbox's classic notation spells a key as the Camelot chart does."""
     audio = tmp_path / "a.wav"
     audio.write_bytes(b"a")
-    write_collection([record(audio, key=key)], path=tmp_path / "c.xml", labels=LABELS)
+    write_collection([record(audio, key=key)], path=tmp_path / "c.xml")
     (track,) = RekordboxXml(tmp_path / "c.xml").get_tracks()
     assert track["Tonality"] == name
 
@@ -109,7 +109,7 @@ def test_a_collection_that_cannot_be_written_is_one_line(tmp_path: Path) -> None
     audio = tmp_path / "a.wav"
     audio.write_bytes(b"a")
     with pytest.raises(StreamerError, match="cannot write") as caught:
-        write_collection([record(audio)], path=tmp_path / "no" / "c.xml", labels=LABELS)
+        write_collection([record(audio)], path=tmp_path / "no" / "c.xml")
     assert "\n" not in str(caught.value)
 
 

@@ -19,8 +19,10 @@ from streamer.cli.options import (
     positive_int,
     recommendation_filters,
     tempo_range,
+    write_playlist,
 )
 from streamer.errors import StreamerError
+from streamer.files import write_output
 
 if TYPE_CHECKING:
     from streamer.library.catalogue import Catalogue, TrackRecord
@@ -321,24 +323,6 @@ def run_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_playlist(tracks: list[LibraryTrack], library: Library, *, path: Path) -> None:
-    """`tracks` as an M3U8 playlist at `path` (`streamer.library.playlist`)."""
-    from streamer.library.playlist import PlaylistEntry, write_m3u8
-    from streamer.progress import say
-
-    entries = [
-        PlaylistEntry(
-            path=track.path,
-            seconds=library.records[track.id].duration,
-            artist=track.artist,
-            title=track.title,
-        )
-        for track in tracks
-    ]
-    write_m3u8(entries, path=path)
-    say(f"{path}: playlist of {len(entries)} tracks")
-
-
 def run_library_list(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -381,7 +365,7 @@ def run_library_list(args: argparse.Namespace) -> int:
         if args.output is None:
             sys.stdout.write(text)
         else:
-            write_text(args.output, text)
+            write_output(args.output, text.encode("utf-8"), advice="give another --output")
     else:
         print_tracks(tracks, library)
     if not tracks:
@@ -474,15 +458,6 @@ def print_tracks(tracks: list[LibraryTrack], library: Library) -> None:
     console.print(table)
 
 
-def write_text(path: Path, text: str) -> None:
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as error:
-        raise StreamerError(
-            f"{path}: cannot write it ({error.strerror}); give another --output"
-        ) from None
-
-
 def run_write_tags(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -571,7 +546,7 @@ def run_library_export(args: argparse.Namespace) -> int:
         records = catalogue.tracks(sections=False)
     if not records:
         raise StreamerError(f"{args.db}: no tracks yet; run `streamer index DIR` first")
-    write_collection(records, path=args.output, labels=records[0].labels)
+    write_collection(records, path=args.output)
     say(f"{args.output}: rekordbox collection of {len(records)} tracks")
     return 0
 

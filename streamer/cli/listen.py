@@ -20,6 +20,7 @@ from streamer.cli.options import (
     positive_int,
     recommendation_filters,
     smoothing_config,
+    write_playlist,
 )
 from streamer.errors import StreamerError
 from streamer.live.session import EXIT_INPUT_LOST
@@ -178,7 +179,5 @@ def run_listen(args: argparse.Namespace) -> int:
         duration=args.duration,
     ).run()
     if recommender is not None and args.playlist is not None:  # the session has ended
-        from streamer.cli.library import write_playlist
-
         write_playlist(recommender.playlist(), recommender.session.library, path=args.playlist)
     return status

@@ -24,7 +24,7 @@ from streamer.tracking import SmoothingConfig
 if TYPE_CHECKING:  # the library and the exports load only for the commands that use them
     from streamer.analysis.model import GenreModel
     from streamer.chain import GenreChain
-    from streamer.library.recommend import Filters
+    from streamer.library.recommend import Filters, Library, LibraryTrack
     from streamer.offline.exports import Timeline
 
 # What add_subparsers returns, to add commands to (a private class, so named here once).
@@ -358,6 +358,24 @@ def add_recommendation_options(parser: argparse.ArgumentParser, *, default_k: in
         "--harmonic", action="store_true",
         help="only keys that mix harmonically with the music (Camelot wheel neighbours)",
     )  # fmt: skip
+
+
+def write_playlist(tracks: list[LibraryTrack], library: Library, *, path: Path) -> None:
+    """`tracks` as an M3U8 playlist at `path` (`streamer.library.playlist`)."""
+    from streamer.library.playlist import PlaylistEntry, write_m3u8
+    from streamer.progress import say
+
+    entries = [
+        PlaylistEntry(
+            path=track.path,
+            seconds=library.records[track.id].duration,
+            artist=track.artist,
+            title=track.title,
+        )
+        for track in tracks
+    ]
+    write_m3u8(entries, path=path)
+    say(f"{path}: playlist of {len(entries)} tracks")
 
 
 def recommendation_filters(args: argparse.Namespace) -> Filters:

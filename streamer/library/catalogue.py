@@ -220,6 +220,11 @@ class TrackRecord:
         schema in the module notes)."""
         return has_music(self.probabilities)
 
+    @property
+    def genre(self) -> str | None:
+        """The top genre of the track's mixture; None for a track with no music."""
+        return self.labels[int(np.argmax(self.probabilities))] if self.has_music else None
+
 
 @dataclass(frozen=True)
 class WrittenTag:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from streamer.errors import StreamerError
-from streamer.files import write_atomically
+from streamer.files import write_output
 
 
 class PlaylistEntry(NamedTuple):
@@ -61,12 +61,10 @@ def write_m3u8(entries: Sequence[PlaylistEntry], *, path: Path) -> None:
         if relative.startswith("#"):  # "#1 hit.mp3" beside the playlist: not a comment
             relative = f"./{relative}"
         lines += [f"#EXTINF:{_seconds(entry.seconds)},{_name(entry)}", relative]
-    try:
-        write_atomically(path, ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape"))
-    except OSError as error:
-        raise StreamerError(
-            f"cannot write {path} ({error.strerror}): choose a file in a writable folder"
-        ) from None
+    write_output(
+        path, ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape"),
+        advice="choose a file in a writable folder",
+    )  # fmt: skip
 
 
 def _seconds(seconds: float | None) -> int:

@@ -247,7 +247,7 @@ class Library:
             )
         self.labels = list(labels.pop())
         self.records = {r.id: r for r in records}
-        self.tracks = {r.id: _library_track(r, self.labels) for r in records}
+        self.tracks = {r.id: _library_track(r) for r in records}
         self.ids = np.array([r.id for r in records], dtype=np.int64)
         descriptors = np.stack([r.descriptor_vector for r in records])
         self.scale = LibraryScale.fit(descriptors)
@@ -377,17 +377,16 @@ class Library:
         return self.tracks[int(self.ids[best])], float(scores[best])
 
 
-def _library_track(record: TrackRecord, labels: list[str]) -> LibraryTrack:
+def _library_track(record: TrackRecord) -> LibraryTrack:
     assert record.id is not None  # read from the catalogue
-    top = int(np.argmax(record.probabilities))
     return LibraryTrack(
         id=record.id,
         path=Path(record.path),
         title=record.title,
         artist=record.artist,
         album=record.album,
-        genre=labels[top] if record.has_music else None,
-        genre_share=float(record.probabilities[top]),
+        genre=record.genre,
+        genre_share=float(np.max(record.probabilities)),
         tempo=record.tempo,
         key=record.key,
         descriptors=confident_descriptors(record.tags, record.tag_labels),

@@ -49,8 +49,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
-
 from streamer.analysis.describe import camelot
 from streamer.errors import StreamerError
 from streamer.library.catalogue import Catalogue, TrackRecord
@@ -338,8 +336,8 @@ def wanted_tags(record: TrackRecord, *, fields: Iterable[str], notation: str) ->
     """What streamer writes for `fields` of a track; a track with no music has nothing."""
     wanted = {}
     for field in fields:
-        if field == "genre" and record.has_music:
-            wanted[field] = genre_text(record.labels[int(np.argmax(record.probabilities))])
+        if field == "genre" and record.genre is not None:
+            wanted[field] = genre_text(record.genre)
         elif field == "bpm" and record.tempo is not None:
             wanted[field] = bpm_text(record.tempo)
         elif field == "key" and record.key is not None:

@@ -128,18 +128,18 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, get_args
 
 import numpy as np
 
 from streamer import __version__
 from streamer.errors import StreamerError
-from streamer.files import write_atomically
-from streamer.segments import Segment
+from streamer.files import write_output
+from streamer.segments import Segment, State
 
 CUE_FRAMES_PER_SECOND = 75
 MAX_CUE_TRACKS = 99
-STATES = ("music", "silence", "not-music")
+STATES: tuple[State, ...] = get_args(State)
 CSV_COLUMNS = (
     "index", "start", "end", "duration", "genre", "state", "confidence", "start_clock", "title",
     "artist",
@@ -160,11 +160,6 @@ class TrackName:
     artist: str | None
     path: str
     similarity: float
-
-    @property
-    def name(self) -> str:
-        """ "Artist - Title", or the title alone: how tracklists name a track."""
-        return f"{self.artist} - {self.title}" if self.artist else self.title
 
 
 class Label(NamedTuple):
@@ -557,12 +552,7 @@ def export(
             f"cannot create {folder} ({error.strerror}): choose a writable folder with --out"
         ) from None
     for path, text in outputs:
-        try:
-            write_atomically(path, text.encode("utf-8"))
-        except OSError as error:
-            raise StreamerError(
-                f"cannot write {path} ({error.strerror}): choose a writable folder with --out"
-            ) from None
+        write_output(path, text.encode("utf-8"), advice="choose a writable folder with --out")
     return [path for path, _ in outputs]
 
 

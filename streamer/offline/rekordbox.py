@@ -53,8 +53,7 @@ import numpy as np
 
 from streamer import __version__
 from streamer.analysis.describe import camelot
-from streamer.errors import StreamerError
-from streamer.files import write_atomically
+from streamer.files import write_output
 from streamer.offline.exports import MAX_CUE_TRACKS, Timeline, audio_path, cue_tracks
 
 if TYPE_CHECKING:
@@ -112,20 +111,17 @@ def tonality(key: str | None) -> str | None:
     return None if key is None else TONALITY[camelot(key)]
 
 
-def write_collection(tracks: Sequence[TrackRecord], *, path: Path, labels: Sequence[str]) -> None:
+def write_collection(tracks: Sequence[TrackRecord], *, path: Path) -> None:
     """Write the catalogue's `tracks` to `path` as a rekordbox collection (module notes).
 
-    `labels` name the entries of each track's genre mixture (the catalogue's labels).
     Raises `StreamerError` (one line) when `path` cannot be written; the file is written
     atomically, so an old collection is never left half replaced.
     """
     root, collection = _document()
     for number, record in enumerate(tracks, start=1):
-        if len(record.probabilities) != len(labels):
-            raise ValueError(
-                f"{record.path}: {len(record.probabilities)} genre shares for {len(labels)} labels"
-            )
-        mixture = dict(zip(labels, np.asarray(record.probabilities, dtype=float), strict=True))
+        mixture = dict(
+            zip(record.labels, np.asarray(record.probabilities, dtype=float), strict=True)
+        )
         music = record.has_music
         _track(
             collection,
@@ -134,7 +130,7 @@ def write_collection(tracks: Sequence[TrackRecord], *, path: Path, labels: Seque
             name=record.title or Path(record.path).stem,
             artist=record.artist,
             album=record.album,
-            genre=genre_text(max(mixture, key=mixture.__getitem__)) if music else None,
+            genre=None if record.genre is None else genre_text(record.genre),
             bpm=record.tempo,
             key=record.key,
             seconds=record.duration,
@@ -259,9 +255,7 @@ def _serialised(root: ET.Element, collection: ET.Element) -> str:
 
 
 def _write(root: ET.Element, collection: ET.Element, path: Path) -> None:
-    try:
-        write_atomically(Path(path), _serialised(root, collection).encode("utf-8"))
-    except OSError as error:
-        raise StreamerError(
-            f"cannot write {path} ({error.strerror}): choose a file in a writable folder"
-        ) from None
+    write_output(
+        Path(path), _serialised(root, collection).encode("utf-8"),
+        advice="choose a file in a writable folder",
+    )  # fmt: skip
