@@ -1,17 +1,15 @@
-"""Library indexing speed (1 and 2 workers) and recommendation quality on held-out clips.
+"""Recommendation quality of the library on held-out clips (indexing speed: bench_index.py).
 
 The clips are the held-out side of the synthetic corpus (``held_out=1`` in its manifest:
 groove families and a soundfont the shipped model never saw), made by
 `scripts/train-default-model.sh` or `streamer-train corpus`. They are linked into a
 temporary folder and indexed with the shipped model, like a user's music folder.
 
-- Speed: tracks per minute and multiple of real time, with 1 worker (the baseline) and
-  2, on the same first `--speed-clips` clips; the ratio is the scaling.
-- Quality: for every held-out clip, the 10 nearest other clips; precision@10 is the share
-  of the same genre. Each part of the joined vector alone is measured beside it, and
-  chance (the share of same-genre clips among the others) is the baseline.
+For every held-out clip, the 10 nearest other clips; precision@10 is the share of the
+same genre. Each part of the joined vector alone is measured beside it, and chance (the
+share of same-genre clips among the others) is the baseline.
 
-    .venv/bin/python bench/bench_library.py [--corpus work/corpus] [--speed-clips 40]
+    .venv/bin/python bench/bench_library.py [--corpus work/corpus]
 """
 
 from __future__ import annotations
@@ -19,12 +17,12 @@ from __future__ import annotations
 import argparse
 import csv
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from streamer.analysis.model import DEFAULT_MODEL
+from streamer.batch import Engine
 from streamer.library.catalogue import Catalogue
 from streamer.library.indexer import index
 from streamer.library.recommend import Library
@@ -46,15 +44,6 @@ def link_folder(clips: list[tuple[Path, str]], folder: Path) -> Path:
     return folder
 
 
-def timed_index(clips: list[tuple[Path, str]], work: Path, workers: int) -> tuple[float, float]:
-    """Wall seconds and audio seconds for indexing `clips` from scratch."""
-    folder = link_folder(clips, work / f"music-{workers}")
-    with Catalogue(work / f"speed-{workers}.sqlite") as catalogue:
-        started = time.monotonic()
-        report = index([folder], catalogue=catalogue, model_path=DEFAULT_MODEL, workers=workers)
-        return time.monotonic() - started, report.audio_seconds
-
-
 def precision_at(vectors: np.ndarray, genres: np.ndarray, k: int) -> float:
     scores = vectors @ vectors.T
     np.fill_diagonal(scores, -np.inf)
@@ -65,28 +54,15 @@ def precision_at(vectors: np.ndarray, genres: np.ndarray, k: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=Path("work/corpus"))
-    parser.add_argument("--speed-clips", type=int, default=40)
     parser.add_argument("-k", type=int, default=10)
     args = parser.parse_args()
     clips = held_out_clips(args.corpus)
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(temporary)
-        subset = clips[: args.speed_clips]
-        speeds = {}
-        for workers in (1, 2):
-            wall, audio = timed_index(subset, work, workers)
-            speeds[workers] = wall
-            print(
-                f"index {len(subset)} clips ({audio / 60:.1f} min of audio), {workers} worker(s): "
-                f"{wall:6.1f} s, {60 * len(subset) / wall:6.1f} tracks/min, "
-                f"{audio / wall:6.1f}x real time"
-            )
-        print(f"scaling 1 -> 2 workers: {speeds[1] / speeds[2]:.2f}x")
-
         folder = link_folder(clips, work / "held-out")
         db = work / "held-out.sqlite"
         with Catalogue(db) as catalogue:
-            index([folder], catalogue=catalogue, model_path=DEFAULT_MODEL, workers=2)
+            index([folder], catalogue=catalogue, model_path=DEFAULT_MODEL, engine=Engine(workers=2))
         library = Library.open(db)
     ids = library.ids
     genres = np.array([library.tracks[int(i)].path.parent.name for i in ids])

@@ -4,7 +4,7 @@
 # scripts/train-default-model.sh.
 #   usage: source scripts/setup.sh [runtime|test|train]
 #     runtime  streamer itself
-#     test     + the training stack, a PulseAudio null sink, MMA and one small soundfont
+#     test     + the training stack, Ray, a PulseAudio null sink, MMA and one small soundfont
 #     train    + every soundfont the default model's corpus is rendered with
 set -euo pipefail
 
@@ -48,7 +48,7 @@ fi
 
 # Reinstall only when pyproject.toml or the wanted extras changed.
 extras=""
-[ "$profile" != runtime ] && extras="[train,test]"
+[ "$profile" != runtime ] && extras="[train,test,cluster]"
 stamp="$STREAMER_VENV/.streamer-installed"
 wanted="$(sha256sum "$STREAMER_ROOT/pyproject.toml" | cut -d' ' -f1) $extras"
 if [ ! -f "$stamp" ] || ! grep -qxF "$wanted" "$stamp"; then

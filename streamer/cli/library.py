@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any
 from streamer.cli.options import (
     Commands,
     add_db_option,
+    add_engine_options,
     add_model_option,
     add_progress_option,
     add_recommendation_options,
     batch_summary,
+    engine_choice,
     existing_path,
     positive_int,
     recommendation_filters,
@@ -38,17 +40,21 @@ def add_parsers(commands: Commands) -> None:
         "catalogue. Run it again after changes: unchanged files are not decoded again "
         "(another --model analyses every track again), "
         "moved files are followed, deleted ones removed. A file that cannot be read is "
-        "listed with its reason and skipped; Ctrl-C keeps every finished track.",
+        "listed with its reason and skipped; Ctrl-C keeps every finished track. The files "
+        "are analysed by worker processes on this machine, or with --engine ray by Ray "
+        "actors, on this machine or across a Ray cluster (--address); either way this "
+        "command alone writes the catalogue, and a worker that dies has its files analysed "
+        "again (a file that kills its worker twice is listed as failed).",
         epilog="examples:\n  streamer index ~/Music\n"
-        "  streamer index ~/Music /mnt/usb/crates --db crates.sqlite --workers 4",
+        "  streamer index ~/Music /mnt/usb/crates --db crates.sqlite --workers 4\n"
+        "  streamer index ~/Music --engine ray                  # a local Ray cluster\n"
+        "  streamer index /shared/music --db /shared/library.sqlite \\\n"
+        "      --engine ray --address head-node:6379              # an existing cluster",
     )
     index.add_argument("folders", nargs="+", type=existing_path, metavar="FOLDER_OR_FILE")
     add_db_option(index)
     add_model_option(index)
-    index.add_argument(
-        "--workers", type=positive_int, metavar="N",
-        help="files analysed in parallel (default: one per CPU core)",
-    )  # fmt: skip
+    add_engine_options(index, workers_default="one per CPU core, of the Ray cluster with ray")
     add_progress_option(index)
     index.set_defaults(run=run_index)
 
@@ -233,9 +239,10 @@ def run_index(args: argparse.Namespace) -> int:
     from streamer.progress import say
 
     read_model_info(args.model)  # a bad model is one line, before a catalogue is made
+    engine = engine_choice(args)
     with Catalogue(args.db) as catalogue:
         report = index(args.folders, catalogue=catalogue, model_path=args.model,
-                       workers=args.workers, progress=args.progress)  # fmt: skip
+                       engine=engine, progress=args.progress)  # fmt: skip
     minutes = report.wall_seconds / 60
     done = [
         f"{report.analysed} analysed ({report.audio_seconds / 60:.1f} min of audio "

@@ -23,6 +23,7 @@ from streamer.tracking import SmoothingConfig
 
 if TYPE_CHECKING:  # the library and the exports load only for the commands that use them
     from streamer.analysis.model import GenreModel
+    from streamer.batch import Engine
     from streamer.chain import GenreChain
     from streamer.library.recommend import Filters, Library, LibraryTrack
     from streamer.offline.exports import Timeline
@@ -176,6 +177,39 @@ def add_progress_option(parser: argparse.ArgumentParser) -> None:
         "--progress", action=argparse.BooleanOptionalAction,
         help="draw a progress bar on stderr (default: when stderr is a terminal)",
     )  # fmt: skip
+
+
+def add_engine_options(parser: argparse.ArgumentParser, *, workers_default: str) -> None:
+    """``--engine``, ``--address`` and ``--workers``: where a batch of files is analysed
+    (`streamer.batch`); `engine_choice` reads them."""
+    from streamer.batch import ENGINES
+
+    parser.add_argument(
+        "--engine", choices=ENGINES, default=ENGINES[0],
+        help="where the files are analysed: local, processes on this machine; ray, Ray "
+        "actors, on a local Ray cluster started for the run or on the cluster of --address "
+        "(needs the extra: pip install 'streamer[cluster]') (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--address", metavar="HOST:PORT",
+        help="with --engine ray: join this running Ray cluster (`ray start --head` prints "
+        "it; `auto`: the one started on this machine) instead of starting one; every node "
+        "must see the files at the same paths",
+    )  # fmt: skip
+    parser.add_argument(
+        "--workers", type=positive_int, metavar="N",
+        help=f"files analysed in parallel, one model load each (default: {workers_default})",
+    )  # fmt: skip
+
+
+def engine_choice(args: argparse.Namespace) -> Engine:
+    """The `Engine` of ``--engine``, ``--address``, ``--workers``, checked now (Ray
+    installed, an address only with Ray)."""
+    from streamer.batch import Engine, check
+
+    engine = Engine(name=args.engine, workers=args.workers, address=args.address)
+    check(engine)
+    return engine
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:

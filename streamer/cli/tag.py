@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import time
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from streamer.cli.options import (
     Commands,
     add_analysis_options,
+    add_engine_options,
     add_export_options,
     add_model_option,
     add_progress_option,
     batch_summary,
     build_chain,
+    engine_choice,
     export_formats,
     positive_int,
     write_outputs,
@@ -25,6 +30,11 @@ from streamer.files import default_catalogue_path
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
+    from streamer.batch import Engine
+    from streamer.offline.exports import Timeline
+
+Failed: TypeAlias = "tuple[Path, str]"  # a file, and why it failed
+
 
 def add_parsers(commands: Commands) -> None:
     tag = commands.add_parser(
@@ -34,10 +44,15 @@ def add_parsers(commands: Commands) -> None:
         "analysis, smoothing and segmentation as `streamer listen` (a file tags exactly as "
         "it would have sounded live), in bounded memory whatever its length. Writes the "
         "chosen exports beside each file or into --out. A file that cannot be read is "
-        "reported and the others are still tagged.",
+        "reported and the others are still tagged. Many files go faster in parallel: "
+        "--workers N analyses N at once on this machine, --engine ray on Ray actors (a "
+        "local Ray cluster, or the cluster of --address); the exports are the same, "
+        "written here.",
         epilog="examples:\n  streamer tag set.flac\n"
         "  streamer tag *.mp3 --format cue,tracklist --plot --out tagged/\n"
-        "  streamer tag set.flac --library --format cue,tracklist,rekordbox-xml",
+        "  streamer tag set.flac --library --format cue,tracklist,rekordbox-xml\n"
+        "  streamer tag sets/*.flac --workers 2 --out tagged/\n"
+        "  streamer tag /shared/sets/*.flac --engine ray --address head-node:6379",
     )
     tag.add_argument("files", nargs="+", type=Path, metavar="FILE")
     tag.add_argument(
@@ -50,6 +65,10 @@ def add_parsers(commands: Commands) -> None:
     add_model_option(tag)
     add_analysis_options(tag)
     add_export_options(tag)
+    add_engine_options(
+        tag, workers_default="the files one after the other in this process, or one per "
+        "CPU core of the Ray cluster with --engine ray",
+    )  # fmt: skip
     add_progress_option(tag)
     tag.set_defaults(run=run_tag)
 
@@ -71,22 +90,51 @@ def add_parsers(commands: Commands) -> None:
     export.set_defaults(run=run_export)
 
 
+@dataclass(frozen=True)
+class TagSetup:
+    """How a file is tagged: the chain of --model and the analysis options, with the
+    library of --library to name tracks; set up once, here or in each batch worker
+    (`streamer.batch`), so that a file tags the same wherever it is analysed."""
+
+    model: Path
+    options: argparse.Namespace
+    library: Path | None
+
+    def __call__(self) -> functools.partial[Timeline]:
+        from streamer.analysis.model import GenreModel
+        from streamer.offline.tagging import tag_file
+
+        chain = build_chain(GenreModel(self.model), self.options)
+        library = None
+        if self.library is not None:
+            from streamer.library.recommend import Library
+
+            library = Library.open(self.library, labels=chain.labels)
+        return functools.partial(tag_file, chain=chain, library=library)
+
+
 def run_tag(args: argparse.Namespace) -> int:
+    engine = engine_choice(args)
+    options = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "files"})
+    setup = TagSetup(model=args.model, options=options, library=args.library)
+    if engine.name == "local" and engine.workers is None:
+        failed = tag_here(args.files, setup=setup, args=args)
+    else:
+        failed = tag_in_workers(args.files, setup=setup, engine=engine, args=args)
+    order = {path: place for place, path in enumerate(args.files)}
+    failed.sort(key=lambda failure: order[failure[0]])  # as given, however they finished
+    return batch_summary(len(args.files), failed)
+
+
+def tag_here(files: list[Path], *, setup: TagSetup, args: argparse.Namespace) -> list[Failed]:
+    """Tag `files` one after the other in this process, a bar for each; the failures."""
     from streamer.analysis.features import live_thread_limits
-    from streamer.analysis.model import GenreModel
-    from streamer.offline.tagging import tag_file
-    from streamer.progress import progress_bar, say
+    from streamer.progress import progress_bar
 
-    formats = export_formats(args)
-    chain = build_chain(GenreModel(args.model), args)
-    library = None
-    if args.library is not None:
-        from streamer.library.recommend import Library
-
-        library = Library.open(args.library, labels=chain.labels)
-    failed: list[tuple[Path, str]] = []
+    tag = setup()
+    failed: list[Failed] = []
     with progress_bar(show=args.progress) as bar, live_thread_limits():
-        for path in args.files:
+        for path in files:
             task = bar.add_task(path.name, total=None, rate="")
             started = time.monotonic()
 
@@ -97,25 +145,62 @@ def run_tag(args: argparse.Namespace) -> int:
                 bar.update(task, completed=done, total=total, rate=f"{speed:.0f}x real time")
 
             try:
-                timeline = tag_file(path, chain=chain, library=library, progress=progress)
-                if timeline.invalid_samples:
-                    say(f"streamer: warning: {path}: {timeline.invalid_samples} samples were "
-                        "NaN, infinite or beyond ±1000 and were analysed as silence")  # fmt: skip
-                written = write_outputs(timeline, formats, args)
+                finish_file(path, tag(path, progress=progress), args=args)
             except Exception as error:  # one file's failure, whatever it is, is that file's
-                reason = failure_reason(error, path)
-                failed.append((path, reason))
+                failed.append(file_failed(path, failure_reason(error, path)))
                 bar.update(task, rate="[red]failed")
-                say(f"streamer: error: {path}: {reason}")
-                continue
-            states = [segment.state for segment in timeline.segments]
-            named = f" ({len(timeline.names)} named from the library)" if library else ""
-            say(
-                f"{path}: {states.count('music')} tracks{named}, "
-                f"{states.count('silence')} silences, "
-                f"{states.count('not-music')} not music; wrote {', '.join(str(p) for p in written)}"
-            )
-    return batch_summary(len(args.files), failed)
+    return failed
+
+
+def tag_in_workers(
+    files: list[Path], *, setup: TagSetup, engine: Engine, args: argparse.Namespace
+) -> list[Failed]:
+    """Tag `files` in batch workers (`streamer.batch`), the exports written here as each
+    file comes back, one bar for them all; the failures."""
+    from streamer import batch
+    from streamer.progress import progress_bar
+
+    failed: list[Failed] = []
+    audio = 0.0
+    with progress_bar(show=args.progress) as bar:
+        task = bar.add_task("tagging", total=len(files), rate="")
+        started = time.monotonic()
+        with closing(batch.results(files, setup=setup, engine=engine)) as results:
+            for path, result in results:
+                try:
+                    if isinstance(result, batch.Failure):
+                        raise StreamerError(result.reason)
+                    finish_file(path, result, args=args)
+                    audio += result.duration
+                except Exception as error:
+                    failed.append(file_failed(path, failure_reason(error, path)))
+                speed = audio / max(time.monotonic() - started, 1e-9)
+                bar.update(task, advance=1, rate=f"{speed:.0f}x real time")
+    return failed
+
+
+def finish_file(path: Path, timeline: Timeline, *, args: argparse.Namespace) -> None:
+    """What the user gets of a tagged file: its exports, and a line that sums it up."""
+    from streamer.progress import say
+
+    if timeline.invalid_samples:
+        say(f"streamer: warning: {path}: {timeline.invalid_samples} samples were "
+            "NaN, infinite or beyond ±1000 and were analysed as silence")  # fmt: skip
+    written = write_outputs(timeline, export_formats(args), args)
+    states = [segment.state for segment in timeline.segments]
+    named = f" ({len(timeline.names)} named from the library)" if args.library else ""
+    say(
+        f"{path}: {states.count('music')} tracks{named}, "
+        f"{states.count('silence')} silences, "
+        f"{states.count('not-music')} not music; wrote {', '.join(str(p) for p in written)}"
+    )
+
+
+def file_failed(path: Path, reason: str) -> Failed:
+    from streamer.progress import say
+
+    say(f"streamer: error: {path}: {reason}")
+    return path, reason
 
 
 def run_export(args: argparse.Namespace) -> int:

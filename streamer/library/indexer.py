@@ -12,34 +12,36 @@ that was analysed by the same model and the same taggers, is not decoded again, 
 unchanged file that failed before. A track analysed without the taggers (a catalogue
 written before they were indexed) is analysed again, once. A file moved or renamed (same
 name, size and modification time, new place) is moved in the catalogue without decoding; a
-file that is gone is removed. Files are analysed in worker processes, and the main process
-writes each result at once in its own transaction, so an interrupted run keeps every track
-it finished.
+file that is gone is removed. Files are analysed in workers (`streamer.batch`: a local
+process pool, or Ray), and the main process writes each result at once in its own
+transaction, so an interrupted run keeps every track it finished; a worker that dies has
+its files analysed again, and a file that kills its worker twice is recorded as failed.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
-import signal
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
+from streamer import batch
 from streamer.analysis.calibration import Calibration
 from streamer.analysis.describe import DESCRIPTOR_VERSION, SECTION_SECONDS, DescriptorAccumulator
 from streamer.analysis.fusion import GenreFusion, shipped_fusion
 from streamer.analysis.hops import HopAnalyzer
 from streamer.analysis.model import GenreModel, file_sha256, read_model_info
 from streamer.analysis.tagger import TagAnalyzer, TagHop, TagModel, shipped_tagger_paths
+from streamer.batch import Engine
 from streamer.capture.file import AUDIO_EXTENSIONS, FileSource
 from streamer.chain import TAG_DELAY_SECONDS, decision_calibration
-from streamer.errors import StreamerError, failure_reason
+from streamer.errors import StreamerError
 from streamer.library.catalogue import Catalogue, TrackRecord
 from streamer.progress import progress_bar, say
 from streamer.tracking import DEFAULT_SMOOTHING
@@ -161,23 +163,23 @@ def plan(
     return result
 
 
-# --- one file, in a worker process ------------------------------------------------------
-
-_model: GenreModel | None = None
-_taggers: tuple[TagModel, ...] = ()
-_fusion: GenreFusion | None = None
+# --- one file, in a worker ----------------------------------------------------------------
 
 
-def _start_worker(model_path: str, tagger_paths: tuple[str, ...]) -> None:
-    """Worker set-up: the models once, one thread each, Ctrl-C left to the main process."""
-    global _model, _taggers, _fusion
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from threadpoolctl import threadpool_limits
+@dataclass(frozen=True)
+class IndexSetup:
+    """How a batch worker (`streamer.batch`) sets up to index: the models, once, on one
+    thread each."""
 
-    threadpool_limits(1)
-    _model = GenreModel(model_path, threads=1)
-    _taggers = load_taggers([Path(path) for path in tagger_paths])
-    _fusion = shipped_fusion(_model.labels)
+    model_path: Path
+    tagger_paths: tuple[Path, ...]
+
+    def __call__(self) -> Callable[[Path], TrackRecord]:
+        model = GenreModel(self.model_path, threads=1)
+        taggers = load_taggers(self.tagger_paths)
+        return functools.partial(
+            analyse_file, model=model, taggers=taggers, fusion=shipped_fusion(model.labels)
+        )
 
 
 def load_taggers(paths: Sequence[Path] | None = None) -> tuple[TagModel, ...]:
@@ -357,15 +359,6 @@ def read_tags(path: Path) -> dict[str, str]:
     return found
 
 
-def _work(path: Path) -> TrackRecord | str:
-    """Worker entry: the record, or the reason the file could not be analysed."""
-    assert _model is not None, "worker not started"
-    try:
-        return analyse_file(path, _model, taggers=_taggers, fusion=_fusion)
-    except Exception as error:  # a decoder crash on one file must not end the run
-        return failure_reason(error, path)
-
-
 # --- the run ------------------------------------------------------------------------------
 
 
@@ -375,12 +368,13 @@ def index(
     catalogue: Catalogue,
     model_path: Path,
     tagger_paths: Sequence[Path] | None = None,
-    workers: int | None = None,
+    engine: Engine = batch.LOCAL,
     progress: bool | None = None,
 ) -> Report:
     """Bring the catalogue up to date with `roots` (folders or files); see the module doc.
-    `tagger_paths`: musicnn's taggers (None: the shipped ones). `progress`: draw a bar
-    (None: when stderr is a terminal).
+    `tagger_paths`: musicnn's taggers (None: the shipped ones). `engine`: where the files
+    are analysed (the local pool, one worker per core, unless it says). `progress`: draw a
+    bar (None: when stderr is a terminal).
 
     Ctrl-C stops the run after the files in progress: every finished track is kept, and
     the next run goes on where this one stopped.
@@ -402,10 +396,10 @@ def index(
             f"unsupported format ({UNSUPPORTED_AUDIO[path.suffix.lower()]}): convert it to FLAC"
         )
         _fail(catalogue, report, path, reason)
-    workers = max(1, min(workers or os.cpu_count() or 1, len(todo.analyse) or 1))
+    setup = IndexSetup(model_path=model_path, tagger_paths=tagger_paths)
     try:
-        _analyse_all(todo.analyse, catalogue=catalogue, report=report, model_path=model_path,
-                     tagger_paths=tagger_paths, workers=workers, progress=progress)  # fmt: skip
+        _analyse_all(todo.analyse, catalogue=catalogue, report=report, setup=setup,
+                     engine=engine, progress=progress)  # fmt: skip
     except KeyboardInterrupt:
         report.interrupted = True
     report.wall_seconds = time.monotonic() - started
@@ -417,27 +411,19 @@ def _analyse_all(
     *,
     catalogue: Catalogue,
     report: Report,
-    model_path: Path,
-    tagger_paths: tuple[Path, ...],
-    workers: int,
+    setup: IndexSetup,
+    engine: Engine,
     progress: bool | None,
 ) -> None:
     if not paths:
         return
-    context = get_context("spawn")  # no fork of a process with onnxruntime threads
-    pool = ProcessPoolExecutor(
-        workers,
-        mp_context=context,
-        initializer=_start_worker,
-        initargs=(str(model_path), tuple(str(path) for path in tagger_paths)),
-    )
     with progress_bar(show=progress) as bar:
         task = bar.add_task("indexing", total=len(paths), rate="")
         started = time.monotonic()
-        try:
-            for path, result in _results(pool, paths, workers):
-                if isinstance(result, str):
-                    _fail(catalogue, report, path, result)
+        with closing(batch.results(paths, setup=setup, engine=engine)) as results:
+            for path, result in results:
+                if isinstance(result, batch.Failure):
+                    _fail(catalogue, report, path, result.reason)
                 else:
                     catalogue.put_track(result)
                     report.analysed += 1
@@ -445,24 +431,6 @@ def _analyse_all(
                 minutes = max(time.monotonic() - started, 1e-9) / 60
                 done = report.analysed + len(report.failed)
                 bar.update(task, advance=1, rate=f"{done / minutes:.0f} files/min")
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _results(
-    pool: ProcessPoolExecutor, paths: list[Path], workers: int
-) -> Iterator[tuple[Path, TrackRecord | str]]:
-    """Results as they finish, with at most two files queued per worker (a prompt Ctrl-C)."""
-    waiting = iter(paths)
-    running: dict[Future[TrackRecord | str], Path] = {}
-    while True:
-        while len(running) < 2 * workers and (path := next(waiting, None)) is not None:
-            running[pool.submit(_work, path)] = path
-        if not running:
-            return
-        done, _ = wait(running, return_when=FIRST_COMPLETED)
-        for future in done:
-            yield running.pop(future), future.result()
 
 
 def _fail(catalogue: Catalogue, report: Report, path: Path, reason: str) -> None:
