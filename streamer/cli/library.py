@@ -236,6 +236,8 @@ def run_index(args: argparse.Namespace) -> int:
     from streamer.analysis.model import read_model_info
     from streamer.library.catalogue import Catalogue
     from streamer.library.indexer import index
+    from streamer.library.recommend import refresh_vector_index
+    from streamer.library.vectorindex import index_path
     from streamer.progress import say
 
     read_model_info(args.model)  # a bad model is one line, before a catalogue is made
@@ -256,6 +258,8 @@ def run_index(args: argparse.Namespace) -> int:
     if report.failed:
         done[-2] += " (listed above, and in `streamer library stats`)"
     say(f"{args.db}: " + ", ".join(done))
+    if not report.interrupted and refresh_vector_index(args.db):
+        say(f"{args.db}: its vector index is up to date ({index_path(args.db)})")
     if report.interrupted:
         say("interrupted: every finished track is kept; run the same command to go on")
         return 130

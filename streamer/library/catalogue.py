@@ -758,6 +758,10 @@ class Catalogue:
             rows = db.execute("SELECT path, reason, at FROM failures ORDER BY path").fetchall()
         return [Failure(Path(row[0]), str(row[1]), float(row[2])) for row in rows]
 
+    def track_count(self) -> int:
+        with self._read() as db:
+            return int(db.execute("SELECT count(*) FROM tracks").fetchone()[0])
+
     def stats(self) -> CatalogueStats:
         """Counts of tracks, failures, audio time, genres and models (one snapshot)."""
         with self._read() as db:

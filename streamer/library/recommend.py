@@ -38,6 +38,8 @@ from streamer.library.similarity import (
     tagger_embeddings,
     unit_rows,
 )
+from streamer.library.vectorindex import EXACT_BELOW, HnswIndex, index_path
+from streamer.progress import say
 
 ACTIONS = ("like", "skip", "played")
 NOW_PLAYING_SIMILARITY = 0.97
@@ -154,17 +156,20 @@ class Filters:
     harmonic: bool = False
 
     def mask(self, columns: TrackColumns, basis: Basis) -> np.ndarray:
-        """Which rows of `columns` pass, as a boolean array (vectorised: 100k tracks in ms)."""
+        """Which rows of `columns` pass, as a boolean array (vectorised: genres and keys
+        through their codes, so 1M tracks take a millisecond or two)."""
         allowed = np.ones(len(columns.genres), dtype=bool)
         if self.genres:
-            allowed &= np.isin(columns.genres, list(self.genres))
+            allowed &= np.isin(columns.genre_names, list(self.genres))[columns.genre_codes]
         if self.tempo is not None:
             low, high = self.tempo
             tempo = columns.tempos[:, None] * np.array([0.5, 1.0, 2.0])
             allowed &= ((low <= tempo) & (tempo <= high)).any(axis=1)  # NaN tempo: never
         if self.harmonic and basis.key:
-            fits = [key for key in set(columns.keys) if key and keys_compatible(basis.key, key)]
-            allowed &= np.isin(columns.keys, fits) | (columns.keys == "")  # unknown: passes
+            fits = np.array(
+                [not key or keys_compatible(basis.key, key) for key in columns.key_names]
+            )  # an unknown key ("") passes
+            allowed &= fits[columns.key_codes]
         return allowed
 
 
@@ -175,6 +180,16 @@ class TrackColumns:
     genres: np.ndarray  # str, "" for a track with no music
     tempos: np.ndarray  # float, NaN when unknown
     keys: np.ndarray  # str, "" when unknown
+    genre_names: np.ndarray = field(init=False)  # the distinct genres, and each row's
+    genre_codes: np.ndarray = field(init=False)  # place among them: a filter looks up
+    key_names: np.ndarray = field(init=False)  # a few names, not a million strings
+    key_codes: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        for column in ("genre", "key"):
+            names, codes = np.unique(getattr(self, f"{column}s"), return_inverse=True)
+            object.__setattr__(self, f"{column}_names", names)
+            object.__setattr__(self, f"{column}_codes", codes.reshape(-1))
 
     @classmethod
     def of(cls, tracks: list[LibraryTrack]) -> TrackColumns:
@@ -237,7 +252,7 @@ class Library:
     tempo or sections: it is never recommended, nor recognised as playing.
     """
 
-    def __init__(self, records: list[TrackRecord]) -> None:
+    def __init__(self, records: list[TrackRecord], *, index_file: Path | None = None) -> None:
         if not records:
             raise StreamerError("the catalogue holds no tracks: run `streamer index DIR` first")
         labels = {tuple(r.labels) for r in records}
@@ -250,11 +265,17 @@ class Library:
         self.tracks = {r.id: _library_track(r) for r in records}
         self.ids = np.array([r.id for r in records], dtype=np.int64)
         descriptors = np.stack([r.descriptor_vector for r in records])
-        self.scale = LibraryScale.fit(descriptors)
         musicnn = musicnn_part(records)
-        tagged = musicnn.any(axis=1)
-        self.musicnn_scale = LibraryScale.fit(musicnn[tagged]) if tagged.any() else None
-        """None when no track was indexed with the taggers: the part is left out."""
+        stored = None if index_file is None else _stored_index(index_file, len(records))
+        if stored is not None and _has_scales(stored, descriptors, musicnn):
+            self.scale, self.musicnn_scale = _scales(stored)
+        else:
+            stored = None  # built anew below, with the scales of the library as it is
+            self.scale = LibraryScale.fit(descriptors)
+            tagged = musicnn.any(axis=1)
+            self.musicnn_scale = LibraryScale.fit(musicnn[tagged]) if tagged.any() else None
+        """`musicnn_scale` is None when no track was indexed with the taggers: the part is
+        left out. With an index file, both are those it was built with (`_stored_index`)."""
         self.vectors = combine(
             np.stack([r.embedding for r in records]),
             np.stack([r.probabilities for r in records]),
@@ -263,8 +284,10 @@ class Library:
             scale=self.scale,
             musicnn_scale=self.musicnn_scale,
         )
-        self.index: VectorIndex = BruteForceIndex(self.ids, self.vectors)
         self.columns = TrackColumns.of([self.tracks[int(i)] for i in self.ids])
+        self.index: VectorIndex = BruteForceIndex(self.ids, self.vectors)
+        if index_file is not None:
+            self.index = self._synced_index(stored, index_file)
         self._music = self.columns.genres != ""
         self._row = {int(i): row for row, i in enumerate(self.ids)}
         self._section_rows = np.array(
@@ -277,11 +300,35 @@ class Library:
             else np.zeros((0, len(records[0].embedding)))
         )
 
+    def _synced_index(self, stored: HnswIndex | None, index_file: Path) -> HnswIndex:
+        """The stored index brought in step with the catalogue (or a new one), saved back
+        when it changed; a folder it cannot be saved in costs a build at every open."""
+        extra = _scale_arrays(self.scale, self.musicnn_scale)
+        genres = self.columns.genres
+        if stored is None:
+            index, changed = HnswIndex.build(self.ids, self.vectors, genres, extra=extra), True
+        else:
+            index, changed = stored, stored.sync(self.ids, self.vectors, genres).changed
+        if changed:
+            try:
+                index.save(index_file)
+            except OSError as error:
+                say(f"streamer: warning: cannot save the vector index {index_file} "
+                    f"({error.strerror}): it is built anew at each start")  # fmt: skip
+        index.attach(self.ids, self.vectors)
+        return index
+
     @classmethod
-    def open(cls, path: Path, *, labels: Iterable[str] | None = None) -> Library:
-        """Load the catalogue at `path` (read-only); `labels`: the model it must match."""
+    def open(
+        cls, path: Path, *, labels: Iterable[str] | None = None, exact_below: int = EXACT_BELOW
+    ) -> Library:
+        """Load the catalogue at `path` (read-only); `labels`: the model it must match.
+        A catalogue of `exact_below` tracks or more is searched through its vector index
+        (`streamer.library.vectorindex`), kept beside it."""
         with Catalogue(path, readonly=True) as catalogue:
-            library = cls(catalogue.tracks())
+            records = catalogue.tracks()
+        large = len(records) >= exact_below
+        library = cls(records, index_file=index_path(path) if large else None)
         if labels is not None and list(labels) != library.labels:
             raise StreamerError(
                 f"{path}: the library was indexed with another model (labels "
@@ -352,11 +399,11 @@ class Library:
         filters: Filters = Filters(),
     ) -> list[Recommendation]:
         """The `k` tracks nearest to `query` that `filters` allow, not in `exclude`."""
-        allowed = filters.mask(self.columns, basis) & ~np.isin(self.ids, list(exclude))
-        allowed &= self._music
+        allowed = filters.mask(self.columns, basis) & self._music
+        allowed[[self._row[i] for i in exclude if i in self._row]] = False
+        found = self.index.search(query, k, allowed=allowed, genres=filters.genres or None)
         return [
-            Recommendation(self.tracks[i], s, reasons(self.tracks[i], basis, s))
-            for i, s in self.index.search(query, k, allowed=allowed)
+            Recommendation(self.tracks[i], s, reasons(self.tracks[i], basis, s)) for i, s in found
         ]
 
     def section_scores(self, embedding: np.ndarray) -> np.ndarray:
@@ -390,6 +437,59 @@ def _library_track(record: TrackRecord) -> LibraryTrack:
         tempo=record.tempo,
         key=record.key,
         descriptors=confident_descriptors(record.tags, record.tag_labels),
+    )
+
+
+def refresh_vector_index(path: Path, *, exact_below: int = EXACT_BELOW) -> bool:
+    """Bring the vector index of the catalogue at `path` in step with it, when it is large
+    enough to have one (`streamer index` does, so that the first query need not); True
+    when it has one."""
+    with Catalogue(path, readonly=True) as catalogue:
+        large = catalogue.track_count() >= exact_below
+    if large:
+        Library.open(path, exact_below=exact_below)
+    return large
+
+
+def _stored_index(path: Path, tracks: int) -> HnswIndex | None:
+    """The index saved at `path`, if there is one that can be trusted and was built for a
+    library of about this size (half to twice: past that the scales its vectors were made
+    with no longer describe the library, and it is built anew); a damaged one is said."""
+    if not path.exists():
+        return None
+    try:
+        stored = HnswIndex.load(path)
+    except Exception as error:  # zip, numpy, JSON, FAISS: a damaged file fails any way
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        say(f"streamer: warning: {path}: damaged vector index ({reason}): building it anew")
+        return None
+    return stored if stored.built_with / 2 <= tracks <= 2 * stored.built_with else None
+
+
+def _scale_arrays(scale: LibraryScale, musicnn: LibraryScale | None) -> dict[str, np.ndarray]:
+    """The scales a library's vectors were made with, as an index stores them."""
+    arrays = {"descriptor_mean": scale.mean, "descriptor_std": scale.std}
+    if musicnn is not None:
+        arrays |= {"musicnn_mean": musicnn.mean, "musicnn_std": musicnn.std}
+    return arrays
+
+
+def _scales(index: HnswIndex) -> tuple[LibraryScale, LibraryScale | None]:
+    extra = index.extra
+    musicnn = None
+    if "musicnn_mean" in extra:
+        musicnn = LibraryScale(extra["musicnn_mean"], extra["musicnn_std"])
+    return LibraryScale(extra["descriptor_mean"], extra["descriptor_std"]), musicnn
+
+
+def _has_scales(index: HnswIndex, descriptors: np.ndarray, musicnn: np.ndarray) -> bool:
+    """Whether `index` stores scales that fit these parts (same widths, musicnn or not)."""
+    extra = index.extra
+    tagged = bool(musicnn.any())
+    return (
+        extra.get("descriptor_mean", np.zeros(0)).shape == descriptors.shape[1:]
+        and ("musicnn_mean" in extra) == tagged
+        and (not tagged or extra["musicnn_mean"].shape == musicnn.shape[1:])
     )
 
 

@@ -23,15 +23,15 @@ does not carry it) still ranks, and so that tempo and key count. A query without
 (live audio has no descriptors) uses the others alone; its ranking is the same as if the
 missing part were equal for every track.
 
-Every search goes through `VectorIndex`. `BruteForceIndex`, the one used, is exact: one
-matrix-vector product, milliseconds for a personal library (bench/bench_query.py measures
-1k to 1M vectors). An approximate index (FAISS, usearch) can replace it for larger ones
-without touching the callers.
+Every search goes through `VectorIndex`. `BruteForceIndex` is exact: one matrix-vector
+product, milliseconds for a personal library; above `vectorindex.EXACT_BELOW` tracks the
+`Library` answers from `vectorindex.HnswIndex` (FAISS HNSW graphs) instead
+(bench/bench_query.py measures both, 1k to 1M vectors).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -202,10 +202,16 @@ class VectorIndex(Protocol):
     """
 
     def search(
-        self, query: np.ndarray, k: int, *, allowed: np.ndarray | None = None
+        self,
+        query: np.ndarray,
+        k: int,
+        *,
+        allowed: np.ndarray | None = None,
+        genres: Collection[str] | None = None,
     ) -> list[tuple[int, float]]:
         """The `k` most similar ``(id, similarity)``, best first, equal ones in row order;
-        `allowed`, a boolean per row, masks rows out."""
+        `allowed`, a boolean per row, masks rows out; `genres`, when `allowed` keeps only
+        tracks of these genres, is a hint an index may search by."""
         ...
 
 
@@ -231,7 +237,12 @@ class BruteForceIndex:
             raise ValueError(f"need (n, d) vectors for {len(self.ids)} ids")
 
     def search(
-        self, query: np.ndarray, k: int, *, allowed: np.ndarray | None = None
+        self,
+        query: np.ndarray,
+        k: int,
+        *,
+        allowed: np.ndarray | None = None,
+        genres: Collection[str] | None = None,
     ) -> list[tuple[int, float]]:
         scores = self.vectors @ np.asarray(query, dtype=np.float32)
         rows = np.arange(len(scores)) if allowed is None else np.flatnonzero(allowed)
