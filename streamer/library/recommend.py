@@ -305,7 +305,9 @@ class Library:
         when it changed; a folder it cannot be saved in costs a build at every open."""
         extra = _scale_arrays(self.scale, self.musicnn_scale)
         genres = self.columns.genres
-        if stored is None:
+        if stored is None:  # minutes for a million tracks: the user should know why
+            say(f"streamer: building the vector index of {len(self.ids):,} tracks, once "
+                f"(kept in {index_file})")  # fmt: skip
             index, changed = HnswIndex.build(self.ids, self.vectors, genres, extra=extra), True
         else:
             index, changed = stored, stored.sync(self.ids, self.vectors, genres).changed
