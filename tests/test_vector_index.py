@@ -208,6 +208,17 @@ def test_a_re_analysed_track_is_found_where_it_now_sounds(catalogue_path: Path) 
     assert found[0].track.id == old.id
 
 
+def test_an_index_of_another_model_is_built_anew(catalogue_path: Path) -> None:
+    Library.open(catalogue_path, exact_below=0)
+    with Catalogue(catalogue_path) as catalogue:  # every track analysed by a wider model
+        for old in catalogue.tracks():
+            wider = np.concatenate([old.embedding, old.embedding])
+            catalogue.put_track(dataclasses.replace(old, embedding=wider))
+    library = Library.open(catalogue_path, exact_below=0)
+    assert HnswIndex.load(index_path(catalogue_path)).dimension == library.vectors.shape[1]
+    assert rows(catalogue_path) == 600
+
+
 def test_many_removed_tracks_rebuild_the_index(catalogue_path: Path) -> None:
     Library.open(catalogue_path, exact_below=0)
     with Catalogue(catalogue_path) as catalogue:

@@ -305,6 +305,8 @@ class Library:
         when it changed; a folder it cannot be saved in costs a build at every open."""
         extra = _scale_arrays(self.scale, self.musicnn_scale)
         genres = self.columns.genres
+        if stored is not None and stored.dimension != self.vectors.shape[1]:
+            stored = None  # made with another model: of no use
         if stored is None:  # minutes for a million tracks: the user should know why
             say(f"streamer: building the vector index of {len(self.ids):,} tracks, once "
                 f"(kept in {index_file})")  # fmt: skip

@@ -258,12 +258,6 @@ class HnswIndex:
         self.track_genres = self.track_genres[keep]
         self.track_fingerprints = self.track_fingerprints[keep]
 
-    @property
-    def dead_share(self) -> float:
-        """The share of the big graph's rows that are dead."""
-        graph = self.graphs.get("")
-        return 0.0 if graph is None or not len(graph.live) else 1 - float(graph.live.mean())
-
     def sync(self, ids: np.ndarray, vectors: np.ndarray, genres: np.ndarray) -> SyncReport:
         """Bring the index in step with the catalogue's tracks: rows of tracks gone, or
         whose vector (by fingerprint) or genre changed, die; new and changed tracks are
@@ -273,8 +267,10 @@ class HnswIndex:
         genres = np.asarray(genres, dtype=str)
         if vectors.shape[1] != self.dimension:
             raise ValueError(f"vectors of {vectors.shape[1]} dimensions, index of {self.dimension}")
-        place = np.searchsorted(self.track_ids, ids).clip(0, max(len(self.track_ids) - 1, 0))
-        known = (len(self.track_ids) > 0) & (self.track_ids[place] == ids)
+        if not len(self.track_ids):
+            return self._rebuild(ids, vectors, genres)
+        place = np.searchsorted(self.track_ids, ids).clip(0, len(self.track_ids) - 1)
+        known = self.track_ids[place] == ids
         same = known.copy()
         same[known] &= self.track_genres[place[known]] == genres[known]
         same[known] &= np.all(
@@ -288,13 +284,15 @@ class HnswIndex:
         dead_after = (0 if graph is None else int((~graph.live).sum())) + len(stale)
         total_after = (0 if graph is None else len(graph.live)) + int((~same).sum())
         if total_after and dead_after / total_after > MAX_DEAD:
-            rebuilt = HnswIndex.build(ids, vectors, genres, extra=self.extra)
-            self.__dict__.update(rebuilt.__dict__)
-            return SyncReport(added=len(ids), killed=0, rebuilt=True)
+            return self._rebuild(ids, vectors, genres)
         if len(stale):
             self._kill(stale)
         self._add(ids[~same], vectors[~same], genres[~same])
         return SyncReport(added=int((~same).sum()), killed=len(stale), rebuilt=False)
+
+    def _rebuild(self, ids: np.ndarray, vectors: np.ndarray, genres: np.ndarray) -> SyncReport:
+        self.__dict__.update(HnswIndex.build(ids, vectors, genres, extra=self.extra).__dict__)
+        return SyncReport(added=len(ids), killed=0, rebuilt=True)
 
     def attach(
         self,
