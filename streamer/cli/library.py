@@ -48,8 +48,9 @@ def add_parsers(commands: Commands) -> None:
         epilog="examples:\n  streamer index ~/Music\n"
         "  streamer index ~/Music /mnt/usb/crates --db crates.sqlite --workers 4\n"
         "  streamer index ~/Music --engine ray                  # a local Ray cluster\n"
-        "  streamer index /shared/music --db /shared/library.sqlite \\\n"
-        "      --engine ray --address head-node:6379              # an existing cluster",
+        "  streamer index /shared/music --engine ray --address head-node:6379\n"
+        "      # an existing cluster: every node sees /shared/music; the catalogue (--db)\n"
+        "      # stays on this machine's disk (SQLite does not work over NFS)",
     )
     index.add_argument("folders", nargs="+", type=existing_path, metavar="FOLDER_OR_FILE")
     add_db_option(index)
