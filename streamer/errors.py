@@ -22,6 +22,11 @@ def run_command(prog: str, body: Callable[[], int]) -> int:
         return 130
 
 
+def first_line(error: Exception) -> str:
+    """What an error says, in a line: its message's first line, or its type's name."""
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
 def failure_reason(error: Exception, path: Path) -> str:
     """Why one file of a batch failed, in a line: a `StreamerError` says it itself; anything
     else (a decoder giving up in the middle, a bug) is named with its type."""

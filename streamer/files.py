@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from streamer.errors import StreamerError
+from streamer.errors import StreamerError, first_line
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -76,8 +76,7 @@ def reading_document(path: Path, *, kind: str, redo: str) -> Iterator[None]:
     except FileNotFoundError:
         raise StreamerError(f"{path}: no such {kind} file: {redo}") from None
     except (OSError, ValueError, KeyError, TypeError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise StreamerError(f"{path}: invalid {kind} file ({reason}): {redo}") from None
+        raise StreamerError(f"{path}: invalid {kind} file ({first_line(error)}): {redo}") from None
 
 
 def deciding_sha256(document: Mapping[str, Any]) -> str:

@@ -27,7 +27,7 @@ import numpy as np
 
 from streamer.analysis.describe import camelot, keys_compatible
 from streamer.analysis.tagger import DESCRIPTORS
-from streamer.errors import StreamerError
+from streamer.errors import StreamerError, first_line
 from streamer.library.catalogue import Catalogue, TrackRecord
 from streamer.library.similarity import (
     MUSICNN_TAGGERS,
@@ -285,9 +285,11 @@ class Library:
             musicnn_scale=self.musicnn_scale,
         )
         self.columns = TrackColumns.of([self.tracks[int(i)] for i in self.ids])
-        self.index: VectorIndex = BruteForceIndex(self.ids, self.vectors)
-        if index_file is not None:
-            self.index = self._synced_index(stored, index_file)
+        self.index: VectorIndex = (
+            BruteForceIndex(self.ids, self.vectors)
+            if index_file is None
+            else self._synced_index(stored, index_file)
+        )
         self._music = self.columns.genres != ""
         self._row = {int(i): row for row, i in enumerate(self.ids)}
         self._section_rows = np.array(
@@ -312,7 +314,7 @@ class Library:
                 f"(kept in {index_file})")  # fmt: skip
             index, changed = HnswIndex.build(self.ids, self.vectors, genres, extra=extra), True
         else:
-            index, changed = stored, stored.sync(self.ids, self.vectors, genres).changed
+            index, changed = stored, stored.sync(self.ids, self.vectors, genres)
         if changed:
             try:
                 index.save(index_file)
@@ -464,8 +466,8 @@ def _stored_index(path: Path, tracks: int) -> HnswIndex | None:
     try:
         stored = HnswIndex.load(path)
     except Exception as error:  # zip, numpy, JSON, FAISS: a damaged file fails any way
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        say(f"streamer: warning: {path}: damaged vector index ({reason}): building it anew")
+        say(f"streamer: warning: {path}: damaged vector index ({first_line(error)}): "
+            "building it anew")  # fmt: skip
         return None
     return stored if stored.built_with / 2 <= tracks <= 2 * stored.built_with else None
 

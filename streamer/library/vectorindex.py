@@ -154,19 +154,6 @@ class _Graph:
         return cls(index, ids, live, np.full(len(ids), -1, dtype=np.int64))
 
 
-@dataclass(frozen=True)
-class SyncReport:
-    """What `HnswIndex.sync` changed."""
-
-    added: int
-    killed: int
-    rebuilt: bool
-
-    @property
-    def changed(self) -> bool:
-        return self.rebuilt or self.added > 0 or self.killed > 0
-
-
 class HnswIndex:
     """`VectorIndex` over FAISS HNSW graphs: one over all tracks, one per genre.
 
@@ -258,10 +245,11 @@ class HnswIndex:
         self.track_genres = self.track_genres[keep]
         self.track_fingerprints = self.track_fingerprints[keep]
 
-    def sync(self, ids: np.ndarray, vectors: np.ndarray, genres: np.ndarray) -> SyncReport:
+    def sync(self, ids: np.ndarray, vectors: np.ndarray, genres: np.ndarray) -> bool:
         """Bring the index in step with the catalogue's tracks: rows of tracks gone, or
         whose vector (by fingerprint) or genre changed, die; new and changed tracks are
-        added. Rebuilds instead when `MAX_DEAD` of the rows would be dead."""
+        added. Rebuilds instead when `MAX_DEAD` of the rows would be dead. True when
+        anything changed (the file is then out of date)."""
         ids = np.asarray(ids, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         genres = np.asarray(genres, dtype=str)
@@ -288,11 +276,11 @@ class HnswIndex:
         if len(stale):
             self._kill(stale)
         self._add(ids[~same], vectors[~same], genres[~same])
-        return SyncReport(added=int((~same).sum()), killed=len(stale), rebuilt=False)
+        return bool(len(stale)) or not same.all()
 
-    def _rebuild(self, ids: np.ndarray, vectors: np.ndarray, genres: np.ndarray) -> SyncReport:
+    def _rebuild(self, ids: np.ndarray, vectors: np.ndarray, genres: np.ndarray) -> bool:
         self.__dict__.update(HnswIndex.build(ids, vectors, genres, extra=self.extra).__dict__)
-        return SyncReport(added=len(ids), killed=0, rebuilt=True)
+        return True
 
     def attach(
         self,
