@@ -32,6 +32,7 @@ import numpy as np
 from streamer.analysis.calibration import Calibration
 from streamer.analysis.fusion import GenreFusion
 from streamer.analysis.hops import Hop, HopAnalyzer
+from streamer.analysis.inference import Steps, run_inline
 from streamer.analysis.model import GenreModel
 from streamer.analysis.notmusic import THRESHOLD as NOT_MUSIC_THRESHOLD
 from streamer.analysis.notmusic import NotMusicDetector
@@ -177,6 +178,11 @@ class GenreChain:
 
     def push(self, samples: np.ndarray) -> list[TrackedHop]:
         """Add mono samples; return the hops they complete, each with its update."""
+        return run_inline(self.steps(samples))
+
+    def steps(self, samples: np.ndarray) -> Steps[list[TrackedHop]]:
+        """`push` as requests to the networks, for `streamer.analysis.inference.run_batched`
+        (`streamer monitor`: many streams, one onnxruntime call for the hops due)."""
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         tracked: list[TrackedHop] = []
         start = 0
@@ -184,8 +190,8 @@ class GenreChain:
             piece = samples[start : start + self.analyzer.samples_to_next_hop]
             start += piece.size
             if self.tagger is not None:
-                self._pending_tags += self.tagger.push(piece)
-            for hop in self.analyzer.push(piece):
+                self._pending_tags += yield from self.tagger.steps(piece)
+            for hop in (yield from self.analyzer.steps(piece)):
                 tags = self._tags_for(hop.time)
                 decision = hop.probabilities
                 if self.fusion is not None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from streamer.analysis.features import StreamingExtractor, modulation
+from streamer.analysis.inference import Inference, Steps, run_inline
 from streamer.analysis.model import GenreModel
 from streamer.errors import StreamerError
 
@@ -108,6 +109,10 @@ class HopAnalyzer:
 
     def push(self, samples: np.ndarray) -> list[Hop]:
         """Add samples; return the hops they complete (usually none or one live)."""
+        return run_inline(self.steps(samples))
+
+    def steps(self, samples: np.ndarray) -> Steps[list[Hop]]:
+        """`push` as requests to the model (`streamer.analysis.inference`)."""
         if self._finished:
             raise RuntimeError("push after finish: reset the HopAnalyzer for a new stream")
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
@@ -129,7 +134,7 @@ class HopAnalyzer:
         if not patches:
             return []
         stacked = np.stack(patches)
-        probabilities, embeddings = self.model.predict(stacked)
+        probabilities, embeddings = yield Inference(self.model, stacked)
         moving = modulation(stacked, frame_seconds=self.spec.frame_seconds)
         rate = self.spec.sample_rate
         first = self._next_boundary - self.hop_samples * len(pending)

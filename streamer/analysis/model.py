@@ -26,11 +26,16 @@ INPUT_NAME = "mel"
 PROBABILITIES = "probabilities"
 EMBEDDING = "embedding"
 INFERENCE_BATCH = 1
-"""Patches per onnxruntime call. Larger batches are slower per patch on one thread: with
-the shipped model, 3.1 ms at 60 patches against 1.5-1.7 ms at 1 to 4 (measured on a
-2-core EPYC; 60 patches' first-layer activations, 64 MB, do not stay in cache). At 1,
-too, a recording's patches go through exactly the computation of the live path.
+"""Patches per onnxruntime call of one stream. Larger batches are slower per patch on one
+thread: with the shipped model, 3.1 ms at 60 patches against 1.5-1.7 ms at 1 to 4
+(measured on a 2-core EPYC; 60 patches' first-layer activations, 64 MB, do not stay in
+cache). At 1, too, a recording's patches go through exactly the computation of the live
+path.
 """
+MONITOR_BATCH = 8
+"""Patches per call when many streams are due at once (`streamer monitor`): 0.62 ms a
+patch at 4 against 0.66 at 1, but 0.85-0.98 at 16 to 32 (measured on this 2-core
+machine); each patch comes out bit for bit as alone (tests/test_inference.py)."""
 
 
 def shipped_model_path() -> Path:
@@ -153,6 +158,18 @@ class OnnxModel:
             reason = str(error).splitlines()[0]
             raise StreamerError(f"{self.path}: onnxruntime cannot load it ({reason})") from None
 
+    def run_batches(
+        self, input_name: str, inputs: np.ndarray, output_names: list[str], *, batch: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The two outputs `output_names` for `inputs`, in calls of at most `batch` rows."""
+        chunks = [inputs[start : start + batch] for start in range(0, len(inputs), batch)]
+        outputs = [self._session.run(output_names, {input_name: chunk}) for chunk in chunks]
+        if not outputs:
+            outputs = [self._session.run(output_names, {input_name: inputs})]
+        first = np.concatenate([np.asarray(out[0]) for out in outputs])
+        second = np.concatenate([np.asarray(out[1]) for out in outputs])
+        return first, second
+
     @property
     def labels(self) -> tuple[str, ...]:
         return self.info.labels
@@ -164,6 +181,8 @@ class OnnxModel:
 
 class GenreModel(OnnxModel):
     """The genre CNN: class probabilities and an embedding of log-mel patches."""
+
+    batch_size = MONITOR_BATCH
 
     def __init__(self, onnx_path: str | Path = DEFAULT_MODEL, *, threads: int = 1) -> None:
         super().__init__(onnx_path, threads=threads)
@@ -195,14 +214,11 @@ class GenreModel(OnnxModel):
         """This model's input from time-major patches (see `model_input`)."""
         return model_input(logmel_patches, self.spec)
 
-    def predict(self, logmel_patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Class probabilities ``(n, n_labels)`` and embeddings ``(n, embedding_size)``."""
-        inputs = self.model_input(logmel_patches)
-        batches = [
-            inputs[start : start + INFERENCE_BATCH]
-            for start in range(0, len(inputs), INFERENCE_BATCH)
-        ] or [inputs]
-        outputs = [
-            self._session.run([PROBABILITIES, EMBEDDING], {INPUT_NAME: batch}) for batch in batches
-        ]
-        return np.concatenate([p for p, _ in outputs]), np.concatenate([e for _, e in outputs])
+    def predict(
+        self, logmel_patches: np.ndarray, *, batch: int = INFERENCE_BATCH
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities ``(n, n_labels)`` and embeddings ``(n, embedding_size)``, in
+        onnxruntime calls of at most `batch` patches."""
+        return self.run_batches(
+            INPUT_NAME, self.model_input(logmel_patches), [PROBABILITIES, EMBEDDING], batch=batch
+        )

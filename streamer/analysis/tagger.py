@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from streamer.analysis.features import StreamingExtractor
+from streamer.analysis.inference import Inference, Steps, run_inline
 from streamer.analysis.model import OnnxModel
 from streamer.errors import StreamerError
 
@@ -69,7 +70,11 @@ class TagModel(OnnxModel):
     """One converted musicnn tagger: sigmoid tag probabilities and its 200-value embedding.
 
     Its metadata says ``kind: tagger``; its name (``msd``, ``mtt``) comes from the file name.
+    It takes one patch a call (`batch_size`): batched, its outputs differ in their last
+    bits from those of each patch alone, and a stream would depend on the others.
     """
+
+    batch_size = 1
 
     def __init__(self, onnx_path: str | Path, *, threads: int = 1) -> None:
         super().__init__(onnx_path, threads=threads)
@@ -77,12 +82,11 @@ class TagModel(OnnxModel):
             raise StreamerError(f"{self.path}: not a tagger (its metadata lacks kind: tagger)")
         self.name = self.path.stem.removeprefix("musicnn-")
 
-    def predict(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, patches: np.ndarray, *, batch: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Tag probabilities ``(n, n_tags)`` and embeddings ``(n, 200)`` of time-major
-        patches ``(n, patch_frames, n_mels)``."""
+        patches ``(n, patch_frames, n_mels)``, in calls of at most `batch` patches."""
         inputs = np.ascontiguousarray(patches, dtype=np.float32)
-        tags, embedding = self._session.run([TAGS_OUTPUT, EMBEDDING_OUTPUT], {INPUT_NAME: inputs})
-        return np.asarray(tags), np.asarray(embedding)
+        return self.run_batches(INPUT_NAME, inputs, [TAGS_OUTPUT, EMBEDDING_OUTPUT], batch=batch)
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,10 @@ class TagAnalyzer:
 
     def push(self, samples: np.ndarray) -> list[TagHop]:
         """Add samples at `input_rate`; return the tag hops they complete."""
+        return run_inline(self.steps(samples))
+
+    def steps(self, samples: np.ndarray) -> Steps[list[TagHop]]:
+        """`push` as requests to the taggers (`streamer.analysis.inference`)."""
         block = np.asarray(samples, dtype=np.float32).reshape(-1)
         resampled = self._resampler.resample_chunk(block)
         self.resampled += len(resampled)
@@ -166,7 +174,9 @@ class TagAnalyzer:
         if not patches:
             return []
         batch = np.stack(patches)
-        outputs = [tagger.predict(batch) for tagger in self.taggers]
+        outputs = []
+        for tagger in self.taggers:
+            outputs.append((yield Inference(tagger, batch)))
         tags = np.concatenate([t for t, _ in outputs], axis=1)
         embeddings = np.concatenate([e for _, e in outputs], axis=1)
         hops = []
