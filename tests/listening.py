@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from websockets.exceptions import ConnectionClosed
+
 NO_PULSE = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
 
 
@@ -27,12 +29,13 @@ def start_listen(model: Path, env: dict[str, str], *extra: str) -> tuple[subproc
 
 
 def receive_for(client: Any, seconds: float) -> list[dict]:
-    """Every message that arrives within `seconds` (fewer if the server goes quiet)."""
+    """Every message that arrives within `seconds` (fewer if the server goes quiet or
+    closes the connection)."""
     received, deadline = [], time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
             received.append(json.loads(client.recv(timeout=max(0.01, deadline - time.monotonic()))))
-        except TimeoutError:
+        except (TimeoutError, ConnectionClosed):
             break
     return received
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from streamer.errors import StreamerError
-from streamer.live.engine import SegmentRecord, segment_to_message
+from streamer.live.engine import SegmentRecord
 from streamer.offline.exports import (
     CSV_COLUMNS,
     FORMATS,
@@ -37,6 +37,7 @@ from streamer.offline.plot import (
     WIDTH_INCHES,
     plot_timeline,
 )
+from streamer.outlets import protocol
 from streamer.outlets.palette import SILENCE_COLOR, genre_colors
 from streamer.tracking import Segment, SmoothingConfig
 
@@ -450,7 +451,7 @@ def record_of(path: Path, segments: list[Segment]) -> Path:
     record.write({"type": "status", "time": 0.0})
     for segment in segments:
         record.write({"type": "update", "time": segment.start})
-        record.write(segment_to_message(segment))
+        record.write(protocol.segment_message(**segment.to_dict()))
     record.close()
     return path
 
@@ -507,7 +508,7 @@ def test_a_bad_line_in_a_record_is_named(dj_set: Timeline, tmp_path: Path) -> No
     with pytest.raises(StreamerError, match=r'line 8: a segment message without "start"'):
         timeline_from_record(path)
 
-    bad_state = segment_to_message(dj_set.segments[0]) | {"state": "loud"}
+    bad_state = protocol.segment_message(**dj_set.segments[0].to_dict()) | {"state": "loud"}
     path.write_text(json.dumps(bad_state) + "\n")
     with pytest.raises(StreamerError, match=r"line 1: segment state 'loud'"):
         timeline_from_record(path)

@@ -149,6 +149,7 @@ client_values = st.one_of(
     st.text(max_size=20),
     st.sampled_from(["ping", "feedback", "like", "skip", "played", "subscribe"]),
     st.lists(st.integers(), max_size=2),
+    st.lists(st.sampled_from(["", "a", "b", 1]), max_size=3),  # stream names, good and bad
 )
 
 
@@ -158,7 +159,9 @@ client_values = st.one_of(
         st.text(max_size=200),
         st.binary(max_size=50),
         st.dictionaries(
-            st.sampled_from(["type", "track", "action", "x"]), client_values, max_size=4
+            st.sampled_from(["type", "track", "action", "streams", "x"]),
+            client_values,
+            max_size=4,
         ).map(json.dumps),
         st.fixed_dictionaries(
             {"type": st.sampled_from(["ping", "feedback"])},

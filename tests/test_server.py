@@ -222,8 +222,12 @@ def test_each_schema_is_a_valid_draft_2020_12_schema_named_after_its_type() -> N
         ("hello", "not JSON"),
         ("[1, 2]", "expected a JSON object, got list"),
         ('{"kind": "ping"}', 'missing "type"'),
-        ('{"type": "subscribe"}', "unknown message type 'subscribe'"),
+        ('{"type": "listen"}', "unknown message type 'listen'"),
         ('{"type": "ping", "id": 3}', "unexpected fields ['id']"),
+        ('{"type": "subscribe"}', 'missing "streams"'),
+        ('{"type": "subscribe", "streams": "a"}', '"streams" must be a list of stream names'),
+        ('{"type": "subscribe", "streams": ["a", ""]}', '"streams" must be a list'),
+        ('{"type": "subscribe", "streams": ["a", "a"]}', "must not name a stream twice"),
         ('{"type": "ping", "pad": "' + "x" * protocol.MAX_CLIENT_MESSAGE + '"}', "too long"),
         (b'{"type": "ping"}', "binary messages are not supported"),
         ('{"type": "feedback", "action": "like"}', 'missing "track"'),
@@ -324,7 +328,8 @@ def test_invalid_client_messages_get_an_error_and_the_connection_survives(
     server = serve().server
     bad = {
         "not json": "not JSON",
-        '{"type": "subscribe"}': "unknown message type 'subscribe'",
+        '{"type": "listen"}': "unknown message type 'listen'",
+        '{"type": "subscribe", "streams": ["a"]}': "one input: there are no streams",
         "x" * (protocol.MAX_CLIENT_MESSAGE + 1): "too long",
     }
 
@@ -343,7 +348,7 @@ def test_invalid_client_messages_get_an_error_and_the_connection_survives(
             return replies, closed.value
 
     replies, closed = asyncio.run(scenario())
-    for reply, problem in zip(replies[:4], [*bad.values(), "binary"], strict=True):
+    for reply, problem in zip(replies[:5], [*bad.values(), "binary"], strict=True):
         protocol.validate(reply)
         assert reply["type"] == "error"
         assert problem in reply["message"]

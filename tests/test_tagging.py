@@ -119,9 +119,10 @@ def test_tag_and_listen_on_the_same_file_give_the_same_hops_and_segments(
     assert [u["time"] for u in updates] == tagged["hops"]["times"]
     assert [u["level_dbfs"] for u in updates] == tagged["hops"]["level_dbfs"]
     live = [{k: v for k, v in m.items() if k != "type"} for m in messages if m["type"] == "segment"]
-    # a tagged segment says which library track it is (none here: no --library); live has no
-    # such field
+    # a tagged segment says which library track it is (none here: no --library), a live one
+    # the stream's title (none from a file): fields the other has not
     assert all(segment.pop("track") is None for segment in tagged["segments"])
+    assert all(segment.pop("title") is None for segment in live)
     assert live == tagged["segments"]
     assert {s["state"] for s in live} == {"music", "silence"}
     assert len(live) >= 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from streamer.outlets import protocol
-from streamer.outlets.view import GenreView
+from streamer.outlets.view import GenreView, MonitorView
 
 LABELS = ["jazz", "rock"]
 
@@ -145,3 +145,28 @@ def test_the_timeline_has_a_legend_of_the_colours_it_shows() -> None:
     console.print(view)
     legend = console.export_text(styles=True).splitlines()[strip + 1]
     assert "0;135;255" in legend  # jazz's colour (the palette's first) on its square
+
+
+def test_the_monitor_table_shows_every_stream_within_80_columns() -> None:
+    names = ["Jazz FM Twenty Four Hours", "Rock 1", "Gone"]
+    streams = [{"name": name, "source": "x", "state": None} for name in names]
+    view = MonitorView(title="streamer monitor: 3 streams")
+    view.handle(hello(streams=streams))
+    jazz = update(12.0, "rock") | {"title": "Miles Davis - So What (Remastered 2009)"}
+    view.handle(jazz | {"stream": names[0]})
+    view.handle(update(12.0, None, state="silence") | {"stream": "Gone"})
+    lost = protocol.status_message(
+        time=3.0, overflow_samples=0, overflow_events=0, latency_ms=None, clients=0,
+        dropped_messages=0, source="x", input_lost_at=1.0,
+        input_problem="http://127.0.0.1:8000/missing: 404 Not Found: check the URL",
+    )  # fmt: skip
+    view.handle(lost | {"stream": "Gone"})
+    view.handle(update(12.0, "jazz") | {"stream": "not monitored"})  # ignored
+    lines = render(view, width=80).splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "2 ok" in lines[0] and "1 lost" in lines[0]
+    rows = lines[2:]
+    assert [row.split()[0] for row in rows] == ["Jazz", "Rock", "Gone"]  # the file's order
+    assert "rock" in rows[0] and "80%" in rows[0] and "Miles Davis" in rows[0]
+    assert "waiting" in rows[1]
+    assert "silence" in rows[2] and "LOST 404 Not" in rows[2]

@@ -65,8 +65,25 @@ class AudioSource(ABC):
         """True while the input is gone (a device unplugged); `read` then gives silence."""
         return False
 
+    @property
+    def problem(self) -> str | None:
+        """Why the input is lost or failing, in one line (None while it delivers)."""
+        return None
+
+    def title_changes(self) -> list[tuple[float, str | None]]:
+        """What the source said is playing, as ``(stream seconds, title)`` changes among the
+        samples `read` handed out since the last call (an internet stream's ICY titles; none
+        from a device or a file)."""
+        return []
+
     @abstractmethod
     def start(self) -> None: ...
+
+    def launch(self) -> None:
+        """Start without waiting for the input to deliver: `streamer monitor` starts a hundred
+        sources at once, and one that fails must not hold up the others (it counts as lost
+        until it delivers). Sources that open at once start as `start` does."""
+        self.start()
 
     @abstractmethod
     def stop(self) -> None: ...

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable, Sequence
 
 from streamer import __version__
-from streamer.cli import devices, library, listen, tag, watch
+from streamer.cli import devices, library, listen, monitor, tag, watch
 from streamer.cli.options import Parser, check_genres
 from streamer.errors import run_command
 
@@ -17,6 +17,9 @@ examples:
   streamer listen --device "USB Audio"   analyse the input whose name contains "USB Audio"
   streamer listen --file set.flac        play a file through the engine, paced in real time
   streamer listen --record set.jsonl     also append every closed segment to set.jsonl
+  streamer listen --url http://radio.example:8000/live
+                                         an internet radio stream, with its titles
+  streamer monitor stations.txt          many streams at once, a table and one websocket
   streamer listen --no-view --duration 60 > session.jsonl
                                          headless: every protocol message as a JSON line
   streamer watch ws://127.0.0.1:8765     follow a running listen from another terminal
@@ -34,12 +37,13 @@ Run `streamer COMMAND --help` for the options of a command.
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="streamer",
-        description="Real-time music genre analyzer for a microphone, a line-in or a file.",
+        description="Real-time music genre analyzer for a microphone, a line-in, a file or "
+        "internet radio.",
         epilog=EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"streamer {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (devices, listen, library, tag, watch):
+    for command in (devices, listen, monitor, library, tag, watch):
         command.add_parsers(commands)
     return parser
 

@@ -7,25 +7,22 @@ from pathlib import Path
 
 from streamer.cli.options import (
     Commands,
+    access_policy,
     add_analysis_options,
     add_db_option,
     add_model_option,
     add_recommendation_options,
+    add_server_options,
     build_chain,
-    non_empty,
     number,
-    origin,
-    port_number,
     positive_float,
-    positive_int,
     recommendation_filters,
     smoothing_config,
+    stream_url,
     write_playlist,
 )
 from streamer.errors import StreamerError
 from streamer.live.session import EXIT_INPUT_LOST
-from streamer.outlets.access import MAX_MESSAGE_BYTES
-from streamer.outlets.server import DEFAULT_HOST, DEFAULT_PORT
 
 
 def add_parsers(commands: Commands) -> None:
@@ -50,6 +47,12 @@ def add_parsers(commands: Commands) -> None:
         "--device", metavar="INDEX|NAME", help="input device: index or part of its name"
     )
     source.add_argument("--file", metavar="PATH", help="analyse an audio file instead of a device")
+    source.add_argument(
+        "--url", type=stream_url, metavar="URL",
+        help="analyse an internet radio stream (Icecast or Shoutcast over http/https: MP3, "
+        "AAC, Ogg); its titles go with every update; a dropped connection is retried with "
+        "backoff while the session goes on, as for an unplugged device",
+    )  # fmt: skip
     listen.add_argument(
         "--device-rate", type=number(at_least=1000, at_most=768_000), metavar="HZ",
         help="open the device at this rate (default: the device's own default rate)",
@@ -69,37 +72,7 @@ def add_parsers(commands: Commands) -> None:
     )
     add_model_option(listen)
     add_analysis_options(listen)
-    listen.add_argument(
-        "--host", default=DEFAULT_HOST,
-        help="websocket address to bind (default: %(default)s, this machine only)",
-    )  # fmt: skip
-    listen.add_argument(
-        "--port", type=port_number, default=DEFAULT_PORT,
-        help="websocket port; 0 picks a free one (default: %(default)s)",
-    )  # fmt: skip
-    listen.add_argument(
-        "--token", type=non_empty,
-        help="clients must present this token (?token=... in the URL); made up and printed "
-        "when --host is not loopback and none is given",
-    )  # fmt: skip
-    listen.add_argument(
-        "--allow-origin", type=origin, action="append", default=[], metavar="ORIGIN",
-        help="let browser pages from ORIGIN connect, e.g. https://overlay.example (repeat); "
-        "pages served by streamer itself always may",
-    )  # fmt: skip
-    listen.add_argument(
-        "--max-clients", type=positive_int, default=1000, metavar="N",
-        help="refuse websocket clients beyond N (default: %(default)s)",
-    )  # fmt: skip
-    listen.add_argument(
-        "--max-message-bytes", type=positive_int, default=MAX_MESSAGE_BYTES, metavar="N",
-        help="close a client that sends a message over N bytes (default: %(default)s)",
-    )  # fmt: skip
-    listen.add_argument(
-        "--max-message-rate", type=positive_float, default=10.0, metavar="PER_SECOND",
-        help="answer a client's messages beyond this rate with an error, in bursts of up to "
-        "twice it (default: %(default)s)",
-    )  # fmt: skip
+    add_server_options(listen)
     listen.add_argument(
         "--record", type=Path, metavar="FILE",
         help="append each closed segment to FILE as a JSON line, on disk at once",
@@ -128,8 +101,7 @@ def run_listen(args: argparse.Namespace) -> int:
     from streamer.capture.device import DeviceSource
     from streamer.capture.file import FileSource
     from streamer.capture.source import AudioSource
-    from streamer.live.session import LiveSession
-    from streamer.outlets.access import AccessPolicy, is_loopback, new_token
+    from streamer.live.session import LiveInput, LiveSession
 
     if args.playlist is not None and not args.library:
         raise StreamerError("--playlist lists library tracks: add --library")
@@ -137,7 +109,11 @@ def run_listen(args: argparse.Namespace) -> int:
     rate = model.spec.sample_rate
     chain = build_chain(model, args)
     source: AudioSource
-    if args.file:
+    if args.url:
+        from streamer.capture.stream import StreamSource
+
+        source = StreamSource(args.url, sample_rate=rate)
+    elif args.file:
         source = FileSource(args.file, sample_rate=rate, realtime=not args.fast)
         if source.duration < chain.analyzer.first_hop_seconds:
             raise chain.analyzer.too_short(args.file, seconds=source.duration)
@@ -155,24 +131,12 @@ def run_listen(args: argparse.Namespace) -> int:
             smoothing=smoothing_config(args),
             tag_labels=() if chain.tagger is None else chain.tagger.labels,
         )  # fmt: skip
-    token = args.token
-    if token is None and not is_loopback(args.host):
-        token = new_token()
-    access = AccessPolicy(
-        token=token,
-        origins=frozenset(args.allow_origin),
-        max_clients=args.max_clients,
-        max_message_bytes=args.max_message_bytes,
-        max_message_rate=args.max_message_rate,
-    )
     status = LiveSession(
         model=model,
-        chain=chain,
-        source=source,
-        access=access,
+        inputs=[LiveInput(source=source, chain=chain, record=args.record)],
+        access=access_policy(args),
         host=args.host,
         port=args.port,
-        record=args.record,
         view=not args.no_view,
         recommender=recommender,
         on_input_loss=args.on_device_loss,

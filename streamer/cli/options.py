@@ -17,7 +17,8 @@ from streamer.analysis.model import DEFAULT_MODEL, metadata_path
 from streamer.errors import StreamerError
 from streamer.files import default_catalogue_path
 from streamer.offline.exports import FORMATS as EXPORT_FORMATS
-from streamer.outlets.server import DEFAULT_PORT
+from streamer.outlets.access import MAX_MESSAGE_BYTES
+from streamer.outlets.server import DEFAULT_HOST, DEFAULT_PORT
 from streamer.segments import SegmentConfig
 from streamer.tracking import SmoothingConfig
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:  # the library and the exports load only for the commands that
     from streamer.chain import GenreChain
     from streamer.library.recommend import Filters, Library, LibraryTrack
     from streamer.offline.exports import Timeline
+    from streamer.outlets.access import AccessPolicy
 
 # What add_subparsers returns, to add commands to (a private class, so named here once).
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -112,12 +114,18 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_chain(model: GenreModel, args: argparse.Namespace) -> GenreChain:
-    """The chain of `streamer listen` and `streamer tag`, from the same options: the genre
-    CNN with musicnn's shipped taggers and the shipped decision, unless ``--no-tagger``.
-    The decision was chosen for the shipped CNN's labels: with a ``--model`` of other
-    labels, that model's genre is the decision and the tags are shown beside it. The
-    not-music detector was fitted on the shipped CNN's outputs: another model goes without
-    it (every loud hop is music)."""
+    """The chain of `streamer listen` and `streamer tag` (see `chain_maker`)."""
+    return chain_maker(model, args)()
+
+
+def chain_maker(model: GenreModel, args: argparse.Namespace) -> Callable[[], GenreChain]:
+    """Chains from the options of `streamer listen`, `tag` and `monitor`: the genre CNN
+    with musicnn's shipped taggers and the shipped decision, unless ``--no-tagger``. The
+    networks are loaded once and shared by every chain made (`streamer monitor` runs them
+    for all its streams in one call). The decision was chosen for the shipped CNN's
+    labels: with a ``--model`` of other labels, that model's genre is the decision and the
+    tags are shown beside it. The not-music detector was fitted on the shipped CNN's
+    outputs: another model goes without it (every loud hop is music)."""
     from streamer.analysis.fusion import shipped_fusion
     from streamer.analysis.notmusic import NotMusicDetector, shipped_not_music_path
     from streamer.analysis.tagger import TagModel, shipped_tagger_paths
@@ -130,13 +138,61 @@ def build_chain(model: GenreModel, args: argparse.Namespace) -> GenreChain:
         "segments": SegmentConfig(min_track_seconds=args.min_track),
         "not_music": detector if detector.fits(model.info) else None,
     }
-    if not args.tagger:
-        return GenreChain(model, **common)
-    return GenreChain(
-        model,
-        taggers=[TagModel(path) for path in shipped_tagger_paths()],
-        fusion=shipped_fusion(model.labels),
-        **common,
+    if args.tagger:
+        common["taggers"] = [TagModel(path) for path in shipped_tagger_paths()]
+        common["fusion"] = shipped_fusion(model.labels)
+    return functools.partial(GenreChain, model, **common)
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """Where the websocket listens and whom it lets in: `streamer listen` and `monitor`."""
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST,
+        help="websocket address to bind (default: %(default)s, this machine only)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--port", type=port_number, default=DEFAULT_PORT,
+        help="websocket port; 0 picks a free one (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--token", type=non_empty,
+        help="clients must present this token (?token=... in the URL); made up and printed "
+        "when --host is not loopback and none is given",
+    )  # fmt: skip
+    parser.add_argument(
+        "--allow-origin", type=origin, action="append", default=[], metavar="ORIGIN",
+        help="let browser pages from ORIGIN connect, e.g. https://overlay.example (repeat); "
+        "pages served by streamer itself always may",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-clients", type=positive_int, default=1000, metavar="N",
+        help="refuse websocket clients beyond N (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-message-bytes", type=positive_int, default=MAX_MESSAGE_BYTES, metavar="N",
+        help="close a client that sends a message over N bytes (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-message-rate", type=positive_float, default=10.0, metavar="PER_SECOND",
+        help="answer a client's messages beyond this rate with an error, in bursts of up to "
+        "twice it (default: %(default)s)",
+    )  # fmt: skip
+
+
+def access_policy(args: argparse.Namespace) -> AccessPolicy:
+    """Who may connect, from `add_server_options`' options: off loopback, a token is made
+    up when none was given."""
+    from streamer.outlets.access import AccessPolicy, is_loopback, new_token
+
+    token = args.token
+    if token is None and not is_loopback(args.host):
+        token = new_token()
+    return AccessPolicy(
+        token=token,
+        origins=frozenset(args.allow_origin),
+        max_clients=args.max_clients,
+        max_message_bytes=args.max_message_bytes,
+        max_message_rate=args.max_message_rate,
     )
 
 
@@ -319,6 +375,17 @@ def origin(text: str) -> str:
             f"{text!r}: give an origin such as https://overlay.example or http://host:8080"
         )
     return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def stream_url(text: str) -> str:
+    """An http(s) URL of an internet radio stream (``--url``)."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an http:// or https:// URL: give the stream's own address "
+            "(an Icecast or Shoutcast mount, e.g. http://radio.example:8000/live)"
+        )
+    return text
 
 
 def websocket_url(text: str) -> str:

@@ -18,7 +18,7 @@ from streamer.outlets.server import DEFAULT_HOST, DEFAULT_PORT
 def add_parsers(commands: Commands) -> None:
     watch = commands.add_parser(
         "watch",
-        help="follow a running `streamer listen` over its websocket",
+        help="follow a running `streamer listen` or `monitor` over its websocket",
         description="The remote view: connect to a streamer websocket and show the same "
         "view as `streamer listen`. Exit status: 0 when --duration ran out, 1 when the "
         "session stopped (or the connection was lost), 2 when it cannot connect.",
@@ -44,10 +44,27 @@ def run_watch(args: argparse.Namespace) -> int:
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed, WebSocketException
 
-    from streamer.outlets.view import GenreView
+    from streamer.outlets.view import GenreView, MonitorView
     from streamer.progress import say
 
-    view = GenreView(title=f"streamer watch: {args.url}")
+    view: GenreView | MonitorView = GenreView(title=f"streamer watch: {args.url}")
+
+    def show(text: str | bytes) -> None:
+        """Take one received message; a hello of `streamer monitor` turns the view into
+        its table of streams."""
+        nonlocal view
+        try:
+            message = json.loads(text)
+        except ValueError:
+            raise StreamerError(
+                f"{args.url} sent a message that is not JSON: give the websocket of a "
+                "`streamer listen` or `streamer monitor`"
+            ) from None
+        if args.no_view:
+            print(json.dumps(message), flush=True)
+        if message.get("type") == "hello" and message.get("streams") is not None:
+            view = MonitorView(title=f"streamer watch: {args.url}")
+        view.handle(message)
 
     async def follow() -> str:
         """Connect, then show the messages until the connection ends; say how it ended."""
@@ -59,19 +76,12 @@ def run_watch(args: argparse.Namespace) -> int:
                 "check the host and --port"
             ) from None
         async with connection:
-            drawn = nullcontext() if args.no_view else Live(view, refresh_per_second=4)
-            with drawn, suppress(ConnectionClosed):  # closed without a close frame: said below
-                async for text in connection:
-                    try:
-                        message = json.loads(text)
-                    except ValueError:
-                        raise StreamerError(
-                            f"{args.url} sent a message that is not JSON: give the "
-                            "websocket of a `streamer listen`"
-                        ) from None
-                    if args.no_view:
-                        print(json.dumps(message), flush=True)
-                    view.handle(message)
+            with suppress(ConnectionClosed):  # closed without a close frame: said below
+                show(await connection.recv())  # the hello says which view it takes
+                drawn = nullcontext() if args.no_view else Live(view, refresh_per_second=4)
+                with drawn:
+                    async for text in connection:
+                        show(text)
         code, reason = connection.close_code, connection.close_reason
         return f"{args.url} stopped: the connection closed ({code}{' ' + reason if reason else ''})"
 

@@ -31,10 +31,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
+import numpy as np
+
 from streamer.analysis.features import live_thread_limits
 from streamer.capture.source import AudioSource
 from streamer.chain import GenreChain, TrackedHop
 from streamer.errors import StreamerError
+from streamer.live.titles import TitleTimeline
 from streamer.outlets import protocol
 from streamer.segments import Segment
 
@@ -113,10 +116,6 @@ class SegmentRecord:
         os.close(self._fd)
 
 
-def segment_to_message(segment: Segment) -> dict[str, Any]:
-    return protocol.segment_message(**segment.to_dict())
-
-
 class Engine:
     """Run the analysis of one source until it ends or `stop` is set.
 
@@ -168,42 +167,82 @@ class Engine:
         self.input_lost_at: float | None = None  # stream time of the loss, while lost
         self.input_losses = 0
         self._next_status = 0.0
+        self._limit: int | None = None
+        self.titles = TitleTimeline()
+        """The stream's titles, as far back as the open segment needs."""
 
     def run(self, stop: threading.Event, *, duration: float | None = None) -> list[Segment]:
         """Analyse until the source ends, `stop` is set or `duration` seconds were heard;
         close the open segment and return all segments."""
-        analyzer = self.chain.analyzer
-        limit = None if duration is None else round(duration * analyzer.spec.sample_rate)
+        self.begin(duration=duration)
         with self.source, live_thread_limits():
-            while not stop.is_set() and (limit is None or analyzer.samples < limit):
-                chunk = self.source.read(timeout=0.1, min_samples=analyzer.samples_to_next_hop)
+            while not stop.is_set() and (wanted := self.wanted) is not None:
+                chunk = self.source.read(timeout=0.1, min_samples=wanted)
                 if chunk is None:
                     break
                 read_at = time.perf_counter()
-                if limit is not None:
-                    chunk = chunk[: limit - analyzer.samples]
-                if self.recommender is not None:
-                    self.recommender.audio(chunk)
-                for tracked in self.chain.push(chunk):
-                    self._publish_hop(tracked, read_at)
-                if self.recommender is not None:
-                    for message in self.recommender.ready():
-                        self._emit(message)
-                if self.source.input_lost != (self.input_lost_at is not None):
-                    self._input_changed()
-                    if self.input_lost_at is not None and self.on_input_loss == "exit":
-                        break
-                if self.chain.seconds >= self._next_status:
-                    self._publish_status()
+                if not self.handle(self.chain.push(self.admit(chunk)), read_at):
+                    break
+        return self.end()
+
+    # The steps of `run`, which `streamer.live.monitor.Monitor` takes for many engines at
+    # once, running their networks together between `admit` and `handle`.
+
+    def begin(self, *, duration: float | None = None) -> None:
+        """A run starts: it ends after `duration` seconds of stream (None: never)."""
+        rate = self.chain.analyzer.spec.sample_rate
+        self._limit = None if duration is None else round(duration * rate)
+
+    @property
+    def wanted(self) -> int | None:
+        """Samples to read before the next hop is due; None once `duration` was heard."""
+        analyzer = self.chain.analyzer
+        if self._limit is not None and analyzer.samples >= self._limit:
+            return None
+        return analyzer.samples_to_next_hop
+
+    def admit(self, chunk: np.ndarray) -> np.ndarray:
+        """The part of a chunk read from the source that the run analyses (up to its
+        `duration`); the recommender hears it."""
+        if self._limit is not None:
+            chunk = chunk[: self._limit - self.chain.analyzer.samples]
+        if self.recommender is not None:
+            self.recommender.audio(chunk)
+        return chunk
+
+    def handle(self, hops: list[TrackedHop], read_at: float) -> bool:
+        """Publish what the chain made of a chunk read at `read_at` (`time.perf_counter`),
+        then the input's state and the status when due; False when the run ends here (the
+        input was lost with ``on_input_loss="exit"``)."""
+        for time_, title in self.source.title_changes():
+            self.titles.add(time_, title)
+        for tracked in hops:
+            self._publish_hop(tracked, read_at)
+        open_since = self.chain.tracker.segmenter.open_start
+        if open_since is not None:  # what the segments still to close may need
+            self.titles.forget_before(open_since)
+        if self.recommender is not None:
+            for message in self.recommender.ready():
+                self._emit(message)
+        if self.source.input_lost != (self.input_lost_at is not None):
+            self._input_changed()
+            if self.input_lost_at is not None and self.on_input_loss == "exit":
+                return False
+        if self.chain.seconds >= self._next_status:
+            self._publish_status()
+        return True
+
+    def end(self) -> list[Segment]:
+        """Close the open segment and say the last status; return all segments."""
         for last in self.chain.finish():
-            self._emit(segment_to_message(last))
+            self._emit(self._segment_message(last))
         self._publish_status()
         return list(self.chain.segments)
 
     def _publish_hop(self, tracked: TrackedHop, read_at: float) -> None:
         hop, update = tracked.hop, tracked.update
         for closed in update.closed:
-            self._emit(segment_to_message(closed))
+            self._emit(self._segment_message(closed))
         if self.recommender is not None:
             self.recommender.hop(tracked)
         labels = self.chain.tracker.labels
@@ -217,12 +256,17 @@ class Engine:
                 level_dbfs=hop.level_dbfs,
                 segment_start=update.segment_start,
                 tags=self.chain.descriptors(tracked),
+                title=self.titles.at(update.time),
             )
         )
         # Audio-to-broadcast latency: what still waited in the capture buffer when this
         # chunk was read, plus the time spent analysing it.
         backlog = self.source.backlog_seconds
         self.latency_ms = 1000 * (backlog + time.perf_counter() - read_at)
+
+    def _segment_message(self, segment: Segment) -> dict[str, Any]:
+        title = self.titles.dominant(segment.start, segment.end)
+        return protocol.segment_message(**segment.to_dict(), title=title)
 
     def _input_changed(self) -> None:
         """The input was lost or is back: tell the clients at once, not at the next status."""
@@ -248,6 +292,7 @@ class Engine:
                 input_losses=self.input_losses,
                 invalid_samples=self.source.invalid_samples,
                 record_error=self.record_error,
+                input_problem=self.source.problem,
             )
         )
         self._next_status = self.chain.seconds + self.status_seconds

@@ -33,7 +33,7 @@ from streamer import __version__
 
 PROTOCOL_VERSION = 1
 SERVER_TYPES = ("hello", "update", "segment", "status", "recommendations", "error", "pong")
-CLIENT_TYPES = ("ping", "feedback")
+CLIENT_TYPES = ("ping", "feedback", "subscribe")
 FEEDBACK_ACTIONS = ("like", "skip", "played")
 MAX_CLIENT_MESSAGE = 4096
 """Longest client message accepted, in characters: client messages are small commands."""
@@ -112,6 +112,7 @@ def hello_message(
     segment_lag_seconds: float,
     state: Mapping[str, Any] | None = None,
     segments: Iterable[Mapping[str, Any]] = (),
+    streams: Iterable[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The first message of a connection.
 
@@ -120,7 +121,8 @@ def hello_message(
     segments, oldest first) are filled in by the server, which keeps them. ``shown_tags``
     is the rule of `confident_tags`, so that a client in another language (the overlay)
     shows the same tags as the terminal view. `segment_lag_seconds`: how long after its
-    end a segment is decided and sent.
+    end a segment is decided and sent. `streams` (`streamer monitor`): each stream's
+    ``name``, ``source`` and latest update as ``state``; the server fills in the states.
     """
     return {
         "type": "hello",
@@ -135,6 +137,7 @@ def hello_message(
         "shown_tags": {"minimum": SHOWN_TAG_MIN, "limit": SHOWN_TAG_LIMIT},
         "state": None if state is None else dict(state),
         "segments": [dict(segment) for segment in segments],
+        "streams": None if streams is None else [dict(stream) for stream in streams],
     }
 
 
@@ -148,11 +151,13 @@ def update_message(
     level_dbfs: float,
     segment_start: float,
     tags: Mapping[str, float] | None = None,
+    title: str | None = None,
 ) -> dict[str, Any]:
     """The analysis of one hop; `top` is None during silence.
 
     `tags` are musicnn's descriptor tags of its latest patch (raw, not smoothed), None
-    before its first patch.
+    before its first patch. `title` is what an internet stream says is playing (its ICY
+    ``StreamTitle``, "Artist - Title"), None from a device or a file.
     """
     return {
         "type": "update",
@@ -164,6 +169,7 @@ def update_message(
         "level_dbfs": round(float(level_dbfs), 1),
         "segment_start": _seconds(segment_start),
         "tags": None if tags is None else {str(name): _fraction(p) for name, p in tags.items()},
+        "title": None if title is None else str(title),
     }
 
 
@@ -194,9 +200,11 @@ def segment_message(
     state: str,
     confidence: float,
     mixture: Mapping[str, float] | None = None,
+    title: str | None = None,
 ) -> dict[str, Any]:
     """A closed segment; `genre` is None for silence and not-music. `mixture`: the genres
-    holding a share of a music segment, strongest first (empty for the other states)."""
+    holding a share of a music segment, strongest first (empty for the other states).
+    `title`: the stream title in force for most of the segment (None without one)."""
     return {
         "type": "segment",
         "index": int(index),
@@ -206,6 +214,7 @@ def segment_message(
         "state": state,
         "confidence": _fraction(confidence),
         "mixture": {str(label): _fraction(p) for label, p in (mixture or {}).items()},
+        "title": None if title is None else str(title),
     }
 
 
@@ -222,6 +231,7 @@ def status_message(
     input_losses: int = 0,
     invalid_samples: int = 0,
     record_error: str | None = None,
+    input_problem: str | None = None,
 ) -> dict[str, Any]:
     """Capture and server health; `latency_ms` is None until the first update went out.
 
@@ -229,7 +239,8 @@ def status_message(
     `input_losses` counts the losses of the session. `invalid_samples` counts input
     samples that were NaN, infinite or beyond ±1000 and were analysed as zeros.
     `record_error` says why the ``--record`` file stopped being written (None while it is
-    written, or without one).
+    written, or without one). `input_problem` says in one line why the input is lost or
+    failing (an internet stream's 404, a stall), None while it delivers.
     """
     return {
         "type": "status",
@@ -245,6 +256,7 @@ def status_message(
         "input_losses": int(input_losses),
         "invalid_samples": int(invalid_samples),
         "record_error": None if record_error is None else str(record_error),
+        "input_problem": None if input_problem is None else str(input_problem),
     }
 
 
@@ -280,10 +292,10 @@ def parse_client_message(text: str | bytes) -> dict[str, Any]:
     ``jsonschema``. Unknown fields are refused rather than ignored, so that a client written
     for a later protocol learns at once that this server does not understand it.
 
-    >>> parse_client_message('{"type": "subscribe"}')
+    >>> parse_client_message('{"type": "listen"}')  # doctest: +ELLIPSIS
     Traceback (most recent call last):
         ...
-    ValueError: unknown message type 'subscribe'; this server understands ['ping', 'feedback']
+    ValueError: unknown message type 'listen'; this server understands ['ping', ...]
     """
     if isinstance(text, bytes):
         raise ValueError("binary messages are not supported: send JSON text")
@@ -333,8 +345,18 @@ def _action(value: Any) -> str | None:
     return None
 
 
+def _stream_names(value: Any) -> str | None:
+    names = value if isinstance(value, list) else None
+    if names is None or not all(isinstance(name, str) and name for name in names):
+        return "must be a list of stream names from the hello's streams"
+    if len(set(names)) != len(names):
+        return "must not name a stream twice"
+    return None
+
+
 _CLIENT_FIELDS: dict[str, dict[str, Callable[[Any], str | None]]] = {
     "ping": {},
     "feedback": {"track": _track_id, "action": _action},
+    "subscribe": {"streams": _stream_names},
 }
 """The fields of each client message besides ``type``, with their checks."""

@@ -93,6 +93,12 @@ class _Client:
         self.queue = queue
         self.ready = asyncio.Event()
         self.errors = 0  # invalid messages it sent
+        self.streams: frozenset[str] | None = None  # what it subscribed to; None: all
+
+    def wants(self, message: dict[str, Any]) -> bool:
+        """Whether a broadcast message is for this client (its stream is subscribed)."""
+        stream = message.get("stream")
+        return self.streams is None or stream is None or stream in self.streams
 
     def caught_up(self) -> bool:
         """Nothing waits and the connection takes more: a message may be written at once."""
@@ -163,6 +169,7 @@ class BroadcastServer:
         self._on_message = on_message
         self._overlay = OverlayFiles.load()
         self._latest: dict[str, Any] | None = None
+        self._latest_of_stream: dict[str, dict[str, Any]] = {}  # `streamer monitor`
         self._recommendations: dict[str, Any] | None = None
         self._segments: deque[dict[str, Any]] = deque(maxlen=recent_segments)
         self._clients: dict[ServerConnection, _Client] = {}
@@ -280,7 +287,9 @@ class BroadcastServer:
         task per message measured 55 us per client, broadcast about 10).
         """
         kind = message["type"]
-        if kind == "update":
+        if kind == "update" and "stream" in message:
+            self._latest_of_stream[message["stream"]] = message
+        elif kind == "update":
             self._latest = message
         elif kind == "segment":
             self._segments.append(message)
@@ -289,6 +298,8 @@ class BroadcastServer:
         now: list[ServerConnection] = []
         later: list[_Client] = []
         for client in self._clients.values():
+            if not client.wants(message):
+                continue
             if client.caught_up():
                 now.append(client.connection)
             else:
@@ -343,6 +354,11 @@ class BroadcastServer:
         rate = MessageRate(self.access.max_message_rate)
         client = _Client(connection, rate, self._pacing.queue())
         hello = {**self._hello(), "state": self._latest, "segments": list(self._segments)}
+        if hello.get("streams") is not None:
+            hello["streams"] = [
+                {**stream, "state": self._latest_of_stream.get(stream["name"])}
+                for stream in hello["streams"]
+            ]
         if self._recommendations is not None:
             hello["recommendations"] = self._recommendations
         # In the same loop step as the hello is built: nothing published is missed or repeated.
@@ -352,7 +368,7 @@ class BroadcastServer:
         try:
             async for text in connection:
                 if client.rate.allow(asyncio.get_running_loop().time()):
-                    reply = self._answer(text)
+                    reply = self._answer(client, text)
                 else:
                     most = self.access.max_message_rate
                     reply = protocol.error_message(f"too many messages: at most {most:g} a second")
@@ -374,18 +390,31 @@ class BroadcastServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
 
-    def _answer(self, text: str | bytes) -> dict[str, Any] | None:
+    def _answer(self, client: _Client, text: str | bytes) -> dict[str, Any] | None:
         """The reply to a client message: pong, nothing (handled) or an error."""
         try:
             message = protocol.parse_client_message(text)
             if message["type"] == "ping":
                 return protocol.pong_message()
+            if message["type"] == "subscribe":
+                client.streams = self._subscription(message["streams"])
+                return None
             if self._on_message is None:
                 raise ValueError(f"this server takes no {message['type']} messages")
             self._on_message(message)
         except ValueError as error:
             return protocol.error_message(str(error))
         return None
+
+    def _subscription(self, names: list[str]) -> frozenset[str] | None:
+        """The streams a subscribe asks for (None: all); `ValueError` for unknown names."""
+        streams = self._hello().get("streams")
+        if streams is None:
+            raise ValueError("this server analyses one input: there are no streams to choose")
+        unknown = sorted(set(names) - {stream["name"] for stream in streams})
+        if unknown:
+            raise ValueError(f"no such stream: {', '.join(unknown)}; the hello lists them")
+        return frozenset(names) or None
 
     @staticmethod
     async def _send(client: _Client) -> None:

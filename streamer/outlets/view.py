@@ -91,9 +91,9 @@ class GenreView:
     @staticmethod
     def _input_lost(status: dict[str, Any]) -> Text:
         """A loud line while the input is gone: what follows it is silence, not music."""
+        why = status.get("input_problem") or "the device was unplugged or the sound server stopped"
         return Text(
-            f"INPUT LOST at {_clock(status['input_lost_at'])}: the device was unplugged or "
-            "the sound server stopped; waiting for it to come back",
+            f"INPUT LOST at {_clock(status['input_lost_at'])}: {why}; waiting for it to come back",
             style=ALARM,
         )
 
@@ -115,7 +115,10 @@ class GenreView:
         tags = update.get("tags") if update["state"] == "music" else None
         names = [name for name, _ in confident_tags(tags, **self.shown_tags)]
         indent = " " * (len(_clock(update["time"])) + 2)
-        return Text(indent + " · ".join(names), style="dim", no_wrap=True, overflow="ellipsis")
+        line = " · ".join(names)
+        if update.get("title"):  # what an internet stream says is playing
+            line = f"{update['title']}   {line}"
+        return Text(indent + line, style="dim", no_wrap=True, overflow="ellipsis")
 
     def _bars(self, update: dict[str, Any]) -> Table:
         table = Table.grid(padding=(0, 1))
@@ -195,6 +198,78 @@ class GenreView:
                 f"clients {status['clients']}"
             )
         return text
+
+
+class MonitorView:
+    """`streamer monitor`'s table, a row a stream, drawn from protocol messages only.
+
+    Stream, genre, confidence, the title the stream sends, level and input state, in the
+    order of the streams file; within 80 columns (long names, titles and problems cut
+    short). Like
+    `GenreView`, messages come from another thread than the one that renders.
+    """
+
+    def __init__(self, *, title: str = "streamer monitor") -> None:
+        self.title = title
+        self._lock = threading.Lock()
+        self._styles = GenreView()  # the genre colours, from the hello's labels
+        self.order: list[str] = []
+        self.updates: dict[str, dict[str, Any]] = {}
+        self.statuses: dict[str, dict[str, Any]] = {}
+
+    def handle(self, message: dict[str, Any]) -> None:
+        """Take one protocol message into the state."""
+        with self._lock:
+            kind = message.get("type")
+            if kind == "hello":
+                self._styles.handle(message)
+                streams = message.get("streams") or []
+                self.order = [stream["name"] for stream in streams]
+                self.updates = {s["name"]: s["state"] for s in streams if s["state"]}
+            elif kind == "update" and "stream" in message:
+                self.updates[message["stream"]] = message
+            elif kind == "status" and "stream" in message:
+                self.statuses[message["stream"]] = message
+
+    def __rich__(self) -> RenderableType:
+        with self._lock:
+            lost = sum(status["input"] == "lost" for status in self.statuses.values())
+            heading = Text.assemble(
+                (self.title, "bold"), (f"   {len(self.order) - lost} ok", "green")
+            )
+            if lost:
+                heading.append(f"   {lost} lost", style=ALARM)
+            table = Table(box=None, padding=(0, 1, 0, 0), expand=False)
+            table.add_column("stream", max_width=16, no_wrap=True, overflow="ellipsis")
+            table.add_column("genre", min_width=11, max_width=11, no_wrap=True)
+            table.add_column("%", justify="right", min_width=4, max_width=4)
+            table.add_column("title", max_width=22, no_wrap=True, overflow="ellipsis")
+            table.add_column("dB", justify="right", min_width=4, max_width=4)
+            table.add_column("input", max_width=18, no_wrap=True, overflow="ellipsis")
+            for name in self.order:
+                table.add_row(name, *self._cells(self.updates.get(name), self.statuses.get(name)))
+            return Group(heading, table)
+
+    def _cells(
+        self, update: dict[str, Any] | None, status: dict[str, Any] | None
+    ) -> tuple[Text, str, str, str, Text]:
+        if update is None:
+            genre, confidence, title, level = Text("waiting", style="dim"), "", "", ""
+        else:
+            top = update["top"]
+            word = top or (UNDECIDED if update["state"] == "music" else update["state"])
+            genre = Text(word, style=self._styles.style(top))
+            confidence = f"{100 * update['confidence']:.0f}%" if top else ""
+            title = update.get("title") or ""
+            level = f"{update['level_dbfs']:.0f}"
+        if status is not None and status["input"] == "lost":
+            problem = status.get("input_problem") or "no audio"
+            if problem.startswith(("http://", "https://")):  # the row names the stream
+                problem = problem.split(": ", 1)[-1]
+            state = Text(f"LOST {problem}", style=ALARM)
+        else:
+            state = Text("ok", style="green") if status is not None else Text("", style="dim")
+        return genre, confidence, title, level, state
 
 
 def _clock(seconds: float) -> str:

@@ -1,0 +1,608 @@
+"""Internet radio: an HTTP(S) audio stream (Icecast, Shoutcast) decoded by PyAV, with its titles.
+
+One reader thread per stream does all the I/O: it connects, strips the ICY metadata out of
+the audio bytes (keeping the titles), decodes with FFmpeg's decoders (MP3, AAC, Ogg
+Vorbis/Opus, FLAC), resamples to the caller's rate and writes into a ring buffer; when the
+connection ends it reconnects, with a growing pause between failed tries. The consumer's
+`StreamSource.read` only takes from the ring and hands out silence through a loss, so the
+analysis never waits on the network.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import http.client
+import io
+import re
+import socket
+import threading
+import time
+from typing import Any, cast
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import av
+import numpy as np
+import soxr
+
+from streamer import __version__
+from streamer.capture.file import downmix
+from streamer.capture.loss import InputWatch
+from streamer.capture.ringbuffer import RingBuffer
+from streamer.capture.source import AudioSource
+from streamer.errors import StreamerError
+
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+FORMAT_HINTS = {
+    "audio/mpeg": "mp3",
+    "audio/mp3": "mp3",
+    "audio/aac": "aac",
+    "audio/aacp": "aac",
+    "audio/x-aac": "aac",
+    "application/ogg": "ogg",
+    "audio/ogg": "ogg",
+    "video/ogg": "ogg",
+    "audio/flac": "flac",
+    "audio/x-flac": "flac",
+}
+"""FFmpeg's demuxer for a stream's content type; any other type is probed."""
+NOT_ONLY_AUDIO_TYPES = frozenset({"application/ogg", "video/ogg", "application/octet-stream"})
+"""Content types that are no audio/* type but under which stations serve audio."""
+PLAYLIST_TYPES = frozenset({"audio/x-mpegurl", "audio/mpegurl", "audio/x-scpls"})
+POLL_SECONDS = 0.025
+"""Shortest sleep of a waiting `StreamSource.read`: about one MP3 frame (26 ms), the smallest
+step in which decoded audio comes."""
+STOP_SECONDS = 2.0
+"""How long `StreamSource.stop` waits for the reader thread. A read is broken at once by
+shutting the socket down, but a connect or a name lookup in progress cannot be: the thread
+(a daemon) then ends by itself when that returns."""
+STREAM_TITLE = re.compile(r"StreamTitle='(.*?)';?(?=\w+=|\s*\Z)", re.DOTALL)
+
+
+def parse_stream_title(metadata: bytes) -> str | None:
+    """The StreamTitle of an ICY metadata block ('' for an empty one), None if it has none.
+
+    The block is UTF-8 on most servers, latin-1 on old Shoutcast ones; a title may hold
+    apostrophes (only ``';`` before the next field ends it).
+
+    Examples
+    --------
+    >>> parse_stream_title(b"StreamTitle='Guns N' Roses - Patience';StreamUrl='';\\0\\0")
+    "Guns N' Roses - Patience"
+    >>> parse_stream_title("StreamTitle='Mot\\xf6rhead';".encode("latin-1"))
+    'Motörhead'
+    >>> parse_stream_title(b"StreamUrl='http://example.org';") is None
+    True
+    """
+    raw = metadata.rstrip(b"\0")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    match = STREAM_TITLE.search(text)
+    return None if match is None else match.group(1).strip()
+
+
+def _check_url(url: str) -> None:
+    """Refuse, in one line, a URL that the reader thread could not even try."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise StreamerError(
+            f"{url}: not an http:// or https:// URL: give the stream's own URL, such as "
+            "http://HOST:PORT/mount (a file is analysed with --file)"
+        )
+    try:
+        valid = bool(parts.hostname) and parts.port != 0
+    except ValueError:  # urlsplit checks the port only when asked for it
+        valid = False
+    if not valid:
+        raise StreamerError(f"{url}: no host, or a bad port: give the stream's own URL")
+
+
+def _utf8(header: str) -> str:
+    """A header's text as the UTF-8 that servers send, which http.client reads as latin-1."""
+    try:
+        return header.encode("latin-1").decode("utf-8")
+    except UnicodeError:  # latin-1 indeed (an old Shoutcast)
+        return header
+
+
+class _StatusLineFixed:
+    """A response's socket file whose first line ``ICY 200 OK`` (Shoutcast v1, which
+    http.client refuses) reads as ``HTTP/1.0 200 OK``; everything else goes to the file."""
+
+    def __init__(self, fp: io.BufferedReader) -> None:
+        self._fp = fp
+        self._first = True
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = self._fp.readline(limit)
+        if self._first and line.startswith(b"ICY "):
+            line = b"HTTP/1.0 " + line[4:]
+        self._first = False
+        return line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fp, name)
+
+
+class _IcyResponse(http.client.HTTPResponse):
+    """An HTTP response that also takes Shoutcast v1's ``ICY 200 OK`` status line."""
+
+    def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        self.fp = cast(io.BufferedReader, _StatusLineFixed(self.fp))
+
+
+class _Failure(Exception):
+    """A connection that cannot give audio, with its one-line reason (the message)."""
+
+
+class _AudioBytes:
+    """The audio bytes of a response, its ICY metadata taken out: what PyAV reads.
+
+    Every `metaint` audio bytes the server puts a length byte L and L * 16 bytes of
+    metadata. Each StreamTitle found is kept in `titles` with the count of audio bytes
+    before it, where it starts. A failed read raises once (PyAV raises it again from the
+    call that was reading, so what FFmpeg holds is not decoded as if the stream had ended)
+    and is kept in `failure`; the reads after it give the end of the stream, for PyAV
+    prints every exception raised after the first.
+    """
+
+    def __init__(self, response: http.client.HTTPResponse, *, metaint: int | None) -> None:
+        self._response = response
+        self._metaint = metaint
+        self._until_metadata = metaint or 0
+        self.position = 0
+        self.titles: collections.deque[tuple[int, str]] = collections.deque()
+        self.failure: Exception | None = None
+
+    def read(self, size: int) -> bytes:
+        if self.failure is not None:
+            return b""
+        try:
+            if self._metaint is None:
+                return self._count(self._response.read1(size))
+            if self._until_metadata == 0 and not self._read_metadata():
+                return b""
+            data = self._count(self._response.read1(min(size, self._until_metadata)))
+            self._until_metadata -= len(data)
+            return data
+        except (OSError, http.client.HTTPException) as error:
+            self.failure = error
+            raise
+
+    def _count(self, data: bytes) -> bytes:
+        self.position += len(data)
+        return data
+
+    def _read_metadata(self) -> bool:
+        """Read one metadata block; False at the end of the response."""
+        length = self._response.read(1)
+        if not length:
+            return False
+        size = length[0] * 16
+        block = self._response.read(size)
+        if len(block) < size:
+            return False
+        if size and (title := parse_stream_title(block)) is not None:
+            self.titles.append((self.position, title))
+        self._until_metadata = self._metaint or 0
+        return True
+
+
+class StreamSource(AudioSource):
+    """An internet radio stream over HTTP(S), decoded on its own thread, surviving drops.
+
+    The reader thread connects (following up to `MAX_REDIRECTS` redirects, accepting
+    Shoutcast v1's ``ICY 200 OK``), asks for ICY metadata, checks the status and content
+    type, decodes with PyAV and writes mono float32 at `sample_rate` into a ring buffer. A
+    packet the decoder refuses is skipped (`skipped_packets`). When the connection ends
+    (the server closed it, nothing came for `stall_seconds`, the demuxer gave up), it says
+    why in `problem` and connects again `retry_seconds` later, doubling the pause after each
+    failed try up to `max_retry_seconds`, back to `retry_seconds` once audio flows.
+
+    The consumer side does no I/O. The input is lost (`input_lost`) once the reader is
+    between connections, or nothing came for `stall_seconds`; `read` then hands out digital
+    silence at the pace of the wall clock, so the stream clock keeps time through the gap
+    (the rule is `streamer.capture.loss.InputWatch`), and the input is back with the first
+    samples of a new connection. `title_changes` gives the changes of the stream's title
+    at their place on that clock.
+
+    Parameters
+    ----------
+    url : str
+        The stream's own http:// or https:// URL (not a playlist, not a web page).
+    sample_rate : int
+        Rate delivered to the caller (soxr resamples the decoder's rate).
+    stall_seconds : float
+        No data for this long ends a connection (the socket's read timeout), and no
+        samples for this long makes the input lost.
+    retry_seconds : float
+        Pause before connecting again after a connection ends or fails.
+    max_retry_seconds : float
+        Longest pause, which the doubling after each failed try stops at.
+    ring_seconds : float
+        Capacity of the ring buffer between the reader thread and the consumer.
+    timeout : float
+        Time allowed to connect; `start` waits this plus `stall_seconds` at most for the
+        first audio (a connection, then a stall, can take that long to fail).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        sample_rate: int,
+        stall_seconds: float = 5.0,
+        retry_seconds: float = 1.0,
+        max_retry_seconds: float = 30.0,
+        ring_seconds: float = 30.0,
+        timeout: float = 10.0,
+    ) -> None:
+        _check_url(url)
+        self.url = url
+        self.sample_rate = sample_rate
+        self.description = url
+        self.stall_seconds = stall_seconds
+        self.retry_seconds = retry_seconds
+        self.max_retry_seconds = max_retry_seconds
+        self.timeout = timeout
+        self.redirected_to: str | None = None
+        self.skipped_packets = 0
+        """Packets the decoder refused and that were skipped (about 26 ms of MP3 each): a
+        damaged frame, or the ID3 tag a station sends between two files it plays."""
+        self._problem: str | None = None
+        self._ring = RingBuffer(int(ring_seconds * sample_rate))
+        self._watch = InputWatch(
+            sample_rate=sample_rate, stall_seconds=stall_seconds, retry_seconds=retry_seconds
+        )
+        # Reader side: the thread, what stops it, and what it tells the consumer.
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._first_outcome = threading.Event()  # first audio, or the first try failed
+        self._socket: socket.socket | None = None
+        self._connecting_or_connected = False  # False while pausing between connections
+        self._audio: _AudioBytes | None = None  # what the connection gives the decoder
+        self._offered = 0  # samples given to the ring (stored or overflowed)
+        self._title: str | None = None
+        self._titles: collections.deque[tuple[int, str | None]] = collections.deque()
+        # Consumer side.
+        self._kept = 0  # samples left in the ring by the last read
+        self._overflow_filled = 0  # ring overflow samples already replaced by zeros
+        self._from_ring = 0  # samples handed out that the ring gave (with overflow zeros)
+        self._handed_out = 0  # all samples handed out: the stream clock
+        self._title_changes: list[tuple[float, str | None]] = []
+
+    # --- consumer side ---------------------------------------------------------------------
+
+    @property
+    def problem(self) -> str | None:
+        """Why the last connection failed or ended, in one line; None while audio flows."""
+        return self._problem
+
+    @property
+    def overflow_samples(self) -> int:
+        return self._ring.overflow_samples
+
+    @property
+    def overflow_events(self) -> int:
+        return self._ring.overflow_events
+
+    @property
+    def backlog_seconds(self) -> float:
+        return self._ring.available / self.sample_rate
+
+    @property
+    def input_lost(self) -> bool:
+        return self._watch.lost
+
+    def launch(self) -> None:
+        """Start the reader thread without waiting: a stream that fails goes on retrying,
+        and says why in `problem` (for a monitor of many streams, where one failing must
+        not stop the others)."""
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name=f"stream {self.url}", daemon=True)
+        self._watch.opened(now=time.monotonic())
+        self._thread.start()
+
+    def start(self) -> None:
+        """Start the reader thread and return once audio comes; raise `StreamerError` with
+        the reason if the first connection fails (or gives no audio in time)."""
+        self.launch()
+        if not self._first_outcome.wait(self.timeout + self.stall_seconds):
+            reason = (
+                f"{self.url}: no audio within {self.timeout + self.stall_seconds:g} s: check "
+                "that the URL is the stream's own"
+            )
+        elif self._offered == 0:
+            reason = self._problem or f"{self.url}: no audio"
+        else:
+            return
+        self.stop()
+        raise StreamerError(reason)
+
+    def stop(self) -> None:
+        """Stop the reader thread: break its connection, wait for it (`STOP_SECONDS`)."""
+        self._stopping.set()
+        self._break_connection()
+        if self._thread is not None:
+            self._thread.join(STOP_SECONDS)
+            self._thread = None
+
+    def read(self, timeout: float = 0.1, *, min_samples: int = 1) -> np.ndarray | None:
+        """Samples once the ring holds `min_samples`, else empty at `timeout` (0: no wait);
+        silence at the wall clock's pace while the input is lost; None once stopped."""
+        if self._thread is None:
+            return None
+        deadline = time.monotonic() + timeout
+        while (missing := min_samples - self._ring.available) > 0 and (
+            now := time.monotonic()
+        ) < deadline:
+            time.sleep(min(max(missing / self.sample_rate, POLL_SECONDS), deadline - now))
+        now = time.monotonic()
+        available = self._ring.available
+        if available > self._kept:  # new samples, not only those kept from the last read
+            self._watch.arrived(now=now)
+        if available >= min_samples:
+            self._kept = 0
+            return self._hand_out(self._read_ring())
+        self._kept = available
+        if not self._watch.lost and self._watch.stalled(
+            now=now, active=self._connecting_or_connected
+        ):
+            self._watch.lose(now=now)
+            self._kept = 0
+            return self._hand_out(self._read_ring())  # what came before the gap
+        if available:
+            return np.empty(0, dtype=np.float32)  # not `min_samples` yet: kept for later
+        if self._watch.lost and self._receiving():
+            return np.empty(0, dtype=np.float32)  # the gap is over: its audio is on the way
+        silence = np.zeros(self._watch.silence(now=now), dtype=np.float32)
+        self._handed_out += silence.size
+        return silence
+
+    def title_changes(self) -> list[tuple[float, str | None]]:
+        """The changes of title handed out by `read` since the last call, in order, each
+        once, as (stream seconds, title or None when the station clears it)."""
+        changes, self._title_changes = self._title_changes, []
+        return changes
+
+    def _receiving(self) -> bool:
+        """Whether a connection is receiving audio bytes. After a loss the gap ends where they
+        begin: FFmpeg decodes nothing before it has probed some 28 KB (1.75 s of 128 kbit/s
+        MP3), which then come out at once, so silence handed out while they come would put
+        the stream clock ahead of the wall's by as much at every reconnection."""
+        audio = self._audio  # the reader may set it to None meanwhile
+        return audio is not None and audio.position > 0
+
+    def _read_ring(self) -> np.ndarray:
+        """What the ring holds, then zeros for the samples that overflowed it meanwhile
+        (the ring drops what does not fit, so whatever it lost came after all it holds)."""
+        block = self._ring.read()
+        lost = self._ring.overflow_samples - self._overflow_filled
+        if not lost:
+            return block
+        self._overflow_filled += lost
+        return np.concatenate([block, np.zeros(lost, dtype=block.dtype)])
+
+    def _hand_out(self, block: np.ndarray) -> np.ndarray:
+        """Count `block` on the stream clock and place the titles that start in it there.
+
+        Silence is handed out only while the ring is empty, so a title's place on the stream
+        clock is its place among the ring's samples plus the silence handed out before it.
+        """
+        start = self._from_ring
+        self._from_ring += block.size
+        while self._titles and self._titles[0][0] < self._from_ring:
+            position, title = self._titles.popleft()
+            seconds = (self._handed_out + position - start) / self.sample_rate
+            self._title_changes.append((seconds, title))
+        self._handed_out += block.size
+        return block
+
+    # --- reader thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        """Connect, decode until the connection ends, pause, again, until stopped."""
+        pause: float | None = None
+        while not self._stopping.is_set():
+            self._connecting_or_connected = True
+            flowed = self._connection()
+            self._connecting_or_connected = False
+            self._first_outcome.set()
+            if flowed or pause is None:
+                pause = self.retry_seconds
+            else:
+                pause = min(2 * pause, self.max_retry_seconds)
+            if self._stopping.wait(pause):
+                return
+
+    def _connection(self) -> bool:
+        """One connection, from connecting to its end; whether audio flowed. The reason it
+        failed or ended goes to `problem` (unless `stop` ended it)."""
+        offered = self._offered
+        response: http.client.HTTPResponse | None = None
+        try:
+            response = self._connect()
+            reason = self._decode(response)
+        except _Failure as failure:
+            reason = str(failure)
+        finally:
+            if response is not None:
+                response.close()
+            if self._socket is not None:
+                self._socket.close()
+                self._socket = None
+        if not self._stopping.is_set():
+            self._problem = reason
+        return self._offered > offered
+
+    def _connect(self) -> http.client.HTTPResponse:
+        """Connect to the stream, following redirects; its response, checked."""
+        url = self.url
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._request(url)
+            location = response.getheader("Location")
+            if response.status not in REDIRECT_STATUSES or not location:
+                self._check(response, url)
+                self.redirected_to = None if url == self.url else url
+                return response
+            response.close()
+            url = urljoin(url, location)
+            if urlsplit(url).scheme not in ("http", "https"):
+                raise _Failure(f"{self.url}: redirected to {url}, not an http(s) URL")
+        raise _Failure(
+            f"{self.url}: more than {MAX_REDIRECTS} redirects (a loop?): give the stream's "
+            "final URL"
+        )
+
+    def _request(self, url: str) -> http.client.HTTPResponse:
+        """GET `url` asking for ICY metadata; the response's status line and headers."""
+        parts = urlsplit(url)
+        connection_type = (
+            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        )
+        connection = connection_type(parts.hostname or "", parts.port, timeout=self.timeout)
+        connection.response_class = _IcyResponse
+        if self._socket is not None:  # the previous hop of a redirect
+            self._socket.close()
+            self._socket = None
+        try:
+            connection.connect()
+        except TimeoutError:
+            raise _Failure(
+                f"{url}: no answer within {self.timeout:g} s: check the host and port, and "
+                "that the station is on the air"
+            ) from None
+        except OSError as error:
+            raise _Failure(
+                f"{url}: cannot connect ({error.strerror or error}): check the host and port, "
+                "and that the station is on the air"
+            ) from None
+        assert connection.sock is not None  # connected
+        self._socket = connection.sock
+        if self._stopping.is_set():  # `stop` came before it could break this connection
+            raise _Failure("stopped")
+        self._socket.settimeout(self.stall_seconds)
+        target = urlunsplit(("", "", parts.path or "/", parts.query, ""))
+        headers = {"Icy-MetaData": "1", "User-Agent": f"streamer/{__version__}"}
+        try:
+            connection.request("GET", target, headers=headers)
+            return connection.getresponse()
+        except (OSError, http.client.HTTPException) as error:
+            raise _Failure(self._network_reason(error, url)) from None
+
+    def _check(self, response: http.client.HTTPResponse, url: str) -> None:
+        """Refuse a response that is no audio stream, with what to do about it."""
+        if response.status != 200:
+            raise _Failure(
+                f"{url}: {response.status} {response.reason}: check the URL (the mount point) "
+                "with the station"
+            )
+        content_type = self._content_type(response)
+        if content_type in PLAYLIST_TYPES:
+            raise _Failure(
+                f"{url}: a playlist ({content_type}), not a stream: give one of the URLs inside it"
+            )
+        if content_type and not (
+            content_type.startswith("audio/") or content_type in NOT_ONLY_AUDIO_TYPES
+        ):
+            raise _Failure(
+                f"{url} serves {content_type}, not audio: give the stream's own URL (a "
+                ".pls/.m3u playlist or a web page is not a stream)"
+            )
+
+    @staticmethod
+    def _content_type(response: http.client.HTTPResponse) -> str:
+        return (response.getheader("Content-Type") or "").split(";")[0].strip().lower()
+
+    def _network_reason(self, error: Exception, url: str) -> str:
+        if isinstance(error, TimeoutError):
+            return (
+                f"{url}: no data for {self.stall_seconds:g} s (the server stalled): check that "
+                "the station is on the air"
+            )
+        if isinstance(error, http.client.RemoteDisconnected | http.client.IncompleteRead):
+            return f"{url}: the server closed the connection"
+        detail = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        return f"{url}: connection failed ({detail})"
+
+    def _decode(self, response: http.client.HTTPResponse) -> str:
+        """Decode the response into the ring until it ends; the one-line reason it ended."""
+        metaint = response.getheader("icy-metaint") or "0"
+        if not metaint.strip().isdigit():
+            return f"{self.url}: icy-metaint {metaint!r} is not a byte count: a broken server"
+        audio = self._audio = _AudioBytes(response, metaint=int(metaint) or None)
+        to_rate: Any = None  # soxr's, made for the decoder's rate at the first frame
+        try:
+            with av.open(
+                audio, "r", format=FORMAT_HINTS.get(self._content_type(response))
+            ) as container:
+                if not container.streams.audio:
+                    return f"{self.url}: no audio in the stream: give the stream's own URL"
+                name, kind = response.getheader("icy-name"), container.format.name
+                self.description = (
+                    f"{_utf8(name)} ({self.url}, {kind})" if name else f"{self.url} ({kind})"
+                )
+                to_packed_float = av.AudioResampler(format="flt")
+                for packet in container.demux(container.streams.audio[0]):
+                    self._place_titles(audio.titles, before=packet.pos)
+                    try:
+                        frames = packet.decode()
+                    except av.InvalidDataError:  # a damaged frame, or a file's ID3 tag
+                        self.skipped_packets += 1  # between two songs: skip it, go on
+                        continue
+                    for frame in frames:
+                        for packed in to_packed_float.resample(frame):
+                            if to_rate is None:
+                                to_rate = soxr.ResampleStream(
+                                    packed.sample_rate, self.sample_rate, 1,
+                                    dtype="float32", quality="HQ",
+                                )  # fmt: skip
+                            channels = packed.layout.nb_channels
+                            samples = packed.to_ndarray().reshape(-1, channels)
+                            self._offer(to_rate.resample_chunk(self._usable(downmix(samples))))
+        except (av.FFmpegError, ValueError, OSError, http.client.HTTPException) as error:
+            if audio.failure is None:  # the decoder, or PyAV's converter seeing a new rate
+                detail = getattr(error, "strerror", None) or error
+                return (
+                    f"{self.url}: the decoder gave up ({detail}): give the URL of an MP3, "
+                    "AAC, Ogg or FLAC stream"
+                )
+        finally:
+            self._audio = None
+            if to_rate is not None:
+                self._offer(to_rate.resample_chunk(np.empty(0, np.float32), last=True))
+            self._place_titles(audio.titles, before=None)
+        if audio.failure is not None:
+            return self._network_reason(audio.failure, self.url)
+        return f"{self.url}: the server ended the stream"
+
+    def _offer(self, samples: np.ndarray) -> None:
+        """Into the ring; the first samples of a connection mean audio flows again."""
+        if not samples.size:
+            return
+        self._ring.write(samples)
+        self._offered += samples.size
+        self._problem = None
+        self._first_outcome.set()
+
+    def _place_titles(
+        self, titles: collections.deque[tuple[int, str]], *, before: int | None
+    ) -> None:
+        """Record the changes of title among those met before audio byte `before` (all of
+        them if None): the title starts at the next sample given to the ring."""
+        while titles and (before is None or titles[0][0] <= before):
+            title = titles.popleft()[1] or None
+            if title != self._title:
+                self._title = title
+                self._titles.append((self._offered, title))
+
+    def _break_connection(self) -> None:
+        """Shut the socket down: the reader's blocking read returns at once."""
+        connected = self._socket  # the reader may set it to None meanwhile
+        if connected is not None:
+            with contextlib.suppress(OSError):
+                connected.shutdown(socket.SHUT_RDWR)
