@@ -18,6 +18,7 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -150,8 +151,15 @@ class _AudioBytes:
     prints every exception raised after the first.
     """
 
-    def __init__(self, response: http.client.HTTPResponse, *, metaint: int | None) -> None:
+    def __init__(
+        self,
+        response: http.client.HTTPResponse,
+        *,
+        metaint: int | None,
+        before_reading: Callable[[], None],
+    ) -> None:
         self._response = response
+        self._before_reading = before_reading
         self._metaint = metaint
         self._until_metadata = metaint or 0
         self.position = 0
@@ -161,6 +169,7 @@ class _AudioBytes:
     def read(self, size: int) -> bytes:
         if self.failure is not None:
             return b""
+        self._before_reading()  # FFmpeg has decoded all it had: hand that on before waiting
         try:
             if self._metaint is None:
                 return self._count(self._response.read1(size))
@@ -190,6 +199,54 @@ class _AudioBytes:
             self.titles.append((self.position, title))
         self._until_metadata = self._metaint or 0
         return True
+
+
+class _Decoded:
+    """Decoded frames on their way to a source's ring: mono, resampled, checked, written.
+
+    Frames wait here until FFmpeg asks for more bytes (`_AudioBytes` calls `flush` then,
+    before it may wait for the network), so the work per frame in Python is done once per
+    network read for all the frames it brought (two or so of MP3 at 128 kbit/s), with no
+    delay: what waits is only what was decoded since the last read.
+    """
+
+    def __init__(self, source: StreamSource) -> None:
+        self._source = source
+        self._pending: list[np.ndarray] = []
+        self._rate = 0  # of the decoded frames
+        self._to_rate: Any = None  # soxr's, made for the decoder's rate at the first frame
+        self._to_float: av.AudioResampler | None = None  # for decoders that give integers
+
+    def add(self, frame: av.AudioFrame) -> None:
+        """Keep a frame's samples, downmixed to mono float32 (a new rate, as where a station
+        joins two files, ends the resampler's stream and starts another)."""
+        if frame.sample_rate != self._rate:
+            self.flush(last=True)
+            self._rate, self._to_float = frame.sample_rate, None
+            self._to_rate = soxr.ResampleStream(
+                frame.sample_rate, self._source.sample_rate, 1, dtype="float32", quality="HQ"
+            )
+        channels = frame.layout.nb_channels
+        if frame.format.name == "fltp":  # MP3, AAC, Vorbis: planes of float32
+            planes = frame.to_ndarray()
+            self._pending.append(np.full(channels, 1 / channels, np.float32) @ planes)
+            return
+        if self._to_float is None:
+            self._to_float = av.AudioResampler(format="flt")
+        for packed in self._to_float.resample(frame):
+            self._pending.append(downmix(packed.to_ndarray().reshape(-1, channels)))
+
+    def flush(self, *, last: bool = False) -> None:
+        """Resample what waits and give it to the ring (with the resampler's tail if `last`)."""
+        if self._to_rate is None or not (self._pending or last):
+            return
+        if len(self._pending) == 1:
+            block = self._pending[0]
+        else:
+            block = np.concatenate([np.empty(0, np.float32), *self._pending])
+        self._pending = []
+        source = self._source
+        source._offer(self._to_rate.resample_chunk(source._usable(block), last=last))
 
 
 class StreamSource(AudioSource):
@@ -534,8 +591,10 @@ class StreamSource(AudioSource):
         metaint = response.getheader("icy-metaint") or "0"
         if not metaint.strip().isdigit():
             return f"{self.url}: icy-metaint {metaint!r} is not a byte count: a broken server"
-        audio = self._audio = _AudioBytes(response, metaint=int(metaint) or None)
-        to_rate: Any = None  # soxr's, made for the decoder's rate at the first frame
+        decoded = _Decoded(self)
+        audio = self._audio = _AudioBytes(
+            response, metaint=int(metaint) or None, before_reading=decoded.flush
+        )
         try:
             with av.open(
                 audio, "r", format=FORMAT_HINTS.get(self._content_type(response))
@@ -546,26 +605,19 @@ class StreamSource(AudioSource):
                 self.description = (
                     f"{_utf8(name)} ({self.url}, {kind})" if name else f"{self.url} ({kind})"
                 )
-                to_packed_float = av.AudioResampler(format="flt")
                 for packet in container.demux(container.streams.audio[0]):
-                    self._place_titles(audio.titles, before=packet.pos)
+                    if audio.titles and audio.titles[0][0] <= packet.pos:
+                        decoded.flush()  # the title starts after what was decoded so far
+                        self._place_titles(audio.titles, before=packet.pos)
                     try:
                         frames = packet.decode()
                     except av.InvalidDataError:  # a damaged frame, or a file's ID3 tag
                         self.skipped_packets += 1  # between two songs: skip it, go on
                         continue
                     for frame in frames:
-                        for packed in to_packed_float.resample(frame):
-                            if to_rate is None:
-                                to_rate = soxr.ResampleStream(
-                                    packed.sample_rate, self.sample_rate, 1,
-                                    dtype="float32", quality="HQ",
-                                )  # fmt: skip
-                            channels = packed.layout.nb_channels
-                            samples = packed.to_ndarray().reshape(-1, channels)
-                            self._offer(to_rate.resample_chunk(self._usable(downmix(samples))))
+                        decoded.add(frame)
         except (av.FFmpegError, ValueError, OSError, http.client.HTTPException) as error:
-            if audio.failure is None:  # the decoder, or PyAV's converter seeing a new rate
+            if audio.failure is None:  # the demuxer or the decoder gave up
                 detail = getattr(error, "strerror", None) or error
                 return (
                     f"{self.url}: the decoder gave up ({detail}): give the URL of an MP3, "
@@ -573,8 +625,7 @@ class StreamSource(AudioSource):
                 )
         finally:
             self._audio = None
-            if to_rate is not None:
-                self._offer(to_rate.resample_chunk(np.empty(0, np.float32), last=True))
+            decoded.flush(last=True)
             self._place_titles(audio.titles, before=None)
         if audio.failure is not None:
             return self._network_reason(audio.failure, self.url)
