@@ -161,12 +161,27 @@ def test_the_monitor_table_shows_every_stream_within_80_columns() -> None:
         input_problem="http://127.0.0.1:8000/missing: 404 Not Found: check the URL",
     )  # fmt: skip
     view.handle(lost | {"stream": "Gone"})
+    late = protocol.status_message(
+        time=3.0, overflow_samples=0, overflow_events=0, latency_ms=1800.0, clients=0,
+        dropped_messages=0, source="x",
+    )  # fmt: skip
+    view.handle(late | {"stream": "Rock 1"})
     view.handle(update(12.0, "jazz") | {"stream": "not monitored"})  # ignored
     lines = render(view, width=80).splitlines()
     assert max(len(line) for line in lines) <= 80
     assert "2 ok" in lines[0] and "1 lost" in lines[0]
-    rows = lines[2:]
+    assert lines[1].startswith("1 behind by over 1 s: too many streams")
+    rows = lines[3:]
     assert [row.split()[0] for row in rows] == ["Jazz", "Rock", "Gone"]  # the file's order
     assert "rock" in rows[0] and "80%" in rows[0] and "Miles Davis" in rows[0]
     assert "waiting" in rows[1]
     assert "silence" in rows[2] and "LOST 404 Not" in rows[2]
+
+
+def test_the_view_shows_what_a_stream_says_is_playing() -> None:
+    view = GenreView(title="session")
+    view.handle(hello())
+    view.handle(update(10.0, "rock") | {"title": "Band - Song"})
+    assert "Band - Song" in render(view)
+    view.handle(update(10.5, "rock"))  # a device or a file: no title, no line for it
+    assert "Band - Song" not in render(view)

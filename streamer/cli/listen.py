@@ -33,14 +33,16 @@ def add_parsers(commands: Commands) -> None:
         "last patch of audio, a smoother keeps the tag stable within a track and follows a "
         "real change, and every update goes to the terminal view and to websocket clients "
         "(docs/protocol.md). Without --device the default input is used; with --file a file "
-        "is played through the same path, paced like a line-in. Ctrl-C or SIGTERM closes "
+        "is played through the same path, paced like a line-in; with --url an internet "
+        "radio stream (many streams at once: `streamer monitor`). Ctrl-C or SIGTERM closes "
         "the open segment, flushes --record and closes the clients. If the input device "
         "goes away (unplugged, or the sound server stops), the view and the clients are "
         "told at once; see --on-device-loss. Exit status: 0 when stopped, 2 on an error, "
         f"{EXIT_INPUT_LOST} when the input was lost with --on-device-loss exit.",
         epilog="examples:\n  streamer listen --device 2 --record set.jsonl\n"
         "  streamer listen --file mix.flac --no-view --port 0 > updates.jsonl\n"
-        "  streamer listen --library --harmonic --playlist tonight.m3u8",
+        "  streamer listen --library --harmonic --playlist tonight.m3u8\n"
+        "  streamer listen --url http://radio.example:8000/live --record radio.jsonl",
     )
     source = listen.add_mutually_exclusive_group()
     source.add_argument(

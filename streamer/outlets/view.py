@@ -22,6 +22,9 @@ UNDECIDED = "listening…"
 overlay says it)."""
 ALARM = "bold white on red"
 BAR_WIDTH = 30
+BEHIND_MS = 1000.0
+"""A stream whose audio waits longer than this before its update goes out is shown as
+behind: the machine does not keep up with that many streams."""
 TIMELINE_WIDTH = 60
 
 
@@ -234,11 +237,23 @@ class MonitorView:
     def __rich__(self) -> RenderableType:
         with self._lock:
             lost = sum(status["input"] == "lost" for status in self.statuses.values())
+            behind = sum(
+                (status["latency_ms"] or 0) > BEHIND_MS for status in self.statuses.values()
+            )
             heading = Text.assemble(
                 (self.title, "bold"), (f"   {len(self.order) - lost} ok", "green")
             )
             if lost:
                 heading.append(f"   {lost} lost", style=ALARM)
+            parts: list[RenderableType] = [heading]
+            if behind:  # the analysis does not keep up with the audio coming in
+                parts.append(
+                    Text(
+                        f"{behind} behind by over {BEHIND_MS / 1000:g} s: too many streams "
+                        "for this machine (--no-tagger costs less)",
+                        style=ALARM,
+                    )
+                )
             table = Table(box=None, padding=(0, 1, 0, 0), expand=False)
             table.add_column("stream", max_width=16, no_wrap=True, overflow="ellipsis")
             table.add_column("genre", min_width=11, max_width=11, no_wrap=True)
@@ -248,7 +263,7 @@ class MonitorView:
             table.add_column("input", max_width=18, no_wrap=True, overflow="ellipsis")
             for name in self.order:
                 table.add_row(name, *self._cells(self.updates.get(name), self.statuses.get(name)))
-            return Group(heading, table)
+            return Group(*parts, table)
 
     def _cells(
         self, update: dict[str, Any] | None, status: dict[str, Any] | None
