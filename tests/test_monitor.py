@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import pulse
 import pytest
 from icyserver import IcyServer, encode, make_music
 from listening import NO_PULSE, receive_for, receive_until
@@ -31,11 +32,14 @@ def mp3() -> bytes:
     return encode(make_music(SECONDS, seed=4), rate=44100, encoding="mp3")
 
 
-def start(command: str, *arguments: str) -> tuple[subprocess.Popen, str]:
+def start(
+    command: str, *arguments: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, str]:
     """`streamer COMMAND --no-view --port 0 ...`; return it and its websocket URL."""
     process = subprocess.Popen(
         [sys.executable, "-m", "streamer", command, "--no-view", "--port", "0", *arguments],
-        env=NO_PULSE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**NO_PULSE, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
     )  # fmt: skip
     line = process.stderr.readline()
     assert "websocket on ws://" in line, line + process.stderr.read()
@@ -198,3 +202,38 @@ def test_sigterm_ends_a_monitor_with_every_record_closed(mp3: bytes, tmp_path: P
         ]
         assert last["end"] > 2
         assert any(m.get("stream") == name and m["type"] == "segment" for m in messages)
+
+
+def test_monitor_takes_an_input_device_beside_a_stream(
+    mp3: bytes, tmp_path: Path, pulse_device: dict[str, str], sine_44k: Path
+) -> None:
+    streams = tmp_path / "stations.txt"
+    with IcyServer(mp3, duration=SECONDS) as server:
+        streams.write_text(f"{server.url}/live radio\ndevice:pulse studio line-in\n")
+        process, url = start(
+            "monitor", str(streams), "--records", str(tmp_path / "r"), "--no-tagger",
+            "--duration", "8", env=pulse_device,
+        )  # fmt: skip
+        with connect(url) as client:
+            hello = json.loads(client.recv(timeout=10))
+            assert [s["name"] for s in hello["streams"]] == ["radio", "studio line-in"]
+            receive_until(client, lambda m: m.get("stream") == "studio line-in")
+            pulse.play(sine_44k, pulse_device).wait(timeout=20)
+        messages = lines_of(process)
+    studio = [m for m in messages if m.get("stream") == "studio line-in"]
+    assert "pulse" in next(m for m in studio if m["type"] == "status")["source"]
+    assert max(m["level_dbfs"] for m in studio if m["type"] == "update") > -20  # the tone
+    radio = [m for m in messages if m.get("stream") == "radio" and m["type"] == "update"]
+    assert radio[-1]["time"] == pytest.approx(8, abs=0.6)
+
+
+def test_a_device_that_is_not_there_stops_the_monitor_naming_its_line(tmp_path: Path) -> None:
+    streams = tmp_path / "stations.txt"
+    streams.write_text("http://127.0.0.1:9/live radio\ndevice:nothing-like-it studio\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "streamer", "monitor", str(streams), "--no-view"],
+        env=NO_PULSE, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line.startswith("streamer: error: stream 'studio' (line 2): "), line

@@ -321,3 +321,23 @@ def test_the_page_leaves_out_the_parts_the_url_hides(browser: Browser, hide: str
             else:
                 expect(page.locator(selector)).to_be_visible()
         screenshot(page, f"overlay-hide-{hide.replace(',', '-')}.png")
+
+
+def test_on_a_monitor_the_page_follows_the_stream_its_url_names(browser: Browser) -> None:
+    streams = [{"name": n, "source": n, "state": None} for n in ("Jazz FM", "Rock 1")]
+    hello = lambda: {**make_hello(), "streams": streams}  # noqa: E731
+    with ServerThread(BroadcastServer(port=0, hello=hello)) as running:
+        server = running.server
+        server.publish(playing("jazz", 3.0) | {"stream": "Jazz FM"})
+        server.publish(playing("rock", 3.0) | {"stream": "Rock 1"})
+        pages = {}
+        for query, genre in (("?stream=Rock%201", "rock"), ("", "jazz")):  # default: the first
+            pages[genre] = page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(server.overlay_url + query)
+            show(page, genre)  # at once, from the hello's state of that stream
+        for time in (3.5, 4.0):  # both streams go on; each page keeps to its own
+            server.publish(playing("blues", time) | {"stream": "Jazz FM"})
+            server.publish(playing("rock", time) | {"stream": "Rock 1"})
+        show(pages["jazz"], "blues")
+        pages["rock"].wait_for_timeout(500)
+        show(pages["rock"], "rock")

@@ -114,11 +114,16 @@ def default_name(source: str) -> str:
 
 
 def open_source(entry: StreamEntry, *, sample_rate: int) -> AudioSource:
-    """The source of a line of the streams file (not started yet)."""
+    """The source of a line of the streams file (not started yet); a device that is not
+    there is a one-line `StreamerError` naming the stream (a stream that fails is not: it
+    is retried while the others go on)."""
     if entry.source.startswith(DEVICE_PREFIX):
         from streamer.capture.device import DeviceSource
 
-        return DeviceSource(sample_rate=sample_rate, device=entry.source[len(DEVICE_PREFIX) :])
+        try:
+            return DeviceSource(sample_rate=sample_rate, device=entry.source[len(DEVICE_PREFIX) :])
+        except StreamerError as error:
+            raise StreamerError(f"stream {entry.name!r} (line {entry.line}): {error}") from None
     from streamer.capture.stream import StreamSource
 
     return StreamSource(entry.source, sample_rate=sample_rate)

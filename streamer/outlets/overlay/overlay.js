@@ -150,7 +150,17 @@ function showRecommendations(message) {
   $("tracks").replaceChildren(...items);
 }
 
-function handle(message) {
+// With `streamer monitor` the page follows one stream: ?stream=NAME, else the first.
+let stream = null;
+
+function handle(message, socket) {
+  if (message.type === "hello" && message.streams) {
+    const chosen = message.streams.find((s) => s.name === params.get("stream")) ?? message.streams[0];
+    stream = chosen.name;
+    message = { ...message, state: chosen.state, segments: message.segments.filter((s) => s.stream === stream) };
+    socket.send(JSON.stringify({ type: "subscribe", streams: [stream] }));
+  }
+  if (message.stream !== undefined && message.stream !== stream) return; // sent before the subscribe
   switch (message.type) {
     case "hello":
       labels = message.labels;
@@ -190,7 +200,7 @@ function connect() {
     retryMs = RETRY_FIRST_MS;
     setConnection("live", "live");
   };
-  socket.onmessage = (event) => handle(JSON.parse(event.data));
+  socket.onmessage = (event) => handle(JSON.parse(event.data), socket);
   socket.onclose = () => {
     setConnection("reconnecting", `reconnecting in ${(retryMs / 1000).toFixed(1)} s…`);
     setTimeout(connect, retryMs);
