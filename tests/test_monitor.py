@@ -232,8 +232,9 @@ def test_a_device_that_is_not_there_stops_the_monitor_naming_its_line(tmp_path: 
     streams.write_text("http://127.0.0.1:9/live radio\ndevice:nothing-like-it studio\n")
     done = subprocess.run(
         [sys.executable, "-m", "streamer", "monitor", str(streams), "--no-view"],
-        env=NO_PULSE, capture_output=True, text=True, timeout=60,
+        env=NO_PULSE, capture_output=True, text=True, timeout=60, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 2
     [line] = done.stderr.splitlines()
     assert line.startswith("streamer: error: stream 'studio' (line 2): "), line
+    assert not (tmp_path / "monitor-records").exists()  # nothing left behind

@@ -89,23 +89,19 @@ def run_monitor(args: argparse.Namespace) -> int:
             "two stream names give the same record file name: make them differ in their "
             "letters or digits"
         )
-    try:
+    model = GenreModel(args.model)
+    sources = [open_source(entry, sample_rate=model.spec.sample_rate) for entry in entries]
+    try:  # once every line has a source: a bad line leaves no folder behind
         args.records.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise StreamerError(
             f"cannot make the records folder {args.records} ({error.strerror}): choose "
             "another one with --records"
         ) from None
-    model = GenreModel(args.model)
     make_chain = chain_maker(model, args)
     inputs = [
-        LiveInput(
-            source=open_source(entry, sample_rate=model.spec.sample_rate),
-            chain=make_chain(),
-            record=args.records / file,
-            name=entry.name,
-        )
-        for entry, file in zip(entries, files, strict=True)
+        LiveInput(source=source, chain=make_chain(), record=args.records / file, name=entry.name)
+        for entry, source, file in zip(entries, sources, files, strict=True)
     ]
     return LiveSession(
         model=model,
