@@ -172,7 +172,6 @@ class DeviceSource(AudioSource):
         self._wanted = None if device is None else self.device.name
         self._ring = RingBuffer(int(ring_seconds * self.device_rate))
         self.status_overflows = 0
-        self._overflow_filled = 0  # ring overflow samples already replaced by zeros
         self._stream: Any = None
         self._kept = 0  # samples left in the ring by the last read
 
@@ -270,14 +269,9 @@ class DeviceSource(AudioSource):
         wanted = 1
         if min_samples > 1:
             wanted = math.ceil((min_samples + self._resampler.delay()) * self._ratio)
-        deadline = time.monotonic() + timeout
-        while (missing := wanted - self._ring.available) > 0 and (
-            now := time.monotonic()
-        ) < deadline:
-            # Sleep until the missing samples should be there: a wake-up or two per hop,
-            # not one every few milliseconds (each cost more than the work it found).
-            pause = max(missing / self.device_rate, CALLBACK_SECONDS / 4)
-            time.sleep(min(pause, deadline - now))
+        self._ring.wait_for(
+            wanted, timeout=timeout, rate=self.device_rate, shortest=CALLBACK_SECONDS / 4
+        )
         now = time.monotonic()
         available = self._ring.available
         if available > self._kept:  # new samples, not only those kept from the last read
@@ -298,16 +292,9 @@ class DeviceSource(AudioSource):
         return resampled
 
     def _read_ring(self) -> np.ndarray:
-        """What the ring holds, then zeros for the samples that overflowed it meanwhile.
-
-        The ring drops what does not fit, so whatever it lost came after all it holds.
-        """
-        block = self._usable(self._ring.read())  # here, never in the callback
-        lost = self._ring.overflow_samples - self._overflow_filled
-        if not lost:
-            return block
-        self._overflow_filled += lost
-        return np.concatenate([block, np.zeros(lost, dtype=block.dtype)])
+        """What the ring holds, with zeros where it overflowed, checked here (never in the
+        callback) for what is not audio."""
+        return self._usable(self._ring.read_filled())
 
     def _lose(self) -> np.ndarray:
         """Close the dead stream; on a first loss, flush the resampler (the gap starts)."""

@@ -13,6 +13,8 @@ events: data is never lost silently.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 
@@ -48,6 +50,7 @@ class RingBuffer:
         self._read = 0  # owned by the consumer
         self.overflow_samples = 0  # owned by the producer
         self.overflow_events = 0  # owned by the producer
+        self._overflow_filled = 0  # owned by the consumer: overflow given back as zeros
 
     @property
     def available(self) -> int:
@@ -96,3 +99,31 @@ class RingBuffer:
         out[first:] = self._data[: n - first]
         self._read += n
         return out
+
+    def read_filled(self) -> np.ndarray:
+        """Remove and return all it holds, then zeros for the samples that overflowed it
+        since the last call (consumer side): a reader that fell behind keeps its place on
+        the stream clock. The ring drops what does not fit, so whatever it lost came after
+        all it holds.
+
+        >>> ring = RingBuffer(2)
+        >>> ring.write(np.ones(3, dtype=np.float32))
+        2
+        >>> ring.read_filled().tolist()
+        [1.0, 1.0, 0.0]
+        """
+        block = self.read()
+        lost = self.overflow_samples - self._overflow_filled
+        if not lost:
+            return block
+        self._overflow_filled += lost
+        return np.concatenate([block, np.zeros(lost, dtype=block.dtype)])
+
+    def wait_for(self, count: int, *, timeout: float, rate: float, shortest: float) -> None:
+        """Sleep (consumer side) until `count` samples are available or `timeout` seconds
+        have passed, waking when the missing samples should be there at `rate` samples a
+        second, but not more often than every `shortest` seconds: a wake-up or two per
+        hop, not one every few milliseconds (each cost more than the work it found)."""
+        deadline = time.monotonic() + timeout
+        while (missing := count - self.available) > 0 and (now := time.monotonic()) < deadline:
+            time.sleep(min(max(missing / rate, shortest), deadline - now))

@@ -327,7 +327,6 @@ class StreamSource(AudioSource):
         self._titles: collections.deque[tuple[int, str | None]] = collections.deque()
         # Consumer side.
         self._kept = 0  # samples left in the ring by the last read
-        self._overflow_filled = 0  # ring overflow samples already replaced by zeros
         self._from_ring = 0  # samples handed out that the ring gave (with overflow zeros)
         self._handed_out = 0  # all samples handed out: the stream clock
         self._title_changes: list[tuple[float, str | None]] = []
@@ -393,25 +392,23 @@ class StreamSource(AudioSource):
         silence at the wall clock's pace while the input is lost; None once stopped."""
         if self._thread is None:
             return None
-        deadline = time.monotonic() + timeout
-        while (missing := min_samples - self._ring.available) > 0 and (
-            now := time.monotonic()
-        ) < deadline:
-            time.sleep(min(max(missing / self.sample_rate, POLL_SECONDS), deadline - now))
+        self._ring.wait_for(
+            min_samples, timeout=timeout, rate=self.sample_rate, shortest=POLL_SECONDS
+        )
         now = time.monotonic()
         available = self._ring.available
         if available > self._kept:  # new samples, not only those kept from the last read
             self._watch.arrived(now=now)
         if available >= min_samples:
             self._kept = 0
-            return self._hand_out(self._read_ring())
+            return self._hand_out(self._ring.read_filled())
         self._kept = available
         if not self._watch.lost and self._watch.stalled(
             now=now, active=self._connecting_or_connected
         ):
             self._watch.lose(now=now)
             self._kept = 0
-            return self._hand_out(self._read_ring())  # what came before the gap
+            return self._hand_out(self._ring.read_filled())  # what came before the gap
         if available:
             return np.empty(0, dtype=np.float32)  # not `min_samples` yet: kept for later
         if self._watch.lost and self._receiving():
@@ -433,16 +430,6 @@ class StreamSource(AudioSource):
         the stream clock ahead of the wall's by as much at every reconnection."""
         audio = self._audio  # the reader may set it to None meanwhile
         return audio is not None and audio.position > 0
-
-    def _read_ring(self) -> np.ndarray:
-        """What the ring holds, then zeros for the samples that overflowed it meanwhile
-        (the ring drops what does not fit, so whatever it lost came after all it holds)."""
-        block = self._ring.read()
-        lost = self._ring.overflow_samples - self._overflow_filled
-        if not lost:
-            return block
-        self._overflow_filled += lost
-        return np.concatenate([block, np.zeros(lost, dtype=block.dtype)])
 
     def _hand_out(self, block: np.ndarray) -> np.ndarray:
         """Count `block` on the stream clock and place the titles that start in it there.
