@@ -33,6 +33,7 @@ from streamer.capture.ringbuffer import RingBuffer
 from streamer.capture.source import AudioSource
 from streamer.errors import StreamerError
 
+URL_SCHEMES = ("http", "https")
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 FORMAT_HINTS = {
@@ -85,19 +86,27 @@ def parse_stream_title(metadata: bytes) -> str | None:
     return None if match is None else match.group(1).strip()
 
 
+def is_stream_url(url: str) -> bool:
+    """Whether the reader could try `url`: http or https, a host, a valid port if any.
+
+    >>> is_stream_url("http://radio.example:8000/live"), is_stream_url("ftp://x/y")
+    (True, False)
+    """
+    parts = urlsplit(url)
+    try:
+        return parts.scheme in URL_SCHEMES and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # urlsplit checks the port only when asked for it
+        return False
+
+
 def _check_url(url: str) -> None:
     """Refuse, in one line, a URL that the reader thread could not even try."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
+    if urlsplit(url).scheme not in URL_SCHEMES:
         raise StreamerError(
             f"{url}: not an http:// or https:// URL: give the stream's own URL, such as "
             "http://HOST:PORT/mount (a file is analysed with --file)"
         )
-    try:
-        valid = bool(parts.hostname) and parts.port != 0
-    except ValueError:  # urlsplit checks the port only when asked for it
-        valid = False
-    if not valid:
+    if not is_stream_url(url):
         raise StreamerError(f"{url}: no host, or a bad port: give the stream's own URL")
 
 
@@ -495,7 +504,7 @@ class StreamSource(AudioSource):
                 return response
             response.close()
             url = urljoin(url, location)
-            if urlsplit(url).scheme not in ("http", "https"):
+            if not is_stream_url(url):
                 raise _Failure(f"{self.url}: redirected to {url}, not an http(s) URL")
         raise _Failure(
             f"{self.url}: more than {MAX_REDIRECTS} redirects (a loop?): give the stream's "

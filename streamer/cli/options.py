@@ -379,11 +379,13 @@ def origin(text: str) -> str:
 
 def stream_url(text: str) -> str:
     """An http(s) URL of an internet radio stream (``--url``)."""
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    from streamer.capture.stream import is_stream_url
+
+    if not is_stream_url(text):
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not an http:// or https:// URL: give the stream's own address "
-            "(an Icecast or Shoutcast mount, e.g. http://radio.example:8000/live)"
+            f"{text!r} is not an http:// or https:// URL with a host (and a valid port): give "
+            "the stream's own address (an Icecast or Shoutcast mount, e.g. "
+            "http://radio.example:8000/live)"
         )
     return text
 

@@ -35,7 +35,6 @@ POLL_SECONDS = 0.02
 """How often the sources are looked at: a hop whose audio has come waits at most this
 long, plus the work of the hops due with it, before its update goes out."""
 DEVICE_PREFIX = "device:"
-URL_SCHEMES = ("http", "https")
 
 
 @dataclass(frozen=True)
@@ -97,8 +96,9 @@ def _check_source(source: str, *, where: str) -> None:
         if not source[len(DEVICE_PREFIX) :]:
             raise StreamerError(f"{where}: device: needs an index or a name (`streamer devices`)")
         return
-    parts = urlsplit(source)
-    if parts.scheme not in URL_SCHEMES or not parts.netloc:
+    from streamer.capture.stream import is_stream_url
+
+    if not is_stream_url(source):
         raise StreamerError(
             f"{where}: {source!r} is neither an http(s) URL nor device:INDEX|NAME: write one "
             "stream per line, its URL first"
