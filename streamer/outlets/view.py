@@ -14,7 +14,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from streamer.outlets.palette import PALETTE, SILENCE_COLOR
+from streamer.outlets.palette import SILENCE_COLOR, genre_colors
 from streamer.outlets.protocol import confident_tags
 
 UNDECIDED = "listening…"
@@ -40,6 +40,7 @@ class GenreView:
         self.title = title
         self._lock = threading.Lock()
         self.labels: list[str] = []
+        self.colors: dict[str, str] = {}  # each label's (`palette.genre_colors`); grey else
         self.shown_tags: dict[str, Any] = {}  # the hello's rule; confident_tags' defaults
         self.update: dict[str, Any] | None = None
         self.status: dict[str, Any] | None = None
@@ -53,6 +54,7 @@ class GenreView:
             kind = message.get("type")
             if kind == "hello":
                 self.labels = list(message["labels"])
+                self.colors = genre_colors(self.labels)
                 self.shown_tags = dict(message.get("shown_tags", {}))
                 self.update = message.get("state")
                 self.segments = list(message.get("segments", []))
@@ -69,9 +71,7 @@ class GenreView:
                 self.recommendations = message
 
     def style(self, genre: str | None) -> str:
-        if genre is None or genre not in self.labels:
-            return SILENCE_COLOR
-        return PALETTE[self.labels.index(genre) % len(PALETTE)]
+        return self.colors.get(genre or "", SILENCE_COLOR)
 
     def __rich__(self) -> RenderableType:
         with self._lock:
@@ -215,7 +215,7 @@ class MonitorView:
     def __init__(self, *, title: str = "streamer monitor") -> None:
         self.title = title
         self._lock = threading.Lock()
-        self._styles = GenreView()  # the genre colours, from the hello's labels
+        self.colors: dict[str, str] = {}  # the genre colours, from the hello's labels
         self.order: list[str] = []
         self.updates: dict[str, dict[str, Any]] = {}
         self.statuses: dict[str, dict[str, Any]] = {}
@@ -225,7 +225,7 @@ class MonitorView:
         with self._lock:
             kind = message.get("type")
             if kind == "hello":
-                self._styles.handle(message)
+                self.colors = genre_colors(message["labels"])
                 streams = message.get("streams") or []
                 self.order = [stream["name"] for stream in streams]
                 self.updates = {s["name"]: s["state"] for s in streams if s["state"]}
@@ -273,7 +273,7 @@ class MonitorView:
         else:
             top = update["top"]
             word = top or (UNDECIDED if update["state"] == "music" else update["state"])
-            genre = Text(word, style=self._styles.style(top))
+            genre = Text(word, style=self.colors.get(top or "", SILENCE_COLOR))
             confidence = f"{100 * update['confidence']:.0f}%" if top else ""
             title = update.get("title") or ""
             level = f"{update['level_dbfs']:.0f}"
