@@ -10,7 +10,14 @@ import numpy as np
 
 from streamer.analysis.model import read_model_info
 from streamer.analysis.tagger import shipped_tagger_paths
-from training.fusion import ClipEvidence, choose, read_clips, render_card, track_folds
+from training.fusion import (
+    ClipEvidence,
+    choose,
+    read_clips,
+    read_sources,
+    render_card,
+    track_folds,
+)
 
 CNN = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 TAGS = tuple(
@@ -38,8 +45,12 @@ def test_real_tags_win_where_the_cnn_is_wrong_but_the_guard_keeps_the_cnn_in() -
         real += [clip("metal", f"m{t}", cnn_says="rock", tags_say="msd/metal") for _ in range(3)]
         real += [clip("electronic", f"e{t}", cnn_says="disco", tags_say="mtt/techno")]
     synthetic = [clip(g, f"s{i}", cnn_says=g, tags_say=None) for i, g in enumerate(CNN * 2)]
-    fusion, figures = choose(real, synthetic, cnn_labels=CNN, tag_labels=TAGS, folds=5, seed=1)
+    sources = [c.track[0] for c in real]  # two "bands": m and e
+    fusion, figures = choose(
+        real, synthetic, cnn_labels=CNN, tag_labels=TAGS, folds=2, seed=1, sources=sources
+    )
     assert figures["real"]["nested_top1"] == 1.0
+    assert figures["real"]["by_source"] == {"sources": 2, "nested_top1": 1.0, "nested_top2": 1.0}
     assert figures["real"]["cnn_alone_top1"] == 0.0
     assert fusion.cnn_weight < 0.5  # the real set asks for the tags
     guard = figures["synthetic"]
@@ -49,6 +60,7 @@ def test_real_tags_win_where_the_cnn_is_wrong_but_the_guard_keeps_the_cnn_in() -
     assert figures["real"]["nested_per_genre"] == {"electronic": [10, 10], "metal": [30, 30]}
     card = render_card(replace(fusion, provenance={"command": "test", **figures}))
     assert "| metal | 30 of 30 | 0 of 30 |" in card and "| the CNN alone | 0.0 % |" in card
+    assert "| decision, chosen with whole sources held out (2 packages) | 100.0 % |" in card
 
 
 def test_every_excerpt_of_a_track_is_in_one_fold() -> None:
@@ -67,6 +79,7 @@ def test_manifests_of_both_kinds_are_read_and_other_is_left_out(tmp_path: Path) 
         "clips/c.wav,jazz|classical,s,Track A [a.ogg] @50%,x\nclips/b.wav,other,s,B @25%,x\n"
     )
     either = frozenset({"jazz", "classical"})
+    assert read_sources(real) == ["s", "s"]
     assert read_clips(real) == [
         (tmp_path / "clips/a.wav", either, "Track A [a.ogg]"),
         (tmp_path / "clips/c.wav", either, "Track A [a.ogg]"),
@@ -76,3 +89,4 @@ def test_manifests_of_both_kinds_are_read_and_other_is_left_out(tmp_path: Path) 
     assert read_clips(corpus) == [
         (tmp_path / "rock/rock.00001.wav", frozenset({"rock"}), "rock/rock.00001.wav")
     ]
+    assert read_sources(corpus) == ["rock/rock.00001.wav"]
