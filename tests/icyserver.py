@@ -33,9 +33,9 @@ import numpy as np
 
 CHUNK_SECONDS = 0.05
 """Audio sent at a time: a paced server writes 20 times a second."""
-STALL_BYTES = 4096
-"""What ``/stall`` sends: fewer bytes than FFmpeg's probe reads (about 28 KB of MP3) before
-the first frame, so that no audio comes out of them."""
+STALL_BYTES = 300
+"""What ``/stall`` sends: less than one MP3 frame (418 bytes at 128 kbit/s), so that no
+audio comes out of them."""
 
 
 def make_music(seconds: float, *, rate: int = 44100, seed: int = 0) -> np.ndarray:
@@ -70,10 +70,13 @@ ENCODINGS = {
 
 def encode(samples: np.ndarray, *, rate: int, encoding: str, bit_rate: int = 128_000) -> bytes:
     """Stereo float32 ``(n, 2)`` samples as a file of `encoding` (see `ENCODINGS`), by
-    FFmpeg's encoders through PyAV; constant bit rate where the encoder has one."""
+    FFmpeg's encoders through PyAV; constant bit rate where the encoder has one. An MP3 is
+    bare frames, as a station's encoder sends them: no ID3 tag, no Xing/LAME frame (whose
+    encoder delay only a file's demuxer would trim)."""
     container_format, codec = ENCODINGS[encoding]
     buffer = io.BytesIO()
-    with av.open(buffer, "w", format=container_format) as container:
+    options = {"write_xing": "0", "id3v2_version": "0"} if encoding == "mp3" else {}
+    with av.open(buffer, "w", format=container_format, options=options) as container:
         stream: Any = container.add_stream(codec, rate=rate, layout="stereo")
         stream.bit_rate = bit_rate
         if codec == "vorbis":
@@ -145,6 +148,9 @@ class IcyServer:
         Serve the file endlessly; else once, then close the connection.
     realtime : bool
         Pace the stream by the clock; else send it as fast as the client reads.
+    answer_delay : float
+        Seconds a stream request waits before its answer (stations on the air since other
+        times: a monitor's streams then do not all complete their hops at once).
     """
 
     def __init__(
@@ -158,6 +164,7 @@ class IcyServer:
         name: str | None = None,
         loop: bool = True,
         realtime: bool = True,
+        answer_delay: float = 0.0,
     ) -> None:
         self.audio = audio
         self.bytes_per_second = len(audio) / duration
@@ -167,6 +174,7 @@ class IcyServer:
         self.name = name
         self.loop = loop
         self.realtime = realtime
+        self.answer_delay = answer_delay
         self.requests: list[Request] = []
         self.frozen = threading.Event()
         self.port = 0
@@ -293,6 +301,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _stream(self, *, shoutcast: bool) -> None:
         icy = self.icy
+        if self.stopping.wait(icy.answer_delay):
+            return
         metaint = icy.metaint if self.headers.get("Icy-MetaData") == "1" else None
         headers = {"Content-Type": icy.content_type, "icy-name": icy.name, "icy-metaint": metaint}
         head = "ICY 200 OK\r\n" if shoutcast else "HTTP/1.0 200 OK\r\n"

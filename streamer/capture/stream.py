@@ -1,24 +1,29 @@
 """Internet radio: an HTTP(S) audio stream (Icecast, Shoutcast) decoded by PyAV, with its titles.
 
-One reader thread per stream does all the I/O: it connects, strips the ICY metadata out of
-the audio bytes (keeping the titles), decodes with FFmpeg's decoders (MP3, AAC, Ogg
-Vorbis/Opus, FLAC), resamples to the caller's rate and writes into a ring buffer; when the
-connection ends it reconnects, with a growing pause between failed tries. The consumer's
-`StreamSource.read` only takes from the ring and hands out silence through a loss, so the
-analysis never waits on the network.
+Each stream's thread connects (following redirects), checks the answer and, when the
+connection ends, reconnects with a growing pause between failed tries. The bytes are read
+without it where they can be: bare MP3 and AAC frames over plain HTTP go to the process's
+one receiver thread (`streamer.capture.receiver`), which strips the ICY metadata (keeping
+the titles), cuts the frames with FFmpeg's parser as they come and decodes them; containers
+(Ogg Vorbis/Opus, FLAC) and HTTPS are read by the stream's own thread, through FFmpeg's
+demuxers or the same parser. Either way the audio is resampled to the caller's rate and
+written into a ring buffer. The consumer's `StreamSource.read` only takes from the ring
+and hands out silence through a loss, so the analysis never waits on the network.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import http.client
 import io
 import re
 import socket
+import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -29,6 +34,7 @@ import soxr
 from streamer import __version__
 from streamer.capture.file import downmix
 from streamer.capture.loss import InputWatch
+from streamer.capture.receiver import shared_receiver
 from streamer.capture.ringbuffer import RingBuffer
 from streamer.capture.source import AudioSource
 from streamer.errors import StreamerError
@@ -51,6 +57,14 @@ FORMAT_HINTS = {
 """FFmpeg's demuxer for a stream's content type; any other type is probed."""
 NOT_ONLY_AUDIO_TYPES = frozenset({"application/ogg", "video/ogg", "application/octet-stream"})
 """Content types that are no audio/* type but under which stations serve audio."""
+PARSED_CODECS = {"mp3": "mp3float", "aac": "aac"}
+"""Streams of bare frames (MP3, ADTS AAC), cut by FFmpeg's parser rather than a demuxer, and
+their decoders: the floating-point ones, whose planes the ring takes as they are (FFmpeg's
+plain "mp3" is its fixed-point decoder, whose integers would be converted first)."""
+READ_BYTES = 16384
+"""The most audio bytes asked of the connection at once (it gives what has come)."""
+PROBE_BYTES = 65536
+"""Bytes of a parsed stream that must give a frame, else it is not what it says it is."""
 PLAYLIST_TYPES = frozenset({"audio/x-mpegurl", "audio/mpegurl", "audio/x-scpls"})
 POLL_SECONDS = 0.025
 """Shortest sleep of a waiting `StreamSource.read`: about one MP3 frame (26 ms), the smallest
@@ -149,30 +163,72 @@ class _Failure(Exception):
     """A connection that cannot give audio, with its one-line reason (the message)."""
 
 
-class _AudioBytes:
-    """The audio bytes of a response, its ICY metadata taken out: what PyAV reads.
+class _IcyFraming:
+    """The audio bytes of a response, its ICY metadata taken out, as they come.
 
     Every `metaint` audio bytes the server puts a length byte L and L * 16 bytes of
     metadata. Each StreamTitle found is kept in `titles` with the count of audio bytes
-    before it, where it starts. A failed read raises once (PyAV raises it again from the
-    call that was reading, so what FFmpeg holds is not decoded as if the stream had ended)
-    and is kept in `failure`; the reads after it give the end of the stream, for PyAV
-    prints every exception raised after the first.
+    before it, where it starts; `position` counts the audio bytes so far.
+    """
+
+    def __init__(self, metaint: int | None) -> None:
+        self._metaint = metaint
+        self._until_metadata = metaint or 0
+        self._metadata: bytearray | None = None  # the block being read, if any
+        self._metadata_size = 0
+        self.position = 0
+        self.titles: collections.deque[tuple[int, str]] = collections.deque()
+
+    def split(self, data: bytes) -> list[tuple[int, bytes]]:
+        """The audio in `data`, as (position of its first byte, bytes) pieces."""
+        if self._metaint is None:
+            self.position += len(data)
+            return [(self.position - len(data), data)]
+        pieces, at = [], 0
+        while at < len(data):
+            if self._metadata is not None:  # inside a metadata block
+                taken = data[at : at + self._metadata_size - len(self._metadata)]
+                self._metadata += taken
+                at += len(taken)
+                if len(self._metadata) == self._metadata_size:
+                    if (title := parse_stream_title(bytes(self._metadata))) is not None:
+                        self.titles.append((self.position, title))
+                    self._metadata, self._until_metadata = None, self._metaint
+            elif self._until_metadata == 0:  # the length byte
+                self._metadata_size = data[at] * 16
+                at += 1
+                if self._metadata_size:
+                    self._metadata = bytearray()
+                else:
+                    self._until_metadata = self._metaint
+            else:
+                audio = data[at : at + self._until_metadata]
+                pieces.append((self.position, audio))
+                at += len(audio)
+                self.position += len(audio)
+                self._until_metadata -= len(audio)
+        return pieces
+
+
+class _AudioBytes:
+    """What PyAV's demuxers read (`read`): the response's audio bytes, pulled.
+
+    A failed read raises once (PyAV raises it again from the call that was reading, so what
+    FFmpeg holds is not decoded as if the stream had ended) and is kept in `failure`; the
+    reads after it give the end of the stream, for PyAV prints every exception raised after
+    the first.
     """
 
     def __init__(
         self,
         response: http.client.HTTPResponse,
+        framing: _IcyFraming,
         *,
-        metaint: int | None,
         before_reading: Callable[[], None],
     ) -> None:
         self._response = response
+        self._framing = framing
         self._before_reading = before_reading
-        self._metaint = metaint
-        self._until_metadata = metaint or 0
-        self.position = 0
-        self.titles: collections.deque[tuple[int, str]] = collections.deque()
         self.failure: Exception | None = None
 
     def read(self, size: int) -> bytes:
@@ -180,43 +236,56 @@ class _AudioBytes:
             return b""
         self._before_reading()  # FFmpeg has decoded all it had: hand that on before waiting
         try:
-            if self._metaint is None:
-                return self._count(self._response.read1(size))
-            if self._until_metadata == 0 and not self._read_metadata():
-                return b""
-            data = self._count(self._response.read1(min(size, self._until_metadata)))
-            self._until_metadata -= len(data)
-            return data
+            while data := self._response.read1(size):
+                audio = b"".join(piece for _, piece in self._framing.split(data))
+                if audio:
+                    return audio
+            return b""
         except (OSError, http.client.HTTPException) as error:
             self.failure = error
             raise
 
-    def _count(self, data: bytes) -> bytes:
-        self.position += len(data)
-        return data
 
-    def _read_metadata(self) -> bool:
-        """Read one metadata block; False at the end of the response."""
-        length = self._response.read(1)
-        if not length:
-            return False
-        size = length[0] * 16
-        block = self._response.read(size)
-        if len(block) < size:
-            return False
-        if size and (title := parse_stream_title(block)) is not None:
-            self.titles.append((self.position, title))
-        self._until_metadata = self._metaint or 0
-        return True
+class _Parsing:
+    """Bare MP3 or ADTS AAC frames decoded as their bytes come (`feed`), cut by FFmpeg's
+    parser: a frame is decoded as soon as it is whole, where a demuxer first reads ahead
+    (about 80 ms more delay). Runs on the receiver's thread, or on the source's own."""
+
+    def __init__(self, source: StreamSource, framing: _IcyFraming, kind: str) -> None:
+        self._source = source
+        self._framing = framing
+        self._kind = kind
+        codec = av.CodecContext.create(PARSED_CODECS[kind], "r")
+        self._codec = cast(av.AudioCodecContext, codec)
+        self.decoded = _Decoded(source)
+
+    def feed(self, data: bytes | None) -> None:
+        """Decode what `data` completes (None: the end, decode what the parser holds) and
+        hand it to the ring, titles at their place."""
+        pieces = self._framing.split(data) if data is not None else [(self._framing.position, None)]
+        for position, piece in pieces:
+            packets = self._codec.parse(piece)
+            self._source._decode_packets(
+                ((position, functools.partial(self._codec.decode, p)) for p in packets),
+                self._framing,
+                self.decoded,
+            )
+        self.decoded.flush()
+        if not self.decoded.frames and self._framing.position > PROBE_BYTES:
+            raise _Failure(
+                f"{self._source.url}: no {self._kind} frame in its first "
+                f"{PROBE_BYTES // 1024} KB: give the URL of an MP3, AAC, Ogg or FLAC stream"
+            )
 
 
 class _Decoded:
     """Decoded frames on their way to a source's ring: mono, resampled, checked, written.
 
-    Frames wait here until FFmpeg asks for more bytes (`_AudioBytes` calls `flush` then,
-    before it may wait for the network), so the work per frame in Python is done once per
-    network read for all the frames it brought (two or so of MP3 at 128 kbit/s), with no
-    delay: what waits is only what was decoded since the last read.
+    Frames wait here until the bytes of a network read are decoded (`_Parsing.feed`, or
+    `_AudioBytes` when FFmpeg asks for more, before it may wait for the network), so the work
+    per frame in Python is done once per network read for all the frames it brought (two or
+    so of MP3 at 128 kbit/s), with no delay: what waits is only what was decoded since the
+    last read.
     """
 
     def __init__(self, source: StreamSource) -> None:
@@ -225,10 +294,12 @@ class _Decoded:
         self._rate = 0  # of the decoded frames
         self._to_rate: Any = None  # soxr's, made for the decoder's rate at the first frame
         self._to_float: av.AudioResampler | None = None  # for decoders that give integers
+        self.frames = 0  # decoded so far
 
     def add(self, frame: av.AudioFrame) -> None:
         """Keep a frame's samples, downmixed to mono float32 (a new rate, as where a station
         joins two files, ends the resampler's stream and starts another)."""
+        self.frames += 1
         if frame.sample_rate != self._rate:
             self.flush(last=True)
             self._rate, self._to_float = frame.sample_rate, None
@@ -330,7 +401,7 @@ class StreamSource(AudioSource):
         self._first_outcome = threading.Event()  # first audio, or the first try failed
         self._socket: socket.socket | None = None
         self._connecting_or_connected = False  # False while pausing between connections
-        self._audio: _AudioBytes | None = None  # what the connection gives the decoder
+        self._framing: _IcyFraming | None = None  # the connection's audio bytes
         self._offered = 0  # samples given to the ring (stored or overflowed)
         self._title: str | None = None
         self._titles: collections.deque[tuple[int, str | None]] = collections.deque()
@@ -437,8 +508,8 @@ class StreamSource(AudioSource):
         begin: FFmpeg decodes nothing before it has probed some 28 KB (1.75 s of 128 kbit/s
         MP3), which then come out at once, so silence handed out while they come would put
         the stream clock ahead of the wall's by as much at every reconnection."""
-        audio = self._audio  # the reader may set it to None meanwhile
-        return audio is not None and audio.position > 0
+        framing = self._framing  # the reader may set it to None meanwhile
+        return framing is not None and framing.position > 0
 
     def _hand_out(self, block: np.ndarray) -> np.ndarray:
         """Count `block` on the stream clock and place the titles that start in it there.
@@ -587,45 +658,121 @@ class StreamSource(AudioSource):
         metaint = response.getheader("icy-metaint") or "0"
         if not metaint.strip().isdigit():
             return f"{self.url}: icy-metaint {metaint!r} is not a byte count: a broken server"
-        decoded = _Decoded(self)
-        audio = self._audio = _AudioBytes(
-            response, metaint=int(metaint) or None, before_reading=decoded.flush
-        )
+        framing = self._framing = _IcyFraming(int(metaint) or None)
+        kind = FORMAT_HINTS.get(self._content_type(response))
         try:
-            with av.open(
-                audio, "r", format=FORMAT_HINTS.get(self._content_type(response))
-            ) as container:
+            if kind in PARSED_CODECS:
+                self._describe(response, kind)
+                return self._parse(response, _Parsing(self, framing, kind))
+            return self._demux(response, framing, kind)
+        finally:
+            self._framing = None
+            self._place_titles(framing.titles, before=None)
+
+    def _parse(self, response: http.client.HTTPResponse, parsing: _Parsing) -> str:
+        """Bare frames: read by the process's receiver thread where the connection allows it
+        (plain HTTP, the body as it is), else by this thread; the reason it ended."""
+        error: BaseException | None = None
+        try:
+            sock = self._socket
+            if (
+                isinstance(sock, socket.socket)
+                and not isinstance(sock, ssl.SSLSocket)
+                and not (response.chunked or response.length is not None)
+            ):
+                error = self._receive(response, sock, parsing)
+            else:
+                while data := response.read1(READ_BYTES):
+                    parsing.feed(data)
+            if error is None:
+                parsing.feed(None)
+        except Exception as raised:  # as the receiver would end it
+            error = raised
+        finally:
+            parsing.decoded.flush(last=True)
+        return self._ending(error)
+
+    def _receive(
+        self, response: http.client.HTTPResponse, sock: socket.socket, parsing: _Parsing
+    ) -> BaseException | None:
+        """Hand the socket to the receiver thread and wait for the connection's end."""
+        ended = threading.Event()
+        outcome: list[BaseException | None] = []
+
+        def on_end(error: BaseException | None) -> None:
+            outcome.append(error)
+            ended.set()
+
+        sock.setblocking(False)
+        early = response.fp.peek()  # what came with the headers: given first
+        if early:
+            parsing.feed(response.fp.read(len(early)))
+        shared_receiver().add(
+            sock, on_data=parsing.feed, on_end=on_end, stall_seconds=self.stall_seconds
+        )
+        ended.wait()
+        return outcome[0]
+
+    def _demux(self, response: http.client.HTTPResponse, framing: _IcyFraming,
+               kind: str | None) -> str:  # fmt: skip
+        """A container (Ogg, FLAC, or what FFmpeg probes) through its demuxer, read by this
+        thread; the reason it ended."""
+        decoded = _Decoded(self)
+        audio = _AudioBytes(response, framing, before_reading=decoded.flush)
+        error: BaseException | None = None
+        try:
+            with av.open(audio, "r", format=kind) as container:
                 if not container.streams.audio:
                     return f"{self.url}: no audio in the stream: give the stream's own URL"
-                name, kind = response.getheader("icy-name"), container.format.name
-                self.description = (
-                    f"{_utf8(name)} ({self.url}, {kind})" if name else f"{self.url} ({kind})"
-                )
-                for packet in container.demux(container.streams.audio[0]):
-                    if audio.titles and audio.titles[0][0] <= packet.pos:
-                        decoded.flush()  # the title starts after what was decoded so far
-                        self._place_titles(audio.titles, before=packet.pos)
-                    try:
-                        frames = packet.decode()
-                    except av.InvalidDataError:  # a damaged frame, or a file's ID3 tag
-                        self.skipped_packets += 1  # between two songs: skip it, go on
-                        continue
-                    for frame in frames:
-                        decoded.add(frame)
-        except (av.FFmpegError, ValueError, OSError, http.client.HTTPException) as error:
-            if audio.failure is None:  # the demuxer or the decoder gave up
-                detail = getattr(error, "strerror", None) or error
-                return (
-                    f"{self.url}: the decoder gave up ({detail}): give the URL of an MP3, "
-                    "AAC, Ogg or FLAC stream"
-                )
+                self._describe(response, container.format.name)
+                stream = container.streams.audio[0]
+                demuxed = ((p.pos or 0, p.decode) for p in container.demux(stream))
+                self._decode_packets(demuxed, framing, decoded)
+        except Exception as raised:
+            error = raised
         finally:
-            self._audio = None
             decoded.flush(last=True)
-            self._place_titles(audio.titles, before=None)
-        if audio.failure is not None:
-            return self._network_reason(audio.failure, self.url)
-        return f"{self.url}: the server ended the stream"
+        return self._ending(audio.failure or error)
+
+    def _ending(self, error: BaseException | None) -> str:
+        """The one-line reason a connection ended with `error` (None: the server ended it)."""
+        if error is None:
+            return f"{self.url}: the server ended the stream"
+        if isinstance(error, _Failure):
+            return str(error)
+        if isinstance(error, OSError | http.client.HTTPException):
+            return self._network_reason(error, self.url)
+        if isinstance(error, av.FFmpegError | ValueError):  # the demuxer or the decoder gave up
+            detail = getattr(error, "strerror", None) or error
+            return (
+                f"{self.url}: the decoder gave up ({detail}): give the URL of an MP3, AAC, Ogg "
+                "or FLAC stream"
+            )
+        raise error
+
+    def _describe(self, response: http.client.HTTPResponse, kind: str) -> None:
+        name = response.getheader("icy-name")
+        self.description = f"{_utf8(name)} ({self.url}, {kind})" if name else f"{self.url} ({kind})"
+
+    def _decode_packets(
+        self,
+        packets: Iterable[tuple[int, Callable[[], list[av.AudioFrame]]]],
+        framing: _IcyFraming,
+        decoded: _Decoded,
+    ) -> None:
+        """Each packet's frames into `decoded`, the titles at their place: `packets` are
+        (audio byte position, the call that decodes the packet)."""
+        for position, decode in packets:
+            if framing.titles and framing.titles[0][0] <= position:
+                decoded.flush()  # the title starts after what was decoded so far
+                self._place_titles(framing.titles, before=position)
+            try:
+                frames = decode()
+            except av.InvalidDataError:  # a damaged frame, or a file's ID3 tag
+                self.skipped_packets += 1  # between two songs: skip it, go on
+                continue
+            for frame in frames:
+                decoded.add(frame)
 
     def _offer(self, samples: np.ndarray) -> None:
         """Into the ring; the first samples of a connection mean audio flows again."""
