@@ -53,6 +53,8 @@ from icyserver import IcyServer, encode, make_music
 
 MUSIC_SECONDS = 30.0
 WARMUP_SECONDS = 8.0
+HOP_SECONDS = 0.5  # the chain's hop
+GOLDEN = (5**0.5 - 1) / 2
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -154,7 +156,8 @@ def summarise(
     for index, (server, name) in enumerate(zip(servers, names, strict=True)):
         lines = analysers[0 if kind == "monitor" else index].lines
         mine = [(at, m) for at, m in lines if m.get("stream", name) == name]
-        opened = server.requests[-1].at  # the connection the stream is on now
+        # The connection the stream is on now, from when the server began to send it.
+        opened = server.requests[-1].at + server.answer_delay
         chunk = max(1, round(server.bytes_per_second * icyserver.CHUNK_SECONDS))
         for at, message in mine:
             if message["type"] == "update" and window[0] <= at <= window[1]:
@@ -198,6 +201,14 @@ def extrapolate(run: Run, streams: int) -> Run:
                   "cpu_percent": run.cpu_percent * factor, "extrapolated": True})  # fmt: skip
 
 
+def answer_delays(count: int) -> list[float]:
+    """Each station's answer delay: spread over one hop (0.5 s) for the first n of any n, as
+    stations on the air since unrelated times are (golden-ratio steps). Without it every
+    stream would complete its hops in the same few milliseconds, a coincidence no monitor
+    of real stations meets, and each hop would wait for all the others'."""
+    return [HOP_SECONDS * ((i * GOLDEN) % 1.0) for i in range(count)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--counts", default="1,10,50,100", help="stream counts to measure")
@@ -213,8 +224,10 @@ def main() -> None:
     runs: list[Run] = []
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         servers = [
-            stack.enter_context(IcyServer(mp3, duration=MUSIC_SECONDS, titles=titles))
-            for _ in range(max(counts))
+            stack.enter_context(
+                IcyServer(mp3, duration=MUSIC_SECONDS, titles=titles, answer_delay=delay)
+            )
+            for delay in answer_delays(max(counts))
         ]
         for count in counts:
             folder = Path(tmp) / f"monitor-{count}"
