@@ -414,8 +414,11 @@ class StreamingExtractor:
         if end < spec.n_fft:
             return self._empty()
         n_frames = (end - spec.n_fft) // spec.hop_length + 1
-        windows = np.lib.stride_tricks.sliding_window_view(self._buffer[:end], spec.n_fft)
-        frames = windows[:: spec.hop_length][:n_frames] * self._window
+        step = self._buffer.strides[0]
+        windows = np.lib.stride_tricks.as_strided(  # no copy: frame t starts at t * hop
+            self._buffer, shape=(n_frames, spec.n_fft), strides=(spec.hop_length * step, step)
+        )
+        frames = windows * self._window
         spectrum = np.abs(self._rfft(frames, axis=1)) ** spec.power
         logmel = compress(spectrum @ self._mel_basis_t, spec)
         consumed = n_frames * spec.hop_length
