@@ -7,6 +7,8 @@ stream, paced in real time, with ICY titles, and the ways a station goes wrong.
   `metaint` audio bytes when the client asks for it (``Icy-MetaData: 1``), as Icecast does:
   the title current at that point of the stream when it changed, else a zero length byte.
 - ``/icy``: the same under Shoutcast v1's status line ``ICY 200 OK``.
+- ``/file``: the file as a plain web server sends one: at once, with its Content-Length,
+  no ICY metadata.
 - ``/moved``: a 302 to ``/live`` (a relative Location); ``/loop``: a 302 to itself.
 - ``/missing``: 404; ``/page``: a web page (text/html); ``/playlist.m3u``: an M3U playlist.
 - ``/stall``: the headers and `STALL_BYTES` of the stream, then nothing, the connection
@@ -274,6 +276,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _answer(self) -> None:
         if self.path in ("/live", "/icy"):
             self._stream(shoutcast=self.path == "/icy")
+        elif self.path == "/file":
+            self._page(self.icy.content_type, self.icy.audio)
         elif self.path in ("/moved", "/loop"):
             self.send_response(302)
             self.send_header("Location", "/live" if self.path == "/moved" else "/loop")

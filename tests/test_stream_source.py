@@ -128,6 +128,18 @@ def test_each_format_decodes_to_the_files_audio(
     assert correlation > 0.999
 
 
+def test_a_file_from_a_plain_web_server_decodes_to_its_audio(mp3: bytes) -> None:
+    """A body of known length is read by the stream's own thread (as HTTPS is), not by the
+    shared receiver, which takes only open-ended bodies."""
+    with IcyServer(mp3, duration=SECONDS, loop=False) as icy:
+        source = StreamSource(f"{icy.url}/file", sample_rate=RATE, stall_seconds=1.0)
+        with source:
+            got = read_for(source, SECONDS - 1.0)
+    lag, correlation = best_alignment(got, direct_decode(mp3))
+    assert lag == 0
+    assert correlation > 0.999
+
+
 def test_what_overflows_the_ring_comes_out_as_zeros_and_counted(music: np.ndarray) -> None:
     data = encode(music[: 3 * 44100], rate=44100, encoding="mp3")
     with IcyServer(data, duration=3.0, loop=False, realtime=False) as icy:
