@@ -2,8 +2,10 @@
 1, 10, 50 and 100 streams, against separate `streamer listen --url` processes.
 
 Every stream is an `IcyServer` (tests/icyserver.py) of its own on loopback, serving the
-same generated music as a 128 kbit/s MP3, looped and paced in real time in chunks of
-50 ms, with ICY titles; the servers run in this process, the analysers in child processes
+same generated music as a 128 kbit/s MP3 (bare frames, as a station sends them), looped
+and paced in real time in chunks of 50 ms, with ICY titles. The stations answer after
+delays spread over one hop (`answer_delays`), so that the streams' hops are not all due in
+the same milliseconds. The servers run in this process, the analysers in child processes
 whose CPU alone is counted (user + system, from /proc, over a steady window after a
 warm-up).
 
