@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import soxr
-from icyserver import IcyServer, decode, encode, make_music
+from icyserver import IcyServer, decode, encode, make_music, metadata_block
 
-from streamer.capture.stream import StreamSource
+from streamer.capture.stream import StreamSource, _IcyFraming
 from streamer.errors import StreamerError
 
 RATE = 22050
@@ -138,6 +138,27 @@ def test_a_file_from_a_plain_web_server_decodes_to_its_audio(mp3: bytes) -> None
     lag, correlation = best_alignment(got, direct_decode(mp3))
     assert lag == 0
     assert correlation > 0.999
+
+
+def test_icy_metadata_is_taken_out_however_the_reads_cut_it() -> None:
+    """The framing is fed as the network gives it: a read may end inside a length byte's
+    block or the audio; the audio and each title's place come out the same."""
+    audio = bytes(range(256)) * 40  # 10240 audio bytes, metadata every 1000
+    stream, titles = bytearray(), {2000: "A - One", 7000: "B - Two"}
+    for start in range(0, len(audio), 1000):
+        stream += audio[start : start + 1000]
+        stream += metadata_block(titles.get(start + 1000)) if start + 1000 <= len(audio) else b""
+    rng = np.random.default_rng(3)
+    cuts = np.cumsum(rng.integers(1, 8, size=len(stream)))  # reads of 1 to 7 bytes
+    cuts = cuts[cuts < len(stream)]
+    framing = _IcyFraming(1000)
+    got = bytearray()
+    for piece in np.split(np.frombuffer(bytes(stream), np.uint8), cuts):
+        for position, part in framing.split(piece.tobytes()):
+            assert position == len(got)
+            got += part
+    assert bytes(got) == audio
+    assert list(framing.titles) == [(2000, "A - One"), (7000, "B - Two")]
 
 
 def test_what_overflows_the_ring_comes_out_as_zeros_and_counted(music: np.ndarray) -> None:

@@ -740,14 +740,14 @@ class StreamSource(AudioSource):
             return f"{self.url}: the server ended the stream"
         if isinstance(error, _Failure):
             return str(error)
-        if isinstance(error, OSError | http.client.HTTPException):
-            return self._network_reason(error, self.url)
         if isinstance(error, av.FFmpegError | ValueError):  # the demuxer or the decoder gave up
-            detail = getattr(error, "strerror", None) or error
+            detail = getattr(error, "strerror", None) or error  # (some are OSErrors too)
             return (
                 f"{self.url}: the decoder gave up ({detail}): give the URL of an MP3, AAC, Ogg "
                 "or FLAC stream"
             )
+        if isinstance(error, OSError | http.client.HTTPException):
+            return self._network_reason(error, self.url)
         raise error
 
     def _describe(self, response: http.client.HTTPResponse, kind: str) -> None:
