@@ -22,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 READ_BYTES = 65536
-"""The most bytes taken from one socket per read (a read gives what has come)."""
+"""The most bytes taken from a connection per read, here or on a stream's own thread (a read
+gives what has come)."""
 MAX_WAIT_SECONDS = 0.5
 """The longest the thread sleeps without looking at the stall deadlines."""
 PAUSE_PER_CONNECTION = 0.001

@@ -34,7 +34,7 @@ import soxr
 from streamer import __version__
 from streamer.capture.file import downmix
 from streamer.capture.loss import InputWatch
-from streamer.capture.receiver import shared_receiver
+from streamer.capture.receiver import READ_BYTES, shared_receiver
 from streamer.capture.ringbuffer import RingBuffer
 from streamer.capture.source import AudioSource
 from streamer.errors import StreamerError
@@ -61,8 +61,6 @@ PARSED_CODECS = {"mp3": "mp3float", "aac": "aac"}
 """Streams of bare frames (MP3, ADTS AAC), cut by FFmpeg's parser rather than a demuxer, and
 their decoders: the floating-point ones, whose planes the ring takes as they are (FFmpeg's
 plain "mp3" is its fixed-point decoder, whose integers would be converted first)."""
-READ_BYTES = 16384
-"""The most audio bytes asked of the connection at once (it gives what has come)."""
 PROBE_BYTES = 65536
 """Bytes of a parsed stream that must give a frame, else it is not what it says it is."""
 PLAYLIST_TYPES = frozenset({"audio/x-mpegurl", "audio/mpegurl", "audio/x-scpls"})
@@ -505,9 +503,9 @@ class StreamSource(AudioSource):
 
     def _receiving(self) -> bool:
         """Whether a connection is receiving audio bytes. After a loss the gap ends where they
-        begin: FFmpeg decodes nothing before it has probed some 28 KB (1.75 s of 128 kbit/s
-        MP3), which then come out at once, so silence handed out while they come would put
-        the stream clock ahead of the wall's by as much at every reconnection."""
+        begin: a demuxer (Ogg, FLAC) decodes nothing before it has probed some 28 KB (1.75 s
+        at 128 kbit/s), which then come out at once, so silence handed out while they come
+        would put the stream clock ahead of the wall's by as much at every reconnection."""
         framing = self._framing  # the reader may set it to None meanwhile
         return framing is not None and framing.position > 0
 
