@@ -34,8 +34,8 @@ def add_parsers(commands: Commands) -> None:
         "on disk before anyone is told of it. Ctrl-C or SIGTERM closes every open segment. "
         "STREAMS has one stream per line: its URL (http or https: an Icecast or Shoutcast "
         "mount, not a .pls/.m3u playlist) or device:INDEX|NAME, then an optional name; "
-        "lines starting with # are comments. On a 2-core machine about 50 streams keep up "
-        "with --no-tagger (see README.md, Internet radio).",
+        "lines starting with # are comments. On a 2-core machine 100 MP3 streams keep up "
+        "with --no-tagger, in under one core (see README.md, Internet radio).",
         epilog="example STREAMS file:\n"
         "  # url                                   name\n"
         "  http://radio.example:8000/jazz          Jazz FM\n"
