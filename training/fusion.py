@@ -89,14 +89,10 @@ def read_clips(manifest: Path) -> list[tuple[Path, frozenset[str], str]]:
     """(audio file, expected genres, track) of a realset manifest (``file, expected, track``,
     the track without its excerpt's position) or a corpus manifest (``path, label``: each clip
     its own track); ``other`` is left out."""
-    with manifest.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
     clips = []
-    for row in rows:
+    for row in _scored_rows(manifest):
         file = row.get("file") or row["path"]
         expected = row.get("expected") or row["label"]
-        if expected == "other":
-            continue
         # The realset names a track's excerpts "TITLE [path] @25%", "@50%", ...: one track.
         track = re.sub(r" @\d+%$", "", row["track"]) if row.get("track") else file
         clips.append((manifest.parent / file, frozenset(expected.split("|")), track))
@@ -106,9 +102,13 @@ def read_clips(manifest: Path) -> list[tuple[Path, frozenset[str], str]]:
 def read_sources(manifest: Path) -> list[str]:
     """The source of each clip `read_clips` reads, in its order: a realset excerpt's package
     (``source``: one composer or band, often several tracks), else the clip itself."""
+    return [row.get("source") or row.get("file") or row["path"] for row in _scored_rows(manifest)]
+
+
+def _scored_rows(manifest: Path) -> list[dict[str, str]]:
+    """The manifest's rows but those of music outside the genres (``other``)."""
     with manifest.open(newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if (r.get("expected") or r["label"]) != "other"]
-    return [row.get("source") or row.get("file") or row["path"] for row in rows]
+        return [r for r in csv.DictReader(handle) if (r.get("expected") or r["label"]) != "other"]
 
 
 def collect(
