@@ -16,9 +16,14 @@ warm-up).
   monitor's stdout): network, decoding, resampling, the poll, the networks for every
   stream due, the tracker and the message. The position of a hop in the stream's bytes
   is its time times the constant bit rate.
-- Engine latency (column "engine"): the p99 of the statuses' ``latency_ms``, from the
-  engine reading the block that completed a hop to publishing its update (what
-  bench_live.py calls block-to-publish); the poll's wait is not in it.
+- Block-to-message latency (column "block"): the p99 of the statuses' ``latency_ms``,
+  from the moment the decoded block that completed a hop came into the analyser (its
+  stream's ring) to the moment its update was handed to the websocket server and the
+  stdout writer: the wait for the poll and for the other streams due, the analysis of them
+  all, the message (the delivery to clients is bench_fanout.py's). What comes before it is the
+  stream's, not the analyser's: the station's bursts (here 50 ms chunks), the MP3 frame
+  that holds the hop's last sample (26 ms), and the receiver's pause between rounds of reads
+  (up to 25 ms at 100 streams); the sent-to-received latency above has them all.
 - Real time: every stream's last update against the wall time it ran, and the samples
   lost to overflows.
 
@@ -78,7 +83,7 @@ class Run:
     latency_p50_ms: float
     latency_p99_ms: float
     latency_max_ms: float
-    engine_p99_ms: float  # the statuses' latency_ms: from reading a block to publishing
+    block_p99_ms: float  # the statuses' latency_ms: from a block's arrival to publishing
     updates: int
     behind_seconds: float  # the worst stream's lag behind the wall clock at the end
     overflow_samples: int
@@ -154,7 +159,7 @@ def summarise(
     window: tuple[float, float],
 ) -> Run:
     """Latencies of the updates that arrived in `window`, and how far behind each stream is."""
-    latencies, behind, overflow, engine = [], [], 0, []
+    latencies, behind, overflow, blocks = [], [], 0, []
     for index, (server, name) in enumerate(zip(servers, names, strict=True)):
         lines = analysers[0 if kind == "monitor" else index].lines
         mine = [(at, m) for at, m in lines if m.get("stream", name) == name]
@@ -171,7 +176,7 @@ def summarise(
             at, last = updates[-1]
             behind.append((at - opened) - last["time"])
         statuses = [m for _, m in mine if m["type"] == "status"]
-        engine += [
+        blocks += [
             m["latency_ms"]
             for at, m in mine
             if m["type"] == "status" and window[0] <= at <= window[1] and m["latency_ms"]
@@ -188,7 +193,7 @@ def summarise(
         latency_p50_ms=statistics.median(ordered) if ordered else float("nan"),
         latency_p99_ms=float(np.percentile(ordered, 99)) if ordered else float("nan"),
         latency_max_ms=ordered[-1] if ordered else float("nan"),
-        engine_p99_ms=float(np.percentile(engine, 99)) if engine else float("nan"),
+        block_p99_ms=float(np.percentile(blocks, 99)) if blocks else float("nan"),
         updates=len(ordered),
         behind_seconds=max(behind) if behind else float("nan"),
         overflow_samples=overflow,
@@ -250,13 +255,13 @@ def main() -> None:
     chain = "default chain (CNN + musicnn)" if args.tagger else "--no-tagger (the CNN alone)"
     print(f"\n{chain}, {args.seconds:g} s measured after {WARMUP_SECONDS:g} s of warm-up")
     print(f"{'':8} {'streams':>7} {'procs':>5} {'CPU %':>7} {'%/stream':>8} {'p50 ms':>7} "
-          f"{'p99 ms':>7} {'max ms':>7} {'engine':>7} {'behind s':>8} {'lost':>6}")  # fmt: skip
+          f"{'p99 ms':>7} {'max ms':>7} {'block':>7} {'behind s':>8} {'lost':>6}")  # fmt: skip
     for run in runs:
         kind = run.kind + ("*" if run.extrapolated else "")
         print(
             f"{kind:8} {run.streams:7d} {run.processes:5d} {run.cpu_percent:7.1f} "
             f"{run.per_stream_percent:8.2f} {run.latency_p50_ms:7.1f} "
-            f"{run.latency_p99_ms:7.1f} {run.latency_max_ms:7.1f} {run.engine_p99_ms:7.1f} "
+            f"{run.latency_p99_ms:7.1f} {run.latency_max_ms:7.1f} {run.block_p99_ms:7.1f} "
             f"{run.behind_seconds:8.2f} "
             f"{run.overflow_samples:6d}"
         )

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from streamer.capture.ringbuffer import RingBuffer
+from streamer.capture.ringbuffer import STAMPS, RingBuffer
 
 
 def test_wrap_around_keeps_order() -> None:
@@ -108,3 +108,24 @@ def test_a_broken_drivers_infinities_pass_without_a_warning_in_the_callback() ->
         assert ring.write(block) == 3
     out = ring.read()
     assert np.isnan(out[0]) and np.isinf(out[1]) and out[2] == np.float32(0.375)
+
+
+def test_each_sample_knows_when_its_write_came_until_the_stamps_run_out() -> None:
+    ring = RingBuffer(1000)
+    times = []
+    for _ in range(3):  # writes of 10, 10 and 10 samples, 20 ms apart
+        ring.write(np.zeros(10, dtype=np.float32))
+        times.append(time.monotonic())
+        time.sleep(0.02)
+    got = [ring.arrived_at(index) for index in (0, 9, 10, 19, 29)]
+    assert all(t is not None for t in got)
+    first, last_of_first, second, last_of_second, third = got  # type: ignore[misc]
+    assert first == last_of_first and second == last_of_second, "one stamp per write"
+    assert times[0] - 0.01 <= first <= times[0] < second <= times[1] < third <= times[2]
+    ring.read()  # reading does not change when samples came
+    assert ring.arrived_at(10) == second and ring.consumed == 30
+    for _ in range(STAMPS):  # the first three writes' stamps are overwritten
+        ring.write(np.zeros(1, dtype=np.float32))
+        ring.read()
+    assert ring.arrived_at(29) is None, "too old to know: not a wrong time"
+    assert ring.arrived_at(30 + STAMPS - 2) is not None

@@ -139,6 +139,27 @@ def test_capture_holds_samples_back_until_a_hop_is_there(
     assert np.sqrt(np.mean(residual**2)) < 0.01 * np.sqrt(np.mean(steady**2))
 
 
+def test_captured_samples_know_when_they_came_in(
+    pulse_device: dict[str, str], sine_44k: Path
+) -> None:
+    """The live latency counts from a sample's arrival through the callback."""
+    source = DeviceSource(sample_rate=RATE, device="pulse")
+    with source:
+        player = pulse.play(sine_44k, pulse_device)
+        clock, deadline = 0, time.monotonic() + 5
+        while clock < RATE // 2 and time.monotonic() < deadline:  # the first may be empty
+            clock += source.read(timeout=0.5, min_samples=RATE // 2).size
+        time.sleep(0.6)  # callbacks go on meanwhile, into the ring
+        block = source.read(timeout=0)
+        read_at = time.monotonic()
+        player.wait(timeout=10)
+    oldest, newest = source.arrived_at(clock), source.arrived_at(clock + block.size - 1)
+    assert block.size > RATE // 4 and oldest is not None and newest is not None
+    assert read_at - oldest > 0.3, "the block's first samples waited in the ring"
+    assert newest - oldest > 0.2, "its last came in later, while the reader slept"
+    assert source.arrived_at(clock - 1) is None and source.arrived_at(clock + block.size) is None
+
+
 def test_device_choice_errors(pulse_device: dict[str, str]) -> None:
     assert find_input_device("PULSE").name == "pulse"  # exact name, any case
     assert find_input_device(None).is_default

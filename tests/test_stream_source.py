@@ -334,3 +334,54 @@ def test_a_failing_stream_retries_with_growing_pauses_and_says_why(server: IcySe
     assert source.input_lost
     assert "404 Not Found" in (source.problem or "")
     assert handed_out / RATE == pytest.approx(2.0, abs=0.15), "silence at the wall's pace"
+
+
+def test_each_sample_handed_out_knows_when_it_came_in(server: IcyServer) -> None:
+    """The live latency counts from a sample's arrival, not from its read."""
+    with StreamSource(f"{server.url}/live", sample_rate=RATE) as source:
+        first = read_for(source, 0.5)
+        time.sleep(0.5)  # audio keeps coming meanwhile and waits in the ring
+        block = source.read(0)
+        read_at = time.monotonic()
+        assert block is not None and block.size > 0.3 * RATE
+        start = first.size  # the block's first sample on the stream clock
+        oldest = source.arrived_at(start)
+        newest = source.arrived_at(start + block.size - 1)
+        assert oldest is not None and newest is not None
+        assert read_at - oldest > 0.3, "the block's first samples waited in the ring"
+        assert read_at - newest < 0.2, "its last came just before the read"
+        assert source.arrived_at(start - 1) is None, "only the last block read is known"
+        assert source.arrived_at(start + block.size) is None
+
+
+def test_the_latency_a_status_reports_counts_the_wait_in_the_ring(server: IcyServer) -> None:
+    """An analysis held up for a second (here by a slow sink) shows in the next status:
+    its hops' audio had waited, though each read is analysed in milliseconds."""
+    import threading
+
+    from streamer.analysis.model import GenreModel, shipped_model_path
+    from streamer.chain import GenreChain
+    from streamer.live.engine import Engine
+
+    model = GenreModel(shipped_model_path())
+    stop = threading.Event()
+    latencies: list[tuple[int, float]] = []  # (updates before the status, its latency_ms)
+    updates = 0
+
+    def sink(message: dict) -> None:
+        nonlocal updates
+        if message["type"] == "update":
+            updates += 1
+            if updates == 3:
+                time.sleep(1.0)
+            stop.set() if updates == 10 else None
+        elif message["type"] == "status" and message["latency_ms"] is not None:
+            latencies.append((updates, message["latency_ms"]))
+
+    source = StreamSource(f"{server.url}/live", sample_rate=model.spec.sample_rate)
+    engine = Engine(source=source, chain=GenreChain(model), sinks=[sink], status_seconds=0.5)
+    engine.run(stop)
+    before = [ms for n, ms in latencies if n < 3]
+    after = [ms for n, ms in latencies if n > 3]
+    assert before and max(before) < 300, "no wait: a hop is analysed as its audio comes"
+    assert after and max(after) > 500, "the second held up waited in the ring"

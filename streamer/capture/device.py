@@ -174,6 +174,9 @@ class DeviceSource(AudioSource):
         self.status_overflows = 0
         self._stream: Any = None
         self._kept = 0  # samples left in the ring by the last read
+        self._handed_out = 0  # samples `read` gave: the stream clock
+        # The last read from the ring: clock, ring index, device samples, samples given.
+        self._last_block = (0, 0, 0, 0)
 
     def _configure(self, device: int | str | None) -> None:
         """Find the device, settle rate and channels, check them; a new resampler."""
@@ -262,6 +265,20 @@ class DeviceSource(AudioSource):
     def read(self, timeout: float = 0.1, *, min_samples: int = 1) -> np.ndarray:
         """Samples once the ring holds `min_samples` after resampling, else empty at
         `timeout`; silence at the wall clock's pace while the input is lost."""
+        block = self._take(timeout, min_samples)
+        self._handed_out += block.size
+        return block
+
+    def arrived_at(self, sample: int) -> float | None:
+        # An output sample of the last read is placed among the device samples it came
+        # from in proportion (within the resampler's delay, a few milliseconds).
+        clock, first, count, size = self._last_block
+        offset = sample - clock
+        if not 0 <= offset < size or not count:
+            return None
+        return self._ring.arrived_at(first + min(count - 1, offset * count // size))
+
+    def _take(self, timeout: float, min_samples: int) -> np.ndarray:
         if self._stream is None and self._watch.retry(now=time.monotonic()):
             self._reopen()
         # Device samples that give `min_samples` after the resampler's delay (which soxr only
@@ -278,7 +295,10 @@ class DeviceSource(AudioSource):
             self._watch.arrived(now=now)
         if available >= wanted:
             self._kept = 0
-            return self._resample(self._read_ring())
+            first = self._ring.consumed
+            block = self._resample(self._read_ring())
+            self._last_block = (self._handed_out, first, self._ring.consumed - first, block.size)
+            return block
         self._kept = available
         if self._stream is not None and self._watch.stalled(now=now, active=self._stream.active):
             return self._lose()

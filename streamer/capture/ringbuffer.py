@@ -9,6 +9,10 @@ under the GIL, and happens after the samples are copied. So no lock is needed.
 When the consumer falls behind and the buffer is full, the producer drops the samples
 that do not fit (it cannot move the consumer's counter) and counts them, in samples and in
 events: data is never lost silently.
+
+Each write is also stamped with when it happened, in a small preallocated ring of its own
+(`arrived_at`), so the consumer can tell how long a sample waited before it was analysed:
+the live latency a status reports.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from __future__ import annotations
 import time
 
 import numpy as np
+
+STAMPS = 64
+"""Writes whose time a ring keeps: 1.7 s of MP3 frames, 6 s of 100 ms device callbacks."""
 
 
 class RingBuffer:
@@ -51,6 +58,11 @@ class RingBuffer:
         self.overflow_samples = 0  # owned by the producer
         self.overflow_events = 0  # owned by the producer
         self._overflow_filled = 0  # owned by the consumer: overflow given back as zeros
+        # The last STAMPS writes (owned by the producer): the count of samples stored after
+        # each, and when (time.monotonic); `_stamps` is published last.
+        self._stamp_end = np.zeros(STAMPS, dtype=np.int64)
+        self._stamp_at = np.zeros(STAMPS, dtype=np.float64)
+        self._stamps = 0
 
     @property
     def available(self) -> int:
@@ -75,7 +87,37 @@ class RingBuffer:
         if n > first:
             self._store(block[first:n], self._data[: n - first])
         self._written += n
+        slot = self._stamps % STAMPS
+        self._stamp_end[slot] = self._written
+        self._stamp_at[slot] = time.monotonic()
+        self._stamps += 1
         return int(n)
+
+    @property
+    def consumed(self) -> int:
+        """Samples read so far (consumer side; overflowed ones are not counted)."""
+        return self._read
+
+    def arrived_at(self, index: int) -> float | None:
+        """When (`time.monotonic`) the write that stored the `index`-th sample happened
+        (consumer side; 0-based, counting stored samples only), or None when that write is
+        older than the ones whose time is kept.
+
+        >>> ring = RingBuffer(8)
+        >>> ring.write(np.zeros(3, dtype=np.float32)), ring.write(np.zeros(2, dtype=np.float32))
+        (3, 2)
+        >>> ring.arrived_at(2) < ring.arrived_at(3)
+        True
+        """
+        stamps = self._stamps
+        found = None
+        # Newest first; the oldest slot may be being overwritten: left out.
+        for back in range(1, min(stamps, STAMPS - 1) + 1):
+            slot = (stamps - back) % STAMPS
+            if self._stamp_end[slot] <= index:
+                return found
+            found = float(self._stamp_at[slot])
+        return found if stamps < STAMPS else None
 
     @staticmethod
     def _store(source: np.ndarray, target: np.ndarray) -> None:

@@ -60,6 +60,12 @@ class AudioSource(ABC):
         """Audio captured but not read yet (part of the live latency)."""
         return 0.0
 
+    def arrived_at(self, sample: int) -> float | None:
+        """When (`time.monotonic`) the `sample`-th sample `read` handed out (0-based, on
+        the stream clock) had come in, if the source knows: a live update's latency counts
+        from then. Asked about the last chunk read only; None by default."""
+        return None
+
     @property
     def input_lost(self) -> bool:
         """True while the input is gone (a device unplugged); `read` then gives silence."""

@@ -407,6 +407,7 @@ class StreamSource(AudioSource):
         self._kept = 0  # samples left in the ring by the last read
         self._from_ring = 0  # samples handed out that the ring gave (with overflow zeros)
         self._handed_out = 0  # all samples handed out: the stream clock
+        self._last_block = (0, 0, 0)  # the last read from the ring: clock, ring index, samples
         self._title_changes: list[tuple[float, str | None]] = []
 
     # --- consumer side ---------------------------------------------------------------------
@@ -427,6 +428,11 @@ class StreamSource(AudioSource):
     @property
     def backlog_seconds(self) -> float:
         return self._ring.available / self.sample_rate
+
+    def arrived_at(self, sample: int) -> float | None:
+        clock, first, count = self._last_block
+        offset = sample - clock
+        return self._ring.arrived_at(first + offset) if 0 <= offset < count else None
 
     @property
     def input_lost(self) -> bool:
@@ -479,14 +485,14 @@ class StreamSource(AudioSource):
             self._watch.arrived(now=now)
         if available >= min_samples:
             self._kept = 0
-            return self._hand_out(self._ring.read_filled())
+            return self._read_ring()
         self._kept = available
         if not self._watch.lost and self._watch.stalled(
             now=now, active=self._connecting_or_connected
         ):
             self._watch.lose(now=now)
             self._kept = 0
-            return self._hand_out(self._ring.read_filled())  # what came before the gap
+            return self._read_ring()  # what came before the gap
         if available:
             return np.empty(0, dtype=np.float32)  # not `min_samples` yet: kept for later
         if self._watch.lost and self._receiving():
@@ -508,6 +514,14 @@ class StreamSource(AudioSource):
         would put the stream clock ahead of the wall's by as much at every reconnection."""
         framing = self._framing  # the reader may set it to None meanwhile
         return framing is not None and framing.position > 0
+
+    def _read_ring(self) -> np.ndarray:
+        """All the ring holds (with zeros where it overflowed), handed out; where its
+        samples were in the ring is kept for `arrived_at`."""
+        clock, first = self._handed_out, self._ring.consumed
+        block = self._ring.read_filled()
+        self._last_block = (clock, first, self._ring.consumed - first)
+        return self._hand_out(block)
 
     def _hand_out(self, block: np.ndarray) -> np.ndarray:
         """Count `block` on the stream clock and place the titles that start in it there.

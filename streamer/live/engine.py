@@ -259,10 +259,15 @@ class Engine:
                 title=self.titles.at(update.time),
             )
         )
-        # Audio-to-broadcast latency: what still waited in the capture buffer when this
-        # chunk was read, plus the time spent analysing it.
-        backlog = self.source.backlog_seconds
-        self.latency_ms = 1000 * (backlog + time.perf_counter() - read_at)
+        # Audio-to-broadcast latency: since the hop's newest sample came in, where the
+        # source knows when; else what still waited in the capture buffer when this chunk
+        # was read, plus the time spent analysing it.
+        arrived = self.source.arrived_at(round(hop.time * self.source.sample_rate) - 1)
+        if arrived is not None:
+            self.latency_ms = 1000 * (time.monotonic() - arrived)
+        else:
+            backlog = self.source.backlog_seconds
+            self.latency_ms = 1000 * (backlog + time.perf_counter() - read_at)
 
     def _segment_message(self, segment: Segment) -> dict[str, Any]:
         title = self.titles.dominant(segment.start, segment.end)
