@@ -62,6 +62,40 @@ def test_exported_model_matches_keras_in_the_runtime(trained: dict[str, Path]) -
     assert {"metrics", "split", "training", "versions", "corpus"} <= info.keys()
 
 
+def test_the_affine_steps_run_as_depthwise_convolutions_with_equal_outputs(
+    trained: dict[str, Path],
+) -> None:
+    """The exported CNN has no per-channel Mul/Add left (BatchNormalization after a ReLU)
+    and computes what tf2onnx's own graph computes, bit for bit."""
+    import onnx
+    import onnxruntime
+    import tensorflow as tf
+    import tf2onnx
+
+    from training.export import ONNX_OPSET, affine_as_depthwise
+
+    run = pipeline.Run.load(trained["run"])
+    spec = run.spec
+    signature = (tf.TensorSpec((None, spec.n_mels, spec.patch_frames, 1), tf.float32, name="mel"),)
+    plain, _ = tf2onnx.convert.from_keras(
+        run.keras_model(), input_signature=signature, opset=ONNX_OPSET
+    )
+    plain_ops = [node.op_type for node in plain.graph.node]
+    rewritten = affine_as_depthwise(onnx.load(str(trained["onnx"])))
+    ops = [node.op_type for node in rewritten.graph.node]
+    assert plain_ops.count("Mul") >= 2 and "Mul" not in ops, "the BatchNormalizations"
+    assert ops.count("Conv") == plain_ops.count("Conv") + plain_ops.count("Mul")
+    shipped = onnx.load(str(trained["onnx"]))
+    assert [node.op_type for node in shipped.graph.node] == ops, "export rewrote it already"
+    x = np.random.default_rng(2).standard_normal((6, spec.n_mels, spec.patch_frames, 1))
+    outputs = [
+        onnxruntime.InferenceSession(graph.SerializeToString()).run(None, {"mel": x.astype("f4")})
+        for graph in (plain, shipped)
+    ]
+    for before, after in zip(*outputs, strict=True):
+        assert np.array_equal(before, after)
+
+
 def test_runtime_refuses_a_corrupt_or_mismatched_model(
     trained: dict[str, Path], tmp_path: Path
 ) -> None:
