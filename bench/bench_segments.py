@@ -13,7 +13,9 @@ decision; ``--no-tagger`` for the CNN alone), run by `tag_file`. Per folder of m
   time), beside the model's track-level accuracy on the same tracks (the majority of the
   decision's top genre over the track's hops, before smoothing).
 - not-music: the fraction of hops whose patch lies inside speech (or a tone, or silence)
-  whose state is not "music"; the fraction of hops of a DJ talking over a track still music.
+  whose state is not "music" (what the display shows), and the share of the speech's (or
+  tone's) time that segments without a genre cover (what the tracklist says); the
+  fraction of hops of a DJ talking over a track still music.
 - live display: changes of the displayed genre (`TrackerUpdate.top`) per minute within
   steady tracks (hops more than 10 s from every true change), and the delay from a change to
   a track of another genre until the display first shows that genre, against the target
@@ -93,6 +95,7 @@ class MixScores:
     segment_right: list[tuple[bool, float]]  # (right, seconds) per music segment
     track_right: list[bool]
     inside: dict[str, list[bool]] = field(default_factory=dict)  # kind -> hop not music?
+    covered: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # in segments
     talkover_music: list[bool] = field(default_factory=list)
     display_changes: int = 0
     steady_seconds: float = 0.0
@@ -139,6 +142,9 @@ def score_mix(run: Run, truth: dict[str, Any]) -> MixScores:
         for stretch in truth.get(kind, []):
             whole = (t - run.window >= stretch["start"]) & (t <= stretch["end"])
             scores.inside.setdefault(kind, []).extend(not_music[whole].tolist())
+            span = (stretch["start"], stretch["end"])
+            without = sum(overlap(span, (g.start, g.end)) for g in run.segments if g.genre is None)
+            scores.covered.setdefault(kind, []).append((without, span[1] - span[0]))
     for stretch in truth.get("talkover", []):
         whole = (t - run.window >= stretch["start"]) & (t <= stretch["end"])
         scores.talkover_music += (~not_music[whole]).tolist()
@@ -183,6 +189,10 @@ def summarise(mixes: list[MixScores]) -> dict[str, float]:
     def inside(kind: str) -> float:
         return fraction([v for m in mixes for v in m.inside.get(kind, [])])
 
+    def covered(kind: str) -> float:
+        pairs = [pair for m in mixes for pair in m.covered.get(kind, [])]
+        return sum(c for c, _ in pairs) / sum(t for _, t in pairs) if pairs else float("nan")
+
     steady = sum(m.steady_seconds for m in mixes)
     nan = float("nan")
     changes = sum(m.display_changes for m in mixes)
@@ -203,6 +213,8 @@ def summarise(mixes: list[MixScores]) -> dict[str, float]:
         "speech hops no genre": inside("speech"),
         "tone hops no genre": inside("tones"),
         "silence hops no genre": inside("silence"),
+        "speech time in no-genre segments": covered("speech"),
+        "tone time in no-genre segments": covered("tones"),
         "talk-over hops music": fraction([v for m in mixes for v in m.talkover_music]),
         "display changes/min": 60 * changes / steady if steady else nan,
         "genre changes": len(delays),

@@ -19,7 +19,11 @@ and the decision's probabilities. Three rules decide, for each hop ``c`` once ho
 2. States. A run of another class opens a segment of that class only when it lasts at
    least its minimum (`min_silence_seconds`, `min_not_music_seconds`,
    `min_music_seconds`); a shorter run stays inside the open segment: a pause, a
-   shout, a DJ's word do not split a track, and a stab of music does not open one.
+   shout, a DJ's word do not split a track, and a stab of music does not open one. A
+   silence too short for a segment of its own does not break a run either (a pause in
+   talk). A change into not-music is dated a model's window before the hop that shows it
+   (that window held no music), one back into music half a window (as a track change),
+   never shortening the segment it ends below its minimum.
 3. Track changes. Within music, the novelty of hop ``c`` compares the mean feature of
    the music hops in ``[c - W, c)`` with that of ``[c, c + W)`` (W = `novelty_seconds`),
    in units of their spread (a two-sample statistic, so one loud track is not "more
@@ -331,8 +335,13 @@ class TrackSegmenter:
         if self._open is None:
             self._open = self._new(self._first_state(c, end), self._time(c))
         elif state != self._open.state and self._run(c, end, state) >= self._min_run[state]:
-            closed.append(self._close(self._time(c)))
-            self._open = self._new(state, self._time(c))
+            # Dated back, but never so far that the segment it ends falls below its minimum.
+            shortest = self._open.start + self._min_run[self._open.state] * self.hop_seconds
+            start = max(
+                min(shortest, self._time(c)), self._time(c) - self._dating(self._open.state, state)
+            )
+            closed.append(self._close(start))
+            self._open = self._new(state, start)
         elif self._open.state == "music" and state == "music" and self._is_change(c, end):
             start = self._time(c) - self.window_seconds / 2
             closed.append(self._close(start))
@@ -357,11 +366,34 @@ class TrackSegmenter:
         return state
 
     def _run(self, c: int, end: int, state: State) -> int:
-        """Hops from `c` on whose class is `state`, counted up to its minimum run."""
+        """Hops from `c` on whose class is `state`, counted up to its minimum run. A silence
+        too short for a segment of its own does not break a run of music or not-music (a
+        pause between two sentences is part of the talk), and counts in it."""
         n = 0
-        while n < self._min_run[state] and c + n < end and self._class(c + n, end) == state:
-            n += 1
-        return n
+        while n < self._min_run[state] and c + n < end:
+            here = self._class(c + n, end)
+            if here == "silence" != state:
+                pause = self._run(c + n, end, "silence")
+                if pause >= self._min_run["silence"] or c + n + pause >= end:
+                    break  # a silence of its own, or one whose length is not known yet
+                n += pause
+            elif here == state:
+                n += 1
+            else:
+                break
+        return min(n, self._min_run[state])
+
+    def _dating(self, before: State, after: State) -> float:
+        """How long before the hop that shows a change of state the change happened. A hop
+        is not-music only when its window holds no music (speech over a music bed is
+        music), so music had stopped before that window began: a whole window early. Music
+        back is heard as soon as part of the window holds it: half a window, as a track
+        change. Silence is the level of the hop's own samples: at the hop."""
+        if after == "not-music" and before == "music":
+            return self.window_seconds
+        if before == "not-music" and after == "music":
+            return self.window_seconds / 2
+        return 0.0
 
     def _first_state(self, c: int, end: int) -> State:
         """The first segment's state: that of the first run from `c` long enough to count

@@ -100,11 +100,6 @@ def test_a_tone_between_tracks_gets_no_genre_and_the_tracks_stay_music(
         assert share >= 0.9, f"track {track['start']:.0f}-{track['end']:.0f} s: {share:.0%} music"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 17 open: the detector flags 13 of the 16 hops whose patch is all talk, but "
-    "the first three ragged, so the not-music segment covers only the last 39 % of it",
-)
 def test_talk_between_tracks_gets_no_genre(
     talk_and_tone: tuple[list[dict], dict[str, Any]],
 ) -> None:
