@@ -69,17 +69,12 @@ def test_the_affine_steps_run_as_depthwise_convolutions_with_equal_outputs(
     and computes what tf2onnx's own graph computes, bit for bit."""
     import onnx
     import onnxruntime
-    import tensorflow as tf
-    import tf2onnx
 
-    from training.export import ONNX_OPSET, affine_as_depthwise
+    from training.export import affine_as_depthwise, keras_to_onnx
 
     run = pipeline.Run.load(trained["run"])
     spec = run.spec
-    signature = (tf.TensorSpec((None, spec.n_mels, spec.patch_frames, 1), tf.float32, name="mel"),)
-    plain, _ = tf2onnx.convert.from_keras(
-        run.keras_model(), input_signature=signature, opset=ONNX_OPSET
-    )
+    plain = keras_to_onnx(run.keras_model(), spec)
     plain_ops = [node.op_type for node in plain.graph.node]
     rewritten = affine_as_depthwise(onnx.load(str(trained["onnx"])))
     ops = [node.op_type for node in rewritten.graph.node]

@@ -87,8 +87,8 @@ def affine_as_depthwise(proto: Any) -> Any:
         unused.update((node.input[1], add.input[1]))
     del graph.node[:]
     graph.node.extend(nodes)
-    still_used = {name for node in nodes for name in node.input}
-    kept = [init for init in graph.initializer if init.name not in unused - still_used]
+    dropped = unused - {name for node in nodes for name in node.input}
+    kept = [init for init in graph.initializer if init.name not in dropped]
     del graph.initializer[:]
     graph.initializer.extend(kept)
     return proto
@@ -144,6 +144,19 @@ def write_model(
     write_atomically(metadata_path(onnx_path), text.encode())
 
 
+def keras_to_onnx(model: Any, spec: FeatureSpec) -> Any:
+    """tf2onnx's conversion of a genre CNN (input ``(n, n_mels, patch_frames, 1)``), as it
+    writes it: an ONNX ModelProto."""
+    import tensorflow as tf
+    import tf2onnx
+
+    signature = (
+        tf.TensorSpec((None, spec.n_mels, spec.patch_frames, 1), tf.float32, name=INPUT_NAME),
+    )
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=ONNX_OPSET)
+    return proto
+
+
 def export_model(
     model: Any,
     onnx_path: str | Path,
@@ -159,14 +172,8 @@ def export_model(
     on `check_inputs` (shape ``(n, n_mels, patch_frames, 1)``).
     """
     import onnxruntime
-    import tensorflow as tf
-    import tf2onnx
 
-    signature = (
-        tf.TensorSpec((None, spec.n_mels, spec.patch_frames, 1), tf.float32, name=INPUT_NAME),
-    )
-    proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=ONNX_OPSET)
-    onnx_bytes = affine_as_depthwise(proto).SerializeToString()
+    onnx_bytes = affine_as_depthwise(keras_to_onnx(model, spec)).SerializeToString()
     session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     check_inputs = np.asarray(check_inputs, dtype=np.float32)
     onnx_outputs = session.run(None, {INPUT_NAME: check_inputs})
