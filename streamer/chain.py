@@ -80,7 +80,7 @@ class TrackedHop:
 
     hop: Hop  # the genre CNN's output (its labels, its embedding)
     update: TrackerUpdate
-    probabilities: np.ndarray  # the decision over `GenreChain.labels`, before smoothing
+    probabilities: np.ndarray  # the calibrated decision over `GenreChain.labels`, unsmoothed
     tags: TagHop | None = None  # the tag hop the decision used; None before the first
 
 
@@ -99,7 +99,8 @@ class GenreChain:
     fusion : GenreFusion, optional
         The decision from the CNN and the tags (needs `taggers`); without it the CNN's
         probabilities are the decision and the tags are only shown. Either way the
-        decision is calibrated with its own temperature (the fusion's, or the model's).
+        decision is calibrated with its own map (the fusion's, or the model's), and the
+        tracker reads its temperature's output (`Calibration.evidence`).
     not_music : NotMusicDetector, optional
         Flags hops that are not music (speech, noise, tones) from the CNN's outputs; it
         must have been fitted on `model`. Without it every loud hop is music.
@@ -153,11 +154,11 @@ class GenreChain:
 
     def description(self) -> dict[str, Any]:
         """What decides besides the CNN, for the hello and the exports: the taggers (file
-        and sha256), whether their tags enter the decision, its temperature, and the
+        and sha256), whether their tags enter the decision, its calibration, and the
         not-music detector (its sha256, or None)."""
         described: dict[str, Any] = {
             "decision": "fusion" if self.fusion else "cnn",
-            "temperature": self.calibration.temperature,
+            "calibration": self.calibration.to_dict(),
             "not_music": None if self.not_music is None else self.not_music.sha256,
         }
         if self.tagger is not None:
@@ -198,16 +199,17 @@ class GenreChain:
                     decision = self.fusion.fuse(
                         hop.probabilities, None if tags is None else tags.tags
                     )
-                decision = self.calibration.apply(decision)
+                likelihoods = self.calibration.evidence(decision)
                 evidence = Evidence(
                     time=hop.time,
-                    probabilities=decision,
+                    probabilities=likelihoods,
                     level_dbfs=hop.level_dbfs,
                     not_music=self._is_not_music(hop),
-                    features=self._features(hop, decision, tags),
+                    features=self._features(hop, likelihoods, tags),
                 )
                 (update,) = self.tracker.push([evidence])
-                tracked.append(TrackedHop(hop, update, decision, tags))
+                calibrated = self.calibration.apply(decision)
+                tracked.append(TrackedHop(hop, update, calibrated, tags))
         return tracked
 
     def finish(self) -> list[Segment]:
@@ -260,7 +262,7 @@ class GenreChain:
 
 
 def decision_calibration(model: GenreModel, fusion: GenreFusion | None) -> Calibration:
-    """The temperature of the decision: the fusion's, or the model's for the CNN alone."""
+    """The calibration of the decision: the fusion's, or the model's for the CNN alone."""
     return model.calibration if fusion is None else fusion.calibration
 
 

@@ -1,5 +1,6 @@
-"""Calibrated confidence: the temperature's arithmetic, its fit and the expected calibration
-error on made-up hops, a reliability diagram drawn, and the shipped files' temperatures."""
+"""Calibrated confidence: the temperature's and the top-label curve's arithmetic, their fits
+and the expected calibration error on made-up hops, a reliability diagram drawn, and the
+shipped files' calibrations."""
 
 from __future__ import annotations
 
@@ -84,6 +85,72 @@ def test_the_expected_calibration_error_weighs_each_bin_by_its_hops() -> None:
     assert len(counts) == calibrate.ECE_BINS and counts[-1] == 1
 
 
+def test_a_top_label_curve_maps_the_top_and_keeps_the_others_proportions() -> None:
+    curve = Calibration(top_label=((0.3, 0.1), (0.5, 0.5), (0.9, 0.95)))
+    calibrated = curve.apply(HOPS)
+    assert np.allclose(calibrated.sum(axis=1), 1.0)
+    assert (calibrated.argmax(axis=1) == HOPS.argmax(axis=1)).all()
+    assert calibrated[0, 0] == pytest.approx(0.5 + 0.2 * 0.45 / 0.4)  # 0.7 between knots
+    assert calibrated[1, 1] == pytest.approx(0.95)  # beyond the last knot: flat
+    assert calibrated[0, 1] / calibrated[0, 2] == pytest.approx(2.0)
+    # 0.4 maps to 0.3 by the curve, but 0.35 / (0.6 + 0.35) is the least that keeps it first
+    assert calibrated[2, 0] == pytest.approx(0.35 / 0.95, abs=1e-8)
+    assert calibrated[2, 0] > calibrated[2, 1]
+    assert np.allclose(curve.apply(HOPS[2]), calibrated[2])
+    assert np.allclose(curve.apply(np.array([1.0, 0.0])), [0.95, 0.05])
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [{"temperature": 1, "top_label": [[0.5, 0.9], [0.4, 0.95]]},
+     {"temperature": 1, "top_label": [[0.4, 0.9], [0.5, 0.8]]},
+     {"temperature": 1, "top_label": [[0.4, 0.9], [0.5, 1.2]]},
+     {"temperature": 1, "top_label": [0.4, 0.5]}],
+)  # fmt: skip
+def test_a_malformed_curve_is_refused(entry: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match=r"knots|top-label"):
+        Calibration.from_metadata(entry)
+
+
+def test_the_curve_calibrates_a_mixture_no_temperature_can() -> None:
+    """Hops like the fused decision's: a timid top probability (0.2 to 0.5) that ranks how
+    often it is right (20 % to all of them), which no power of it says; the curve does, on
+    new hops."""
+    rng = np.random.default_rng(3)
+
+    def hops(n: int) -> tuple[np.ndarray, np.ndarray]:
+        top = rng.uniform(0.2, 0.5, n)
+        rest = rng.dirichlet(np.ones(4), n) * (1 - top)[:, None] * 0.999
+        probabilities = np.concatenate([top[:, None], rest], axis=1)
+        chance = 0.2 + 0.8 * (top - 0.2) / 0.3
+        truth = np.where(rng.uniform(size=n) < chance, 0, 1 + rng.integers(0, 4, n))
+        return probabilities, truth
+
+    fit_on, measured = hops(8000), hops(8000)
+    curve = calibrate.fit_top_label(*fit_on)
+    temperature = calibrate.fit_temperature(*fit_on)
+    assert curve.top_label and curve.temperature == temperature.temperature
+    after_curve = calibrate.expected_calibration_error(curve.apply(measured[0]), measured[1])
+    after_t = calibrate.expected_calibration_error(temperature.apply(measured[0]), measured[1])
+    assert after_curve < 0.04 < 0.1 < after_t
+
+
+def test_the_evidence_is_the_temperatures_output_without_the_curve() -> None:
+    both = Calibration(0.5, ((0.3, 0.1), (0.9, 0.6)))
+    assert np.allclose(both.evidence(HOPS), Calibration(0.5).apply(HOPS))
+    assert not np.allclose(both.apply(HOPS), both.evidence(HOPS))
+
+
+def test_hops_of_several_right_genres_count_as_right_for_any_of_them() -> None:
+    probabilities = np.array([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1]])
+    allowed = np.array([[True, True, False], [True, False, False]])
+    assert calibrate.right(probabilities, allowed).tolist() == [True, False]
+    assert calibrate.right(probabilities, np.array([1, 1])).tolist() == [False, True]
+    assert calibrate.expected_calibration_error(probabilities, allowed) == pytest.approx(
+        (abs(1 - 0.6) + abs(0 - 0.7)) / 2
+    )
+
+
 def test_a_reliability_diagram_is_drawn(tmp_path: Path) -> None:
     hops = calibrate.HopDecisions(("a", "b"), np.array([[0.9, 0.1], [0.3, 0.7]]), np.array([0, 0]))
     path = tmp_path / "reliability.png"
@@ -93,15 +160,16 @@ def test_a_reliability_diagram_is_drawn(tmp_path: Path) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_the_shipped_decisions_carry_their_temperatures() -> None:
+def test_the_shipped_decisions_carry_their_calibrations() -> None:
     model, fusion = GenreModel(), GenreFusion.load(shipped_fusion_path())
     for calibration, file in (
         (model.calibration, shipped_model_path().with_suffix(".json")),
         (fusion.calibration, shipped_fusion_path()),
     ):
         entry = json.loads(file.read_text())["calibration"]
-        assert calibration == Calibration(entry["temperature"]) != Calibration()
-        assert entry["ece"]["clean"]["calibrated"] < entry["ece"]["clean"]["raw"]
+        assert calibration == Calibration.from_metadata(entry) != Calibration()
+        assert entry["ece"]["clean"]["calibrated"] < 0.05 < entry["ece"]["clean"]["raw"]
+    assert fusion.calibration.top_label and not model.calibration.top_label
     again = GenreFusion.load(shipped_fusion_path())
     assert again.sha256 == fusion.sha256
     assert fusion.sha256 != replace(fusion, calibration=Calibration()).sha256
@@ -133,7 +201,10 @@ def test_the_cards_calibration_section_is_replaced_not_repeated() -> None:
     )
 
 
-def test_a_fusion_file_keeps_its_temperature(tmp_path: Path) -> None:
-    fusion = replace(GenreFusion.load(shipped_fusion_path()), calibration=Calibration(1.7))
+@pytest.mark.parametrize(
+    "calibration", [Calibration(1.7), Calibration(top_label=((0.2, 0.3), (0.4, 0.8)))]
+)
+def test_a_fusion_file_keeps_its_calibration(tmp_path: Path, calibration: Calibration) -> None:
+    fusion = replace(GenreFusion.load(shipped_fusion_path()), calibration=calibration)
     (tmp_path / "fusion.json").write_text(json.dumps(fusion.to_dict()))
-    assert GenreFusion.load(tmp_path / "fusion.json").calibration == Calibration(1.7)
+    assert GenreFusion.load(tmp_path / "fusion.json").calibration == calibration

@@ -189,3 +189,34 @@ def test_with_the_taggers_any_blocks_give_the_same_decisions(
             assert (a.tags is None) == (b.tags is None)
             assert a.tags is None or b.tags is None or a.tags.index == b.tags.index
             np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-4)
+
+
+def test_hops_carry_the_calibrated_decision_and_the_tracker_filters_its_evidence(
+    tagged_chain: GenreChain, audio: np.ndarray
+) -> None:
+    """The curve re-states the top genre's probability for people; the tracker's filter
+    reads the temperature's output, whose ratios between genres are likelihoods."""
+    from dataclasses import replace
+
+    from streamer.analysis.calibration import Calibration
+    from streamer.tracking import Evidence, GenreTracker
+
+    assert tagged_chain.fusion is not None
+    calibration = Calibration(0.5, ((0.3, 0.2), (0.6, 0.5), (0.95, 0.9)))
+    fusion = replace(tagged_chain.fusion, calibration=calibration)
+    chain = GenreChain(tagged_chain.analyzer.model, taggers=tagged_chain.tagger.taggers,  # type: ignore[union-attr]
+                       fusion=fusion)  # fmt: skip
+    out = run(chain, audio, [round(30 * TRAIN_RATE)])
+    replayed = GenreTracker(chain.labels, hop_seconds=chain.analyzer.hop_seconds,
+                            window_seconds=chain.analyzer.window_seconds)  # fmt: skip
+    for tracked in out.tracked:
+        decision = fusion.fuse(tracked.hop.probabilities, None if tracked.tags is None
+                               else tracked.tags.tags)  # fmt: skip
+        np.testing.assert_allclose(tracked.probabilities, calibration.apply(decision))
+        evidence = calibration.evidence(decision)
+        (update,) = replayed.push([Evidence(
+            time=tracked.hop.time, probabilities=evidence, level_dbfs=tracked.hop.level_dbfs,
+            features=chain._features(tracked.hop, evidence, tracked.tags),
+        )])  # fmt: skip
+        np.testing.assert_allclose(update.probabilities, tracked.update.probabilities)
+    assert not np.allclose(out.tracked[-1].probabilities, evidence)

@@ -24,7 +24,7 @@ examples:
   streamer-train export --run runs/gtzan --out models/genre.onnx   replace the shipped model
   streamer-train musicnn --out models/ --audio clips/*.wav   musicnn's taggers as ONNX
   streamer-train calibrate --validation valid/manifest.csv --held-out heldout/manifest.csv
-                                                           temperatures, ECE, reliability PNGs
+                                                           calibrations, ECE, reliability PNGs
   streamer-train not-music --out models/ --realset ../shared/realset   speech, noise, tones...
 
 A run folder keeps the config, the split, the FeatureSpec, the Keras model, the metrics and
@@ -223,18 +223,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     calibrate = commands.add_parser(
-        "calibrate", help="fit the decisions' temperatures; ECE and reliability diagrams",
+        "calibrate", help="fit the decisions' calibrations; ECE and reliability diagrams",
         description="Run a validation manifest and a held-out manifest (clean, and through the "
-        "fixed room chain) through streamer tag's chain, fit one temperature for the fused "
-        "decision and one for the CNN alone on the validation hops, write them into "
+        "fixed room chain) through streamer tag's chain, fit a top-label curve for the fused "
+        "decision and a temperature for the CNN alone on the validation hops, write them into "
         "OUT/fusion.json and OUT/genre.json with their expected calibration errors, and draw "
         "OUT/reliability-clean.png and OUT/reliability-room.png. Run it after `export` and "
-        "`fusion`: they write those files anew, without a temperature.",
+        "`fusion`: they write those files anew, uncalibrated.",
     )  # fmt: skip
     calibrate.add_argument(
         "--validation", type=Path, required=True, metavar="MANIFEST",
-        help="corpus manifest of clips the CNN did not train on, of its training-side "
-        "families and soundfonts (another seed)",
+        help="corpus manifest of new clips (another seed) of the groove families the fit kept "
+        "for validation, with training soundfonts: as hard as the held-out split "
+        "(`streamer-train corpus --groups ...`, see models/README.md)",
     )  # fmt: skip
     calibrate.add_argument(
         "--held-out", type=Path, required=True, metavar="MANIFEST",
@@ -251,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument(
         "--every", type=positive_int, default=1, metavar="N",
         help="measure on every Nth held-out clip only (default: all)",
+    )  # fmt: skip
+    calibrate.add_argument(
+        "--realset", type=Path, metavar="MANIFEST",
+        help="also measure on the real development set (../shared/realset; its manifest.csv)",
     )  # fmt: skip
     return parser
 
@@ -390,23 +395,25 @@ def report_not_music(args: argparse.Namespace) -> None:
 
 
 def report_calibrate(args: argparse.Namespace) -> None:
+    from streamer.analysis.calibration import Calibration
     from streamer.progress import progress_bar
-    from training.calibrate import run_calibrate
+    from training.calibrate import describe, run_calibrate
 
     with progress_bar(show=None) as bar:
         progress = stage_bars(bar)
         figures = run_calibrate(
             validation=args.validation, held_out=args.held_out, out=args.out,
-            cache=args.cache, every=args.every, progress=progress,
+            cache=args.cache, every=args.every, realset=args.realset, progress=progress,
         )  # fmt: skip
     for decision, file in (("fused", "fusion.json"), ("cnn", "genre.json")):
         ece = figures[decision]["ece"]
         print(
-            f"wrote {args.out / file}: temperature {figures[decision]['temperature']:.3f}; "
+            f"wrote {args.out / file}: {describe(Calibration.from_metadata(figures[decision]))}; "
             "ECE raw -> calibrated: "
             + ", ".join(
                 f"{name} {ece[name]['raw']:.3f} -> {ece[name]['calibrated']:.3f}"
-                for name in ("validation", "clean", "room")
+                for name in ("validation", "clean", "room", "real")
+                if name in ece
             )
         )
     print(f"wrote {args.out / 'reliability-clean.png'}, {args.out / 'reliability-room.png'}")

@@ -15,7 +15,7 @@ synthetic labels: the synthetic corpus must not overrule what musicnn learnt fro
 music. `streamer-train fusion` chooses them on real recordings by cross-validation over
 tracks, with the synthetic held-out split as a guard, and writes ``models/fusion.json``.
 
-`calibration` is the fused decision's temperature (`streamer.analysis.calibration`), fitted
+`calibration` is the fused decision's top-label curve (`streamer.analysis.calibration`), fitted
 by `streamer-train calibrate`; the chain applies it to the decision, `fuse` does not.
 """
 
@@ -68,7 +68,7 @@ class GenreFusion:
     provenance : mapping
         How the numbers were chosen and what they scored (kept in the file, not used).
     calibration : Calibration
-        The fused decision's temperature (``"calibration"`` in the file; T = 1 without).
+        The fused decision's calibration (``"calibration"`` in the file; none without).
 
     Examples
     --------
@@ -159,7 +159,7 @@ class GenreFusion:
 
     @property
     def sha256(self) -> str:
-        """A digest of the numbers, labels and temperature (not of the provenance): what
+        """A digest of the numbers, labels and calibration (not of the provenance): what
         decides what the chain shows."""
         return deciding_sha256(self.to_dict())
 

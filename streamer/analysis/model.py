@@ -75,7 +75,7 @@ class ModelInfo:
 
     @property
     def calibration(self) -> Calibration:
-        """The temperature of the model's own decision (its ``"calibration"``; T = 1 without)."""
+        """The calibration of the model's own decision (its ``"calibration"``; none without)."""
         return Calibration.from_metadata(self.extra.get("calibration"))
 
     def to_dict(self) -> dict[str, Any]:
@@ -190,7 +190,7 @@ class GenreModel(OnnxModel):
 
     @property
     def calibration(self) -> Calibration:
-        """The temperature of the CNN-alone decision (`ModelInfo.calibration`)."""
+        """The calibration of the CNN-alone decision (`ModelInfo.calibration`)."""
         return self.info.calibration
 
     def _check_signature(self) -> None:

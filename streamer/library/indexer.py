@@ -302,7 +302,7 @@ def _decide(
 ) -> np.ndarray:
     """Each music hop's decision, as the chain makes it: the CNN's, or the fusion's from it
     and the tag hop that ended `TAG_DELAY_SECONDS` or more before it (NaN before the
-    first: the CNN alone), calibrated with the decision's temperature."""
+    first: the CNN alone), calibrated with the decision's calibration."""
     cnn = np.asarray(probabilities)
     if fusion is None:
         return calibration.apply(cnn)
