@@ -208,7 +208,7 @@ class GenreChain:
                     features=self._features(hop, likelihoods, tags),
                 )
                 (update,) = self.tracker.push([evidence])
-                calibrated = self.calibration.apply(decision)
+                calibrated = self.calibration.curve(likelihoods)  # = apply(decision)
                 tracked.append(TrackedHop(hop, update, calibrated, tags))
         return tracked
 

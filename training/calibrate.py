@@ -5,9 +5,9 @@ with ``--no-tagger``, the CNN alone (10). Each gets its map
 (`streamer.analysis.calibration.Calibration`), fitted on a validation side and stored with
 what it calibrates: ``"calibration"`` in ``fusion.json`` and in ``genre.json``. The CNN
 alone, a softmax, gets one temperature (the smallest negative log-likelihood of every hop's
-decision against its clip's genre); the fused decision, a mixture, a top-label curve (an
-isotonic regression of "the top genre is right" on its top probability), because no
-temperature calibrates it even on the hops it is fitted on.
+decision against its clip's genre); the fused decision, a mixture, such a temperature and
+then a top-label curve (an isotonic regression of "the top genre is right" on the tempered
+top probability), because no temperature calibrates it even on the hops it is fitted on.
 
 The validation side must be as hard as the held-out split: clips of groove families no
 epoch trained on (the fit's validation families), rendered with training soundfonts. Clips
@@ -24,7 +24,6 @@ chain (`training.augment.evaluation_room`, as `streamer-train evaluate` measures
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -48,7 +47,7 @@ from streamer.chain import GenreChain
 from streamer.errors import StreamerError
 from streamer.files import write_atomically
 from training.augment import evaluation_room
-from training.fusion import ClipEvidence, _pct, collect, read_clips
+from training.fusion import ClipEvidence, _pct, _scored_rows, collect, read_clips
 
 ECE_BINS = 15
 TEMPERATURE_BOUNDS = (0.05, 20.0)
@@ -291,8 +290,7 @@ def run_calibrate(
         for name, clips in evidence.items()
         for decision in DECISIONS
     }
-    with validation.open(newline="") as handle:
-        families = sorted({row.get("group", "") for row in csv.DictReader(handle)} - {""})
+    families = sorted({row.get("group", "") for row in _scored_rows(validation)} - {""})
     figures: dict[str, Any] = {}
     for decision in DECISIONS:
         fitted = hops["validation", decision]

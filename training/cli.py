@@ -225,11 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate = commands.add_parser(
         "calibrate", help="fit the decisions' calibrations; ECE and reliability diagrams",
         description="Run a validation manifest and a held-out manifest (clean, and through the "
-        "fixed room chain) through streamer tag's chain, fit a top-label curve for the fused "
-        "decision and a temperature for the CNN alone on the validation hops, write them into "
-        "OUT/fusion.json and OUT/genre.json with their expected calibration errors, and draw "
-        "OUT/reliability-clean.png and OUT/reliability-room.png. Run it after `export` and "
-        "`fusion`: they write those files anew, uncalibrated.",
+        "fixed room chain) through streamer tag's chain, fit a temperature and a top-label "
+        "curve for the fused decision and a temperature for the CNN alone on the validation "
+        "hops, write them into OUT/fusion.json and OUT/genre.json with their expected "
+        "calibration errors, and draw OUT/reliability-clean.png and OUT/reliability-room.png. "
+        "Run it after `export` and `fusion`: they write those files anew, uncalibrated.",
     )  # fmt: skip
     calibrate.add_argument(
         "--validation", type=Path, required=True, metavar="MANIFEST",

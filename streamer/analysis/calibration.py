@@ -80,10 +80,7 @@ class Calibration:
     def apply(self, probabilities: np.ndarray) -> np.ndarray:
         """The calibrated probabilities of one hop ``(k,)`` or of many ``(n, k)``, each row
         summing to 1: the temperature, then the curve."""
-        tempered = self.evidence(probabilities)
-        if not self.top_label:
-            return tempered
-        return self._map_top(tempered)
+        return self.curve(self.evidence(probabilities))
 
     def evidence(self, probabilities: np.ndarray) -> np.ndarray:
         """The probabilities after the temperature alone: what the tracker's filter reads
@@ -100,10 +97,14 @@ class Calibration:
         tempered: np.ndarray = scaled / scaled.sum(axis=-1, keepdims=True)
         return tempered
 
-    def _map_top(self, p: np.ndarray) -> np.ndarray:
-        """The top genre's probability through the curve, the others scaled to the rest.
-        The top stays on top: it is mapped at least a hair above the share that would tie
-        it with the second (``second / (1 - top + second)``)."""
+    def curve(self, tempered: np.ndarray) -> np.ndarray:
+        """`evidence`'s output calibrated: the top genre's probability through the curve,
+        the others scaled to the rest (as it is without a curve). The top stays on top: it
+        is mapped at least a hair above the share that would tie it with the second
+        (``second / (1 - top + second)``)."""
+        p = np.asarray(tempered, dtype=np.float64)
+        if not self.top_label:
+            return p
         rows = np.atleast_2d(p)
         index = np.arange(len(rows))
         top = rows.argmax(axis=1)

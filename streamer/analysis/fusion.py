@@ -15,8 +15,9 @@ synthetic labels: the synthetic corpus must not overrule what musicnn learnt fro
 music. `streamer-train fusion` chooses them on real recordings by cross-validation over
 tracks, with the synthetic held-out split as a guard, and writes ``models/fusion.json``.
 
-`calibration` is the fused decision's top-label curve (`streamer.analysis.calibration`), fitted
-by `streamer-train calibrate`; the chain applies it to the decision, `fuse` does not.
+`calibration` is the fused decision's temperature and top-label curve
+(`streamer.analysis.calibration`), fitted by `streamer-train calibrate`; the chain applies it
+to the decision, `fuse` does not.
 """
 
 from __future__ import annotations
