@@ -22,12 +22,16 @@ LABELS = (
     "jazz", "metal", "pop", "reggae", "rock",
 )  # fmt: skip
 HOP = 0.5
+JAZZ, ROCK = LABELS.index("jazz"), LABELS.index("rock")
 WINDOW_HOPS = 6  # the model's 3 s window
 LOUD, QUIET = -20.0, -80.0
 # Measured with the defaults: the causal change test (streamer/tracking.py) finds a clean
 # change once most of its last 3 s of features are new (at change_threshold 2.0, four
 # hops); until then the steady rule holds the display.
 SMOOTHING_LATENCY_HOPS = 4
+# The tests of the states' rules that count hops of music before a genre is claimed state
+# this confirm_hops (the defaults claim one at the first hop that beats the others).
+TWO_HOPS = SmoothingConfig(confirm_hops=2)
 
 
 def hop_times(n: int, *, first: float = 3.0) -> np.ndarray:
@@ -114,8 +118,9 @@ def test_clean_change_is_shown_after_the_stated_latency_and_does_not_cut_a_segme
     change = 30
     probabilities = np.concatenate([confident("jazz", change), confident("metal", 30)])
     updates, segments = track_offline(probabilities=probabilities, levels_dbfs=[LOUD] * 60)
-    switch = change + SMOOTHING_LATENCY_HOPS
-    assert tops(updates) == [None] + ["jazz"] * (switch - 1) + ["metal"] * (60 - switch)
+    switch, claimed = change + SMOOTHING_LATENCY_HOPS, SmoothingConfig().confirm_hops - 1
+    expected = [None] * claimed + ["jazz"] * (switch - claimed) + ["metal"] * (60 - switch)
+    assert tops(updates) == expected
     assert all(u.closed == () for u in updates)
     [segment] = segments
     assert segment.state == "music" and set(segment.mixture) == {"jazz", "metal"}
@@ -159,7 +164,9 @@ def test_silence_is_shown_after_its_minimum_with_no_genre_and_a_fresh_filter() -
     )
     levels = np.array([LOUD] * 20 + [QUIET] * 6 + [LOUD] * 20)
     times = hop_times(46)
-    updates, segments = track_offline(probabilities=probabilities, levels_dbfs=levels)
+    updates, segments = track_offline(
+        probabilities=probabilities, levels_dbfs=levels, config=TWO_HOPS
+    )
     assert "pop" not in tops(updates)
     # one minimum silence (1 s = two hops, as for the segmenter) shows it
     assert states(updates)[20:27] == ["music"] + ["silence"] * 5 + ["music"]
@@ -195,15 +202,16 @@ def test_not_music_is_shown_after_its_minimum_and_left_after_confirm_hops(
     )
     flags = [False] * 20 + [True] * 12 + [False] * 20
     updates, _ = track_offline(
-        probabilities=probabilities, levels_dbfs=[LOUD] * 52, not_music=flags, segments=segments
-    )
+        probabilities=probabilities, levels_dbfs=[LOUD] * 52, not_music=flags,
+        segments=segments, config=TWO_HOPS,
+    )  # fmt: skip
     assert "hiphop" not in tops(updates)
     shown = states(updates)
     assert shown[20:32] == ["music"] * shown_at + ["not-music"] * (12 - shown_at)
     assert tops(updates)[20 : 20 + shown_at] == ["jazz"] * shown_at
     assert all(u.top is None for u in updates[20 + shown_at : 33])
     np.testing.assert_allclose(updates[31].probabilities, 1 / len(LABELS))
-    # the default confirm_hops = 2: the first music hop is still shown as not-music
+    # confirm_hops = 2: the first music hop is still shown as not-music
     assert shown[32:34] == ["not-music", "music"]
     assert updates[32].confidence == 0.0  # a music hop in a not-music state
 
@@ -260,11 +268,13 @@ def test_leaving_silence_needs_the_level_above_the_hysteresis_band() -> None:
 
 
 def test_an_ambiguous_start_does_not_claim_a_genre() -> None:
-    """No genre is shown until one beats all the others together."""
+    """No genre is shown until one beats all the others together by the margin."""
     first = np.full(len(LABELS), 0.2 / 8)
     first[[LABELS.index("jazz"), LABELS.index("blues")]] = 0.45, 0.35
     probabilities = np.concatenate([[first, first], confident("blues", 10)])
-    updates, segments = track_offline(probabilities=probabilities, levels_dbfs=[LOUD] * 12)
+    updates, segments = track_offline(
+        probabilities=probabilities, levels_dbfs=[LOUD] * 12, config=TWO_HOPS
+    )
     assert tops(updates)[:2] == [None, None]
     assert updates[0].confidence == pytest.approx(0.45)  # the best genre's, while undecided
     assert "blues" in tops(updates)
@@ -311,7 +321,9 @@ def test_within_a_steady_track_a_new_genre_needs_a_long_lead(steady_hops: int) -
     updates, _ = track_offline(
         probabilities=probabilities, levels_dbfs=[LOUD] * n, features=features, config=config
     )
-    assert tops(updates).index("rock") == change + steady_hops
+    shown = [u.probabilities for u in updates]
+    lead = next(i for i, p in enumerate(shown) if p[ROCK] - p[JAZZ] > config.switch_margin)
+    assert tops(updates).index("rock") == lead + steady_hops - 1
     features[change:] += 3.0
     updates, _ = track_offline(
         probabilities=probabilities, levels_dbfs=[LOUD] * n, features=features, config=config
@@ -446,7 +458,7 @@ def test_finish_ends_the_stream_once() -> None:
 
 
 def test_music_too_short_to_decide_still_gets_the_best_genre() -> None:
-    tracker = GenreTracker(LABELS)
+    tracker = GenreTracker(LABELS, config=TWO_HOPS)
     update = push_one(tracker, time=1.0, probabilities=confident("pop", 1)[0], level_dbfs=LOUD)
     assert (update.state, update.top) == ("music", None)
     [segment] = tracker.finish(time=1.5)
@@ -513,7 +525,7 @@ def test_times_must_increase_and_labels_be_two_or_more() -> None:
         {"stay_probability": 1.0},
         {"switch_margin": -0.1},
         {"confirm_hops": 0},
-        {"steady_confirm_hops": 1},  # under confirm_hops
+        {"steady_confirm_hops": 0},  # under confirm_hops
         {"change_threshold": 0.0},
         {"probability_floor": 0.0},
         {"silence_dbfs": float("nan")},
@@ -549,3 +561,15 @@ def test_talk_after_silence_is_shown_at_once() -> None:
     )
     assert states(updates) == ["silence"] * 10 + ["not-music"] * 10
     assert all(u.top is None for u in updates)
+
+
+def test_a_long_confirmation_asked_for_holds_within_a_track_too() -> None:
+    """`--confirm-hops 20` (more than the steady rule's 16) is taken, not refused: within a
+    steady track a new genre never needs a shorter lead than after a change."""
+    from streamer.cli.options import default_analysis, smoothing_config
+
+    args = default_analysis()
+    assert smoothing_config(args) == SmoothingConfig()
+    args.confirm_hops = 20
+    config = smoothing_config(args)
+    assert config.confirm_hops == config.steady_confirm_hops == 20

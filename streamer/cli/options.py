@@ -92,8 +92,9 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--confirm-hops", type=positive_int, default=smoothing.confirm_hops, metavar="N",
-        help="smoothing: hops a new genre must lead before the tag changes "
-        "(default: %(default)s)",
+        help="smoothing: hops a new genre must lead before the tag changes, once the music "
+        f"has changed (within a steady track: {smoothing.steady_confirm_hops}, or N if more; "
+        "default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
         "--silence-dbfs", type=number(at_least=-200, at_most=0),
@@ -111,6 +112,14 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
         help="the genre CNN alone: no musicnn tags, no genre it lacks (electronic), a "
         "decision tuned on synthetic music only; about four times less CPU",
     )  # fmt: skip
+
+
+def default_analysis(*, tagger: bool = True) -> argparse.Namespace:
+    """The analysis options `streamer tag` runs with when none is given (``--no-tagger``
+    if not `tagger`): for tools that build its chain (`streamer-train calibrate-shown`)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_analysis_options(parser)
+    return parser.parse_args([] if tagger else ["--no-tagger"])
 
 
 def build_chain(model: GenreModel, args: argparse.Namespace) -> GenreChain:
@@ -197,9 +206,11 @@ def access_policy(args: argparse.Namespace) -> AccessPolicy:
 
 
 def smoothing_config(args: argparse.Namespace) -> SmoothingConfig:
+    steady = max(SmoothingConfig().steady_confirm_hops, args.confirm_hops)
     return SmoothingConfig(
         stay_probability=args.stay_probability,
         confirm_hops=args.confirm_hops,
+        steady_confirm_hops=steady,  # within a track, never quicker than after a change
         silence_dbfs=args.silence_dbfs,
     )
 
