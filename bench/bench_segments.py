@@ -20,6 +20,10 @@ decision; ``--no-tagger`` for the CNN alone), run by `tag_file`. Per folder of m
   steady tracks (hops more than 10 s from every true change), and the delay from a change to
   a track of another genre until the display first shows that genre, against the target
   of the patch length plus 3 hops.
+- shown confidence: over the hops that show a genre (but over a real track of none of our
+  genres), the mean `confidence` shown, how often the shown genre is one playing
+  (`training.mixes.playing`), and the expected calibration error between the two
+  (`training.calibrate.binned_error`).
 
 And on the real development set's single-track excerpts (30 s): segments per excerpt (mean,
 max), excerpts with more than one, segments shorter than ``--min-seconds``, and the share
@@ -47,6 +51,8 @@ from streamer.chain import GenreChain, TrackedHop
 from streamer.cli.options import add_analysis_options, build_chain
 from streamer.offline.tagging import tag_file
 from streamer.tracking import Segment
+from training.calibrate import binned_error
+from training.mixes import mix_files, playing
 
 TOLERANCE = 10.0  # seconds: a boundary this close to a true change finds it
 STEADY_MARGIN = 10.0  # seconds around each true change left out of "steady"
@@ -60,6 +66,7 @@ class Run:
     times: np.ndarray
     decided: list[str]  # the decision's top genre, before smoothing
     shown: list[str | None]  # update.top
+    confidence: list[float]  # update.confidence
     states: list[str]
     window: float
     hop: float
@@ -76,6 +83,7 @@ def run_chain(path: Path, chain: GenreChain) -> Run:
         times=np.array([h.hop.time for h in hops]),
         decided=[labels[int(np.argmax(h.probabilities))] for h in hops],
         shown=[h.update.top for h in hops],
+        confidence=[h.update.confidence for h in hops],
         states=[str(h.update.state) for h in hops],
         window=chain.analyzer.window_seconds,
         hop=chain.analyzer.hop_seconds,
@@ -100,6 +108,7 @@ class MixScores:
     display_changes: int = 0
     steady_seconds: float = 0.0
     delays: list[float] = field(default_factory=list)  # inf: never shown before the next
+    shown_confidence: list[tuple[float, bool]] = field(default_factory=list)  # (said, right)
     window: float = 0.0
     hop: float = 0.0
 
@@ -171,6 +180,12 @@ def score_mix(run: Run, truth: dict[str, Any]) -> MixScores:
             if after["start"] <= time < until and top == after["genre"]
         ]  # fmt: skip
         scores.delays.append(shown[0] - after["start"] if shown else np.inf)
+    scores.shown_confidence = [
+        (confidence, top in genres)
+        for top, confidence, genres in zip(run.shown, run.confidence, playing(truth, t),
+                                           strict=True)
+        if top is not None and genres != {"other"}
+    ]  # fmt: skip
     return scores
 
 
@@ -193,6 +208,7 @@ def summarise(mixes: list[MixScores]) -> dict[str, float]:
         pairs = [pair for m in mixes for pair in m.covered.get(kind, [])]
         return sum(c for c, _ in pairs) / sum(t for _, t in pairs) if pairs else float("nan")
 
+    said = np.array([pair for m in mixes for pair in m.shown_confidence]).reshape(-1, 2)
     steady = sum(m.steady_seconds for m in mixes)
     nan = float("nan")
     changes = sum(m.display_changes for m in mixes)
@@ -221,6 +237,9 @@ def summarise(mixes: list[MixScores]) -> dict[str, float]:
         "delay median s": float(np.median(finite)) if finite else float("nan"),
         f"shown within {target:.1f} s": fraction([d <= target for d in delays]),
         "never shown": sum(1 for d in delays if not np.isfinite(d)),
+        "shown confidence mean": float(said[:, 0].mean()) if len(said) else nan,
+        "shown genre playing": float(said[:, 1].mean()) if len(said) else nan,
+        "shown confidence ECE": binned_error(said[:, 0], said[:, 1] > 0) if len(said) else nan,
     }  # fmt: skip
 
 
@@ -240,10 +259,6 @@ def score_excerpts(runs: list[Run], *, min_seconds: float) -> dict[str, float]:
         f"segments < {min_seconds:g} s": sum(length < min_seconds for length in lengths),
         "time in not-music": not_music / seconds if seconds else float("nan"),
     }
-
-
-def mix_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*.wav") if p.with_suffix(".json").is_file())
 
 
 def table(columns: dict[str, dict[str, float]]) -> str:

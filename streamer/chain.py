@@ -24,12 +24,12 @@ the audio was cut into blocks: the online == offline property holds for both net
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from streamer.analysis.calibration import Calibration
+from streamer.analysis.calibration import Calibration, ShownCalibration
 from streamer.analysis.fusion import GenreFusion
 from streamer.analysis.hops import Hop, HopAnalyzer
 from streamer.analysis.inference import Steps, run_inline
@@ -79,7 +79,7 @@ class TrackedHop:
     """One hop of the chain: the CNN's view, the latest tags, the decision, what is shown."""
 
     hop: Hop  # the genre CNN's output (its labels, its embedding)
-    update: TrackerUpdate
+    update: TrackerUpdate  # as shown: its confidence restated (`GenreChain.shown`)
     probabilities: np.ndarray  # the calibrated decision over `GenreChain.labels`, unsmoothed
     tags: TagHop | None = None  # the tag hop the decision used; None before the first
 
@@ -100,7 +100,9 @@ class GenreChain:
         The decision from the CNN and the tags (needs `taggers`); without it the CNN's
         probabilities are the decision and the tags are only shown. Either way the
         decision is calibrated with its own map (the fusion's, or the model's), and the
-        tracker reads its temperature's output (`Calibration.evidence`).
+        tracker reads its temperature's output (`Calibration.evidence`). What the
+        tracker shows is restated by the decision's `ShownCalibration` if it was fitted
+        for `smoothing` (`GenreChain.shown`).
     not_music : NotMusicDetector, optional
         Flags hops that are not music (speech, noise, tones) from the CNN's outputs; it
         must have been fitted on `model`. Without it every loud hop is music.
@@ -134,6 +136,11 @@ class GenreChain:
             fusion.check(cnn_labels=model.labels, tag_labels=self.tagger.labels)
         self.fusion = fusion
         self.calibration = decision_calibration(model, fusion)
+        shown = self.calibration.shown
+        self.shown: ShownCalibration | None = (
+            shown if shown is not None and shown.smoothing == smoothing else None
+        )
+        """The curve that restates the shown genre's confidence; None: the tracker's own."""
         self._no_tags = np.zeros(sum(t.info.embedding_size for t in taggers))
         self.labels = fusion.labels if fusion is not None else model.labels
         """The decision's genres: the tracker's, the protocol's and the exports' labels."""
@@ -154,11 +161,15 @@ class GenreChain:
 
     def description(self) -> dict[str, Any]:
         """What decides besides the CNN, for the hello and the exports: the taggers (file
-        and sha256), whether their tags enter the decision, its calibration, and the
-        not-music detector (its sha256, or None)."""
+        and sha256), whether their tags enter the decision, its calibration (with the
+        shown genre's curve only where it applies), and the not-music detector (its
+        sha256, or None)."""
+        calibration = self.calibration.to_dict()
+        if self.shown is None:
+            calibration.pop("shown", None)  # fitted for other smoothing: not applied
         described: dict[str, Any] = {
             "decision": "fusion" if self.fusion else "cnn",
-            "calibration": self.calibration.to_dict(),
+            "calibration": calibration,
             "not_music": None if self.not_music is None else self.not_music.sha256,
         }
         if self.tagger is not None:
@@ -209,7 +220,7 @@ class GenreChain:
                 )
                 (update,) = self.tracker.push([evidence])
                 calibrated = self.calibration.curve(likelihoods)  # = apply(decision)
-                tracked.append(TrackedHop(hop, update, calibrated, tags))
+                tracked.append(TrackedHop(hop, self._as_shown(update), calibrated, tags))
         return tracked
 
     def finish(self) -> list[Segment]:
@@ -230,6 +241,15 @@ class GenreChain:
             self.tagger.reset()
         self._pending_tags: list[TagHop] = []
         self._tags: TagHop | None = None
+
+    def _as_shown(self, update: TrackerUpdate) -> TrackerUpdate:
+        """The tracker's update with the displayed genre's probability, its `confidence`,
+        restated by `shown` (how often the shown genre is right at that probability)."""
+        if self.shown is None or update.top is None:
+            return update
+        genre = self.labels.index(update.top)
+        restated = self.shown.restate(update.probabilities, genre=genre)
+        return replace(update, probabilities=restated, confidence=float(restated[genre]))
 
     def _is_not_music(self, hop: Hop) -> bool:
         if self.not_music is None:

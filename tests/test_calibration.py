@@ -1,6 +1,6 @@
-"""Calibrated confidence: the temperature's and the top-label curve's arithmetic, their fits
-and the expected calibration error on made-up hops, a reliability diagram drawn, and the
-shipped files' calibrations."""
+"""Calibrated confidence: the temperature's, the top-label curve's and the shown genre's
+curve's arithmetic, their fits and the expected calibration error on made-up hops, a
+reliability diagram drawn, and the shipped files' calibrations."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamer.analysis.calibration import Calibration
+from streamer.analysis.calibration import Calibration, ShownCalibration
 from streamer.analysis.fusion import GenreFusion, shipped_fusion_path
 from streamer.analysis.model import GenreModel, shipped_model_path
 from streamer.errors import StreamerError
+from streamer.tracking import SmoothingConfig
 
 calibrate = pytest.importorskip("training.calibrate")
 
@@ -169,6 +170,11 @@ def test_the_shipped_decisions_carry_their_calibrations() -> None:
         entry = json.loads(file.read_text())["calibration"]
         assert calibration == Calibration.from_metadata(entry) != Calibration()
         assert entry["ece"]["clean"]["calibrated"] < 0.05 < entry["ece"]["clean"]["raw"]
+        # the shown genre's curve was fitted for the tracker's defaults (refit it when
+        # they change: `streamer-train calibrate-shown`), and helps on held-out mixes
+        assert calibration.shown is not None and calibration.shown.smoothing == SmoothingConfig()
+        held_out = entry["shown"]["ece"]["held_out"]
+        assert held_out["shown"] < held_out["raw"]
     assert fusion.calibration.top_label and not model.calibration.top_label
     again = GenreFusion.load(shipped_fusion_path())
     assert again.sha256 == fusion.sha256
@@ -199,6 +205,11 @@ def test_the_cards_calibration_section_is_replaced_not_repeated() -> None:
     assert calibrate.replace_section("# card\n", "## Calibrated confidence\n").endswith(
         "# card\n\n## Calibrated confidence\n"
     )
+    shown = calibrate.replace_section(again, f"{calibrate.SHOWN_HEADING}\n\nK = 5\n")
+    assert shown.index("T = 3") < shown.index("K = 5") < shown.index("## Limits")
+    assert calibrate.replace_section(shown, f"{calibrate.SHOWN_HEADING}\n\nK = 6\n") == (
+        shown.replace("K = 5", "K = 6")
+    )
 
 
 @pytest.mark.parametrize(
@@ -208,3 +219,58 @@ def test_a_fusion_file_keeps_its_calibration(tmp_path: Path, calibration: Calibr
     fusion = replace(GenreFusion.load(shipped_fusion_path()), calibration=calibration)
     (tmp_path / "fusion.json").write_text(json.dumps(fusion.to_dict()))
     assert GenreFusion.load(tmp_path / "fusion.json").calibration == calibration
+
+
+SHOWN = ShownCalibration(((0.4, 0.3), (0.8, 0.5), (1.0, 0.7)), SmoothingConfig())
+
+
+def test_the_shown_genres_probability_is_restated_and_the_others_share_the_rest() -> None:
+    filtered = np.array([0.05, 0.9, 0.05, 0.0])
+    restated = SHOWN.restate(filtered, genre=1)
+    assert restated[1] == pytest.approx(0.6)  # 0.9: halfway between 0.5 and 0.7
+    np.testing.assert_allclose(restated[[0, 2, 3]], [0.2, 0.2, 0.0])
+    # the shown genre need not lead: a challenger may lead it while the display waits
+    assert SHOWN.restate(np.array([0.6, 0.4]), genre=1).tolist() == pytest.approx([0.7, 0.3])
+    # all the mass on the shown genre: the others share the rest evenly
+    assert SHOWN.restate(np.array([1.0, 0.0, 0.0]), genre=0).tolist() == pytest.approx(
+        [0.7, 0.15, 0.15]
+    )
+    with pytest.raises(ValueError, match="shown-genre curve"):
+        ShownCalibration(((0.5, 0.9), (0.8, 0.2)), SmoothingConfig())
+
+
+def test_the_shown_curve_travels_with_the_calibration_and_names_its_smoothing() -> None:
+    calibration = Calibration(0.5, ((0.3, 0.2), (0.9, 0.8)), SHOWN)
+    entry = json.loads(json.dumps(calibration.to_dict()))
+    assert entry["shown"]["smoothing"] == SmoothingConfig().to_dict()
+    assert Calibration.from_metadata(entry) == calibration
+    other = SmoothingConfig(stay_probability=0.95)
+    entry["shown"]["smoothing"] = other.to_dict()
+    assert Calibration.from_metadata(entry).shown == replace(SHOWN, smoothing=other)
+    del entry["shown"]["knots"]
+    with pytest.raises(ValueError, match="knots"):
+        Calibration.from_metadata(entry)
+
+
+def test_the_shown_fit_makes_an_over_sure_display_honest() -> None:
+    """A display that says 0.75 to 1.0 and is right half as often as it says."""
+    rng = np.random.default_rng(0)
+    stated = rng.uniform(0.75, 1.0, 5000)
+    correct = rng.random(5000) < stated / 2
+    shown = calibrate.fit_shown(stated, correct, smoothing=SmoothingConfig())
+    assert calibrate.binned_error(stated, correct) > 0.4
+    assert calibrate.binned_error(shown.confidence(stated), correct) < 0.03
+    assert np.all(np.diff(shown.confidence(np.linspace(0, 1, 50))) >= 0)
+
+
+def test_playing_reads_the_genre_of_a_mixs_truth_at_each_time() -> None:
+    from training.mixes import playing
+
+    truth = {"segments": [
+        {"start": 0.0, "end": 10.0, "state": "music", "genre": "jazz"},
+        {"start": 10.0, "end": 14.0, "state": "not-music", "genre": None},
+        {"start": 14.0, "end": 30.0, "state": "music", "genre": "jazz|classical"},
+    ]}  # fmt: skip
+    times = np.array([3.0, 9.99, 10.0, 14.0, 29.9, 30.0])
+    both = {"jazz", "classical"}
+    assert playing(truth, times) == [{"jazz"}, {"jazz"}, set(), both, both, set()]

@@ -220,3 +220,47 @@ def test_hops_carry_the_calibrated_decision_and_the_tracker_filters_its_evidence
         )])  # fmt: skip
         np.testing.assert_allclose(update.probabilities, tracked.update.probabilities)
     assert not np.allclose(out.tracked[-1].probabilities, evidence)
+
+
+def test_the_shown_genres_confidence_is_restated_for_the_smoothing_it_was_fitted_with(
+    tagged_chain: GenreChain, audio: np.ndarray
+) -> None:
+    """What the display shows goes through the decision's shown curve; the genre, the state
+    and the segments do not change, and a chain smoothing otherwise ignores the curve."""
+    from dataclasses import replace
+
+    from streamer.analysis.calibration import ShownCalibration
+    from streamer.tracking import DEFAULT_SMOOTHING, SmoothingConfig
+
+    assert tagged_chain.fusion is not None and tagged_chain.tagger is not None
+    shown = ShownCalibration(((0.2, 0.1), (1.0, 0.6)), DEFAULT_SMOOTHING)
+    plain = tagged_chain.fusion
+    fitted = replace(plain, calibration=replace(plain.calibration, shown=shown))
+
+    def chain(fusion: object, smoothing: SmoothingConfig = DEFAULT_SMOOTHING) -> GenreChain:
+        return GenreChain(tagged_chain.analyzer.model, taggers=tagged_chain.tagger.taggers,  # type: ignore[union-attr]
+                          fusion=fusion, smoothing=smoothing, segments=SHORT_LAG)  # type: ignore[arg-type]  # fmt: skip
+
+    restating = chain(fitted)
+    raw, restated = run(chain(plain), audio, [4096]), run(restating, audio, [4096])
+    assert restated.segments == raw.segments
+    assert "shown" in restating.description()["calibration"]
+    shown_hops = 0
+    for before, after in zip(raw.tracked, restated.tracked, strict=True):
+        b, a = before.update, after.update
+        assert (a.top, a.state, a.time) == (b.top, b.state, b.time)
+        if b.top is None:
+            np.testing.assert_array_equal(a.probabilities, b.probabilities)
+            assert a.confidence == b.confidence
+            continue
+        shown_hops += 1
+        genre = restating.labels.index(b.top)
+        assert a.confidence == pytest.approx(float(shown.confidence(b.confidence)))
+        np.testing.assert_allclose(a.probabilities, shown.restate(b.probabilities, genre=genre))
+    assert shown_hops > 10
+    steadier = SmoothingConfig(stay_probability=0.95)
+    other = chain(fitted, steadier)
+    assert other.shown is None and "shown" not in other.description()["calibration"]
+    ignored, unfitted = run(other, audio, [4096]), run(chain(plain, steadier), audio, [4096])
+    for a, b in zip(ignored.tracked, unfitted.tracked, strict=True):
+        assert a.update.confidence == b.update.confidence

@@ -154,6 +154,20 @@ def test_the_test_side_draws_only_held_out_families_in_other_voices() -> None:
         assert "TimGM6mb.sf2" in track["source"]
 
 
+def test_the_validation_side_draws_the_calibrations_families_of_every_genre() -> None:
+    """The families the shipped decision was calibrated on (none the CNN trained on, none
+    held out), some for every genre, so a validation mix can hold any of them."""
+    import json
+
+    from training.mixes import VALIDATION_FAMILIES
+
+    families = set(json.loads(VALIDATION_FAMILIES.read_text())["calibration"]["families"])
+    for genre in GTZAN_GENRES:
+        held = corpus.held_out_families(genre, seed=HELD_OUT_SEED, fraction=HELD_OUT_FRACTION)
+        validation = side_families(genre, side="validation")
+        assert validation and set(validation) <= families and not set(validation) & held
+
+
 def test_real_mixes_join_excerpts_of_a_track_and_crossfade_tracks(tmp_path: Path) -> None:
     """A real set on disk (sines for tracks): every track once, its excerpts in a row as
     one track, each track's audio its own."""

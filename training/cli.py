@@ -25,6 +25,8 @@ examples:
   streamer-train musicnn --out models/ --audio clips/*.wav   musicnn's taggers as ONNX
   streamer-train calibrate --validation valid/manifest.csv --held-out heldout/manifest.csv
                                                            calibrations, ECE, reliability PNGs
+  streamer-train calibrate-shown --mixes mixes/validation --held-out mixes/test
+                                                           the shown genre's confidence
   streamer-train not-music --out models/ --realset ../shared/realset   speech, noise, tones...
 
 A run folder keeps the config, the split, the FeatureSpec, the Keras model, the metrics and
@@ -257,6 +259,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--realset", type=Path, metavar="MANIFEST",
         help="also measure on the real development set (../shared/realset; its manifest.csv)",
     )  # fmt: skip
+    shown = commands.add_parser(
+        "calibrate-shown", help="fit what the display shows: the shown genre's confidence",
+        description="Run generated mixes of the validation families through streamer tag's "
+        "chain with its default options, fit how often the shown genre is the one playing as "
+        "a curve of the tracker's confidence, for the fused decision and for the CNN alone, "
+        "measure it on mixes of the held-out families, and add it to the shipped "
+        "models/fusion.json and the model's metadata, with models/reliability-shown.png. Run "
+        "it after `calibrate` (which drops it) and again whenever the tracker's defaults "
+        "change: the chain applies it only with the smoothing it was fitted with.",
+    )  # fmt: skip
+    shown.add_argument(
+        "--mixes", type=Path, required=True, action="append", metavar="DIR",
+        help="a folder of generated mixes of the validation families, repeatable "
+        "(python -m training.mixes DIR --side validation [--seed N])",
+    )  # fmt: skip
+    shown.add_argument(
+        "--held-out", type=Path, required=True, action="append", metavar="DIR",
+        help="a folder of generated mixes of the held-out families, repeatable "
+        "(python -m training.mixes DIR --side test)",
+    )  # fmt: skip
+    shown.add_argument(
+        "--model", type=Path, default=DEFAULT_MODEL, help="the genre CNN (default: shipped)"
+    )
     return parser
 
 
@@ -305,6 +330,8 @@ def run(args: argparse.Namespace) -> int:
         report_fusion(args)
     elif args.command == "calibrate":
         report_calibrate(args)
+    elif args.command == "calibrate-shown":
+        report_calibrate_shown(args)
     elif args.command == "not-music":
         report_not_music(args)
     else:
@@ -417,6 +444,29 @@ def report_calibrate(args: argparse.Namespace) -> None:
             )
         )
     print(f"wrote {args.out / 'reliability-clean.png'}, {args.out / 'reliability-room.png'}")
+
+
+def report_calibrate_shown(args: argparse.Namespace) -> None:
+    from streamer.analysis.model import metadata_path
+    from streamer.progress import progress_bar
+    from training.calibrate import SHOWN_PNG, run_calibrate_shown
+
+    with progress_bar(show=None) as bar:
+        figures = run_calibrate_shown(
+            mixes=args.mixes, held_out=args.held_out, model=args.model, progress=stage_bars(bar)
+        )
+    for decision, file in (("fused", "fusion.json"), ("cnn", metadata_path(args.model).name)):
+        ece = figures[decision]["ece"]
+        print(
+            f"{file}: shown genre's curve of {len(figures[decision]['knots'])} knots; ECE "
+            "tracker's -> restated: "
+            + ", ".join(
+                f"{name} {ece[name]['raw']:.3f} -> {ece[name]['shown']:.3f} "
+                f"({ece[name]['hops']} hops, {ece[name]['right']:.0%} right)"
+                for name in ("validation", "held_out")
+            )
+        )
+    print(f"wrote {args.model.parent / SHOWN_PNG}")
 
 
 if __name__ == "__main__":

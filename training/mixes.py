@@ -10,7 +10,10 @@ whose tracklist is known to the sample. Two kinds are built here:
   (`training.notmusic.speak`), a test tone or a few seconds of silence between two tracks,
   or a DJ talking over the start of a track (still music). The train side uses the
   training families of each genre; the test side only the held-out ones
-  (`corpus.held_out_families`, rendered with the held-out soundfont) and other voices.
+  (`corpus.held_out_families`, rendered with the held-out soundfont) and other voices;
+  the validation side only the families the shipped decision was calibrated on (the CNN's
+  fit kept them for validation: ``"families"`` in ``models/fusion.json``), for fitting what
+  is shown on music the CNN did not train on (`streamer-train calibrate --mixes`).
 - Real mixes: excerpts of the real development set (30 s each; a track is a clip's name
   without its `` @NN%`` suffix), several excerpts of one track in a row making one longer
   track (joined by a short crossfade that is not a change), tracks joined by 5 to 15 s
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import itertools
 import json
 import math
@@ -53,9 +57,11 @@ HELD_OUT_FRACTION = 0.2
 SOUNDFONT = Path("/usr/share/sounds/sf3/default-GM.sf3")
 HELD_OUT_SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
 VOICES = {
+    "validation": ("en", "en-us", "de", "fr", "es", "en+f3", "de+m3", "fr+f2"),
     "train": ("en", "en-us", "de", "fr", "es", "en+f3", "de+m3", "fr+f2"),
     "test": ("it", "nl", "pt", "pl", "sv", "en-gb-x-rp+f4", "it+m5", "nl+f1"),
 }
+SIDE_SEEDS = {"train": 17, "test": 1017, "validation": 2029}
 BREAK_FADE = 0.5  # seconds of equal-power overlap around a break (speech, tone, silence)
 EXCERPT_FADE = 2.0  # seconds between two excerpts of one real track: a join, not a change
 REAL_SUFFIX = re.compile(r"\s*@\d+%\s*$")
@@ -216,10 +222,24 @@ def render_track(
 
 
 def side_families(genre: str, *, side: str) -> list[str]:
-    """The families a side draws from: held-out ones for test, the others for train."""
-    held = corpus.held_out_families(genre, seed=HELD_OUT_SEED, fraction=HELD_OUT_FRACTION)
+    """The families a side draws from: held-out ones for test, the others for train, the
+    calibration's (`VALIDATION_FAMILIES`) for validation."""
     names = [f.name for f in corpus.genre_families(genre)]
+    if side == "validation":
+        return sorted(n for n in names if n in validation_families())
+    held = corpus.held_out_families(genre, seed=HELD_OUT_SEED, fraction=HELD_OUT_FRACTION)
     return sorted(n for n in names if (n in held) == (side == "test"))
+
+
+VALIDATION_FAMILIES = Path(__file__).resolve().parent.parent / "models" / "fusion.json"
+"""The decision whose calibration families make the validation side."""
+
+
+@functools.cache
+def validation_families() -> frozenset[str]:
+    """The groove families the shipped decision was calibrated on."""
+    data = json.loads(VALIDATION_FAMILIES.read_text())
+    return frozenset(data["calibration"]["families"])
 
 
 FLAVOURS = ("plain", "talk", "plain", "radio")
@@ -405,14 +425,36 @@ def load_truth(wav: Path) -> dict[str, Any]:
     return json.loads(wav.with_suffix(".json").read_text())  # type: ignore[no-any-return]
 
 
+def mix_files(folder: Path) -> list[Path]:
+    """The mixes of a folder: each ``NAME.wav`` with its ``NAME.json`` beside it."""
+    return sorted(p for p in folder.glob("*.wav") if p.with_suffix(".json").is_file())
+
+
+def playing(truth: dict[str, Any], times: np.ndarray) -> list[frozenset[str]]:
+    """The genres of the music playing at each of `times` by a mix's truth (its ideal
+    segments: a crossfade changes at its midpoint): one for a generated track, those a real
+    excerpt expects (``jazz|classical``; ``other`` for none of ours), none in speech, tones
+    and silence."""
+    genres: list[frozenset[str]] = [frozenset()] * len(times)
+    for segment in truth["segments"]:
+        if segment["state"] == "music":
+            inside = (times >= segment["start"]) & (times < segment["end"])
+            for i in np.flatnonzero(inside):
+                genres[i] = frozenset(segment["genre"].split("|"))
+    return genres
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m training.mixes", description=__doc__.split("\n")[0]
     )
     parser.add_argument("out", type=Path, help="folder for NAME.wav and NAME.json")
-    parser.add_argument("--side", choices=("train", "test"), default="train")
+    parser.add_argument("--side", choices=("train", "test", "validation"), default="train",
+                        help="families: the CNN's training ones, the held-out ones, or the "
+                        "calibration's (default train)")  # fmt: skip
     parser.add_argument("--mixes", type=int, default=12, help="synthetic mixes (default 12)")
-    parser.add_argument("--seed", type=int, default=None, help="default: 17 (train), 1017 (test)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="default: 17 (train), 1017 (test), 2029 (validation)")  # fmt: skip
     parser.add_argument("--realset", type=Path, help="build real mixes from this real set instead")
     args = parser.parse_args(argv)
     if args.realset is not None:
@@ -420,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_mix(args.out, f"real-{known['index']:02d}", audio, known)
             print(known["index"], len(known["tracks"]), f"{known['duration']:.0f} s", flush=True)
         return 0
-    seed = args.seed if args.seed is not None else {"train": 17, "test": 1017}[args.side]
+    seed = SIDE_SEEDS[args.side] if args.seed is None else args.seed
     for index in range(args.mixes):
         audio, known = synthetic_mix(side=args.side, seed=seed, index=index)
         write_mix(args.out, f"{args.side}-{index:02d}", audio, known)
