@@ -231,7 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
         "curve for the fused decision and a temperature for the CNN alone on the validation "
         "hops, write them into OUT/fusion.json and OUT/genre.json with their expected "
         "calibration errors, and draw OUT/reliability-clean.png and OUT/reliability-room.png. "
-        "Run it after `export` and `fusion`: they write those files anew, uncalibrated.",
+        "Run it after `export` and `fusion`: they write those files anew, uncalibrated. It "
+        "drops the shown genre's curves (they belong to the old calibration): run "
+        "`calibrate-shown` after it.",
     )  # fmt: skip
     calibrate.add_argument(
         "--validation", type=Path, required=True, metavar="MANIFEST",
@@ -444,6 +446,7 @@ def report_calibrate(args: argparse.Namespace) -> None:
             )
         )
     print(f"wrote {args.out / 'reliability-clean.png'}, {args.out / 'reliability-room.png'}")
+    print("the shown genre's curves are gone with the old calibration: run calibrate-shown")
 
 
 def report_calibrate_shown(args: argparse.Namespace) -> None:
