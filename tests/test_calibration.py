@@ -274,3 +274,20 @@ def test_playing_reads_the_genre_of_a_mixs_truth_at_each_time() -> None:
     times = np.array([3.0, 9.99, 10.0, 14.0, 29.9, 30.0])
     both = {"jazz", "classical"}
     assert playing(truth, times) == [{"jazz"}, {"jazz"}, set(), both, both, set()]
+
+
+def test_the_cards_shown_section_tables_each_measured_side() -> None:
+    side = {"raw": 0.2, "shown": 0.05, "hops": 100, "mean_confidence": 0.8, "right": 0.6}
+    entry = {
+        "knots": [[0.5, 0.4], [1.0, 0.8]],
+        "fitted_on": "validation: 12 generated mixes, 100 hops showing a genre",
+        "ece": {"bins": 15, "held_out_folders": "test", "held_out_mixes": 12,
+                "validation": side, "held_out": side},
+    }  # fmt: skip
+    section = calibrate.shown_section({"fused": entry, "cnn": entry})
+    assert section.startswith(calibrate.SHOWN_HEADING) and section.count("| held-out |") == 2
+    assert "| real |" not in section and "real development set" not in section
+    entry["ece"] |= {"real": side, "real_mixes": 11}
+    section = calibrate.shown_section({"fused": entry, "cnn": entry})
+    assert section.count("| real | 100 | 60.0 % | 0.80 | 0.200 | 0.050 |") == 2
+    assert "11 mixes of the real development set" in section

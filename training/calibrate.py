@@ -404,10 +404,11 @@ SHOWN_PNG = "reliability-shown.png"
 def shown_hops(
     chain: GenreChain, mixes: Sequence[Path], *, progress: Callable[[int, int], None]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Every hop of `mixes` (generated, with their truth) that shows a genre, through
-    `chain` as `streamer tag` runs it but with the tracker's own confidence: that
-    confidence, and whether the shown genre is the one playing (`training.mixes.playing`;
-    never over speech, tones or silence)."""
+    """Every hop of `mixes` (with their truth) that shows a genre, through `chain` as
+    `streamer tag` runs it but with the tracker's own confidence: that confidence, and
+    whether the shown genre is one playing (`training.mixes.playing`; never over speech,
+    tones or silence). A real track of none of the chain's genres is left out."""
+    known = set(chain.labels)
     saved, chain.shown = chain.shown, None
     confidence: list[float] = []
     correct: list[bool] = []
@@ -417,7 +418,7 @@ def shown_hops(
             tag_file(wav, chain=chain, on_hop=hops.append)
             times = np.array([tracked.update.time for tracked in hops])
             for tracked, genres in zip(hops, playing(load_truth(wav), times), strict=True):
-                if tracked.update.top is not None:
+                if tracked.update.top is not None and (not genres or genres & known):
                     confidence.append(tracked.update.confidence)
                     correct.append(tracked.update.top in genres)
             progress(done + 1, len(mixes))
@@ -463,18 +464,21 @@ def run_calibrate_shown(
     *,
     mixes: Sequence[Path],
     held_out: Sequence[Path],
+    real: Sequence[Path] = (),
     model: Path = DEFAULT_MODEL,
     progress: Callable[[str, int, int], None] = lambda stage, done, total: None,
 ) -> dict[str, Any]:
     """Fit the shown genre's curve of both decisions (the fusion, and the CNN alone) with
     `streamer tag`'s default options on the generated mixes in the `mixes` folders,
-    measure it on those in the `held_out` folders, add it to their ``"calibration"``
+    measure it on those in the `held_out` folders (and on the `real` folders' mixes of
+    the real development set, if any), add it to their ``"calibration"``
     entries (``fusion.json`` beside the shipped decision, the model's metadata), draw
     ``reliability-shown.png`` beside the model and write the cards' section; returns the
     figures."""
     files = {
         name: [wav for folder in folders for wav in mix_files(folder)]
-        for name, folders in (("validation", mixes), ("held_out", held_out))
+        for name, folders in (("validation", mixes), ("held_out", held_out), ("real", real))
+        if folders
     }
     figures: dict[str, Any] = {}
     panels = []
@@ -513,6 +517,7 @@ def run_calibrate_shown(
                 "bins": ECE_BINS,
                 "held_out_folders": ", ".join(f.name for f in held_out),
                 "held_out_mixes": len(files["held_out"]),
+                "real_mixes": len(files.get("real", [])),
                 **ece,
             },
         }
@@ -537,7 +542,8 @@ def shown_section(figures: dict[str, Any]) -> str:
         f"| {title} | {name.replace('_', '-')} | {ece['hops']} | {_pct(ece['right'])} "
         f"| {ece['mean_confidence']:.2f} | {ece['raw']:.3f} | {ece['shown']:.3f} |"
         for decision, title in (("fused", "decision"), ("cnn", "CNN alone (--no-tagger)"))
-        for name in ("validation", "held_out")
+        for name in ("validation", "held_out", "real")
+        if name in figures[decision]["ece"]
         for ece in [figures[decision]["ece"][name]]
     ]
     fused, cnn = figures["fused"], figures["cnn"]
@@ -555,10 +561,10 @@ def shown_section(figures: dict[str, Any]) -> str:
             "families above; `python -m training.mixes DIR --side validation`), with the "
             "tracker's default parameters, which it records: under other smoothing options "
             f"it does not apply. Measured on {fused['ece']['held_out_mixes']} generated mixes "
-            f"of the held-out families ({fused['ece']['held_out_folders']}; `--side test`), "
-            "expected "
-            f"calibration error in {ECE_BINS} bins (hops of one mix are alike: with a few "
-            "dozen tracks, a few points of it are noise):",
+            f"of the held-out families ({fused['ece']['held_out_folders']}; `--side test`)"
+            + real_mixes(fused["ece"])
+            + f", expected calibration error in {ECE_BINS} bins (hops of one mix are alike: "
+            "with a few dozen tracks, a few points of it are noise):",
             "",
             "| decision | mixes | hops shown | shown genre playing | mean smoothed "
             "| ECE smoothed | ECE restated |",
@@ -572,6 +578,17 @@ def shown_section(figures: dict[str, Any]) -> str:
 
 
 SHOWN_HEADING = "## The shown genre's confidence"
+
+
+def real_mixes(ece: dict[str, Any]) -> str:
+    """The card's words for the real mixes the shown curve was measured on, if any."""
+    if not ece.get("real_mixes"):
+        return ""
+    return (
+        f" and on {ece['real_mixes']} mixes of the real development set's excerpts "
+        "(`python -m training.mixes DIR --realset ...`; a shown genre is right when the "
+        "excerpt expects it, and tracks of none of our genres are left out)"
+    )
 
 
 def write_calibration(path: Path, calibration: dict[str, Any]) -> None:

@@ -282,6 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(python -m training.mixes DIR --side test)",
     )  # fmt: skip
     shown.add_argument(
+        "--real", type=Path, action="append", default=[], metavar="DIR",
+        help="also measure on mixes of the real development set, repeatable "
+        "(python -m training.mixes DIR --realset ../shared/realset build)",
+    )  # fmt: skip
+    shown.add_argument(
         "--model", type=Path, default=DEFAULT_MODEL, help="the genre CNN (default: shipped)"
     )
     return parser
@@ -456,8 +461,9 @@ def report_calibrate_shown(args: argparse.Namespace) -> None:
 
     with progress_bar(show=None) as bar:
         figures = run_calibrate_shown(
-            mixes=args.mixes, held_out=args.held_out, model=args.model, progress=stage_bars(bar)
-        )
+            mixes=args.mixes, held_out=args.held_out, real=args.real, model=args.model,
+            progress=stage_bars(bar),
+        )  # fmt: skip
     for decision, file in (("fused", "fusion.json"), ("cnn", metadata_path(args.model).name)):
         ece = figures[decision]["ece"]
         print(
@@ -466,7 +472,8 @@ def report_calibrate_shown(args: argparse.Namespace) -> None:
             + ", ".join(
                 f"{name} {ece[name]['raw']:.3f} -> {ece[name]['shown']:.3f} "
                 f"({ece[name]['hops']} hops, {ece[name]['right']:.0%} right)"
-                for name in ("validation", "held_out")
+                for name in ("validation", "held_out", "real")
+                if name in ece
             )
         )
     print(f"wrote {args.model.parent / SHOWN_PNG}")

@@ -24,8 +24,8 @@ CNN-alone decision's in ``genre.json``, the fused decision's in ``fusion.json``,
 
 What the display shows is another number: the tracker's filtered probability of the genre
 it displays, which piles up the evidence of many hops and is surer than it is right (on
-generated mixes of held-out grooves, 0.81 on average while the shown genre is the one
-playing on 66 % of the hops). `ShownCalibration` restates it through one more increasing
+generated mixes of held-out grooves, 0.83 on average while the shown genre is the one
+playing on 65 % of the hops). `ShownCalibration` restates it through one more increasing
 curve, fitted on generated mixes by `streamer-train calibrate-shown` for one set of the
 tracker's parameters, and stored beside the decision's map as ``"shown": {"knots": ...,
 "smoothing": {...}}``; the chain applies it only with those parameters.
