@@ -24,11 +24,11 @@ chain (`training.augment.evaluation_room`, as `streamer-train evaluate` measures
 `streamer-train calibrate-shown` then fits what the display shows: the tracker's filtered
 probability of the genre it shows is restated by the isotonic regression of "the shown
 genre is the one playing" on it (`streamer.analysis.calibration.ShownCalibration`), over
-every hop that shows a genre in generated mixes (`training.mixes`) of the same validation
-families, run through `streamer tag`'s chain with its default options; it is measured on
-mixes of the held-out families and drawn in ``reliability-shown.png``. It belongs to the
-decision's map and to the tracker's parameters: `calibrate` drops it (fit it again after),
-and the chain ignores it under other smoothing options.
+quantile bins of the hops that show a genre in generated mixes (`training.mixes`) of the
+same validation families, run through `streamer tag`'s chain with its default options; it
+is measured on mixes of the held-out families and drawn in ``reliability-shown.png``. It
+belongs to the decision's map and to the tracker's parameters: `calibrate` drops it (fit it
+again after), and the chain ignores it under other smoothing options.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ whose tracklist is known to the sample. Two kinds are built here:
   (`corpus.held_out_families`, rendered with the held-out soundfont) and other voices;
   the validation side only the families the shipped decision was calibrated on (the CNN's
   fit kept them for validation: ``"families"`` in ``models/fusion.json``), for fitting what
-  is shown on music the CNN did not train on (`streamer-train calibrate --mixes`).
+  is shown on music the CNN did not train on (`streamer-train calibrate-shown`).
 - Real mixes: excerpts of the real development set (30 s each; a track is a clip's name
   without its `` @NN%`` suffix), several excerpts of one track in a row making one longer
   track (joined by a short crossfade that is not a change), tracks joined by 5 to 15 s
@@ -57,10 +57,10 @@ HELD_OUT_FRACTION = 0.2
 SOUNDFONT = Path("/usr/share/sounds/sf3/default-GM.sf3")
 HELD_OUT_SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
 VOICES = {
-    "validation": ("en", "en-us", "de", "fr", "es", "en+f3", "de+m3", "fr+f2"),
     "train": ("en", "en-us", "de", "fr", "es", "en+f3", "de+m3", "fr+f2"),
     "test": ("it", "nl", "pt", "pl", "sv", "en-gb-x-rp+f4", "it+m5", "nl+f1"),
 }
+VOICES["validation"] = VOICES["train"]  # other grooves than train, the same voices
 SIDE_SEEDS = {"train": 17, "test": 1017, "validation": 2029}
 BREAK_FADE = 0.5  # seconds of equal-power overlap around a break (speech, tone, silence)
 EXCERPT_FADE = 2.0  # seconds between two excerpts of one real track: a join, not a change

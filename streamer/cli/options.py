@@ -20,7 +20,7 @@ from streamer.offline.exports import FORMATS as EXPORT_FORMATS
 from streamer.outlets.access import MAX_MESSAGE_BYTES
 from streamer.outlets.server import DEFAULT_HOST, DEFAULT_PORT
 from streamer.segments import SegmentConfig
-from streamer.tracking import SmoothingConfig
+from streamer.tracking import DEFAULT_SMOOTHING, SmoothingConfig
 
 if TYPE_CHECKING:  # the library and the exports load only for the commands that use them
     from streamer.analysis.model import GenreModel
@@ -206,7 +206,7 @@ def access_policy(args: argparse.Namespace) -> AccessPolicy:
 
 
 def smoothing_config(args: argparse.Namespace) -> SmoothingConfig:
-    steady = max(SmoothingConfig().steady_confirm_hops, args.confirm_hops)
+    steady = max(DEFAULT_SMOOTHING.steady_confirm_hops, args.confirm_hops)
     return SmoothingConfig(
         stay_probability=args.stay_probability,
         confirm_hops=args.confirm_hops,
