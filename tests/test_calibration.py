@@ -263,6 +263,17 @@ def test_the_shown_fit_makes_an_over_sure_display_honest() -> None:
     assert np.all(np.diff(shown.confidence(np.linspace(0, 1, 50))) >= 0)
 
 
+def test_the_shown_fit_bins_every_hop_into_its_quantile_bins() -> None:
+    """Ten bins of a hundred hops, each right more often than the last: ten knots, the
+    last at the top bin's mean (the largest confidence is no bin of its own)."""
+    stated = np.linspace(0.5, 1.0, 1000)
+    index = np.arange(1000)
+    correct = index % 100 < 10 * (index // 100) + 5
+    knots = calibrate.fit_shown(stated, correct, smoothing=SmoothingConfig()).knots
+    assert len(knots) == 10
+    assert knots[-1] == pytest.approx((stated[900:].mean(), 0.95))
+
+
 def test_playing_reads_the_genre_of_a_mixs_truth_at_each_time() -> None:
     from training.mixes import playing
 
