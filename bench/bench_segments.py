@@ -52,7 +52,7 @@ from streamer.cli.options import add_analysis_options, build_chain
 from streamer.offline.tagging import tag_file
 from streamer.tracking import Segment
 from training.calibrate import binned_error
-from training.mixes import mix_files, playing
+from training.mixes import judged, mix_files, playing
 
 TOLERANCE = 10.0  # seconds: a boundary this close to a true change finds it
 STEADY_MARGIN = 10.0  # seconds around each true change left out of "steady"
@@ -62,6 +62,7 @@ STEADY_MARGIN = 10.0  # seconds around each true change left out of "steady"
 class Run:
     """One file through the chain: its segments and, per hop, what was decided and shown."""
 
+    labels: tuple[str, ...]  # the chain's genres
     segments: list[Segment]
     times: np.ndarray
     decided: list[str]  # the decision's top genre, before smoothing
@@ -79,6 +80,7 @@ def run_chain(path: Path, chain: GenreChain) -> Run:
     timeline = tag_file(path, chain=chain, on_hop=hops.append)
     labels = list(chain.labels)
     return Run(
+        labels=tuple(labels),
         segments=list(timeline.segments),
         times=np.array([h.hop.time for h in hops]),
         decided=[labels[int(np.argmax(h.probabilities))] for h in hops],
@@ -184,7 +186,7 @@ def score_mix(run: Run, truth: dict[str, Any]) -> MixScores:
         (confidence, top in genres)
         for top, confidence, genres in zip(run.shown, run.confidence, playing(truth, t),
                                            strict=True)
-        if top is not None and genres != {"other"}
+        if top is not None and judged(genres, run.labels)
     ]  # fmt: skip
     return scores
 

@@ -287,6 +287,16 @@ def test_playing_reads_the_genre_of_a_mixs_truth_at_each_time() -> None:
     assert playing(truth, times) == [{"jazz"}, {"jazz"}, set(), both, both, set()]
 
 
+def test_a_shown_genre_is_judged_over_silence_and_our_genres_only() -> None:
+    from training.mixes import judged
+
+    labels = ("classical", "jazz", "rock")
+    assert judged(frozenset(), labels)  # speech, tones, silence: any genre shown is wrong
+    assert judged(frozenset({"jazz", "classical"}), labels)
+    assert not judged(frozenset({"other"}), labels)
+    assert not judged(frozenset({"electronic"}), labels)  # real, but not the chain's
+
+
 def test_the_cards_shown_section_tables_each_measured_side() -> None:
     side = {"raw": 0.2, "shown": 0.05, "hops": 100, "mean_confidence": 0.8, "right": 0.6}
     entry = {

@@ -60,7 +60,7 @@ from streamer.offline.tagging import tag_file
 from streamer.tracking import SmoothingConfig
 from training.augment import evaluation_room
 from training.fusion import ClipEvidence, _pct, _scored_rows, collect, read_clips
-from training.mixes import load_truth, mix_files, playing
+from training.mixes import judged, load_truth, mix_files, playing
 
 ECE_BINS = 15
 TEMPERATURE_BOUNDS = (0.05, 20.0)
@@ -408,7 +408,6 @@ def shown_hops(
     `streamer tag` runs it but with the tracker's own confidence: that confidence, and
     whether the shown genre is one playing (`training.mixes.playing`; never over speech,
     tones or silence). A real track of none of the chain's genres is left out."""
-    known = set(chain.labels)
     saved, chain.shown = chain.shown, None
     confidence: list[float] = []
     correct: list[bool] = []
@@ -418,7 +417,7 @@ def shown_hops(
             tag_file(wav, chain=chain, on_hop=hops.append)
             times = np.array([tracked.update.time for tracked in hops])
             for tracked, genres in zip(hops, playing(load_truth(wav), times), strict=True):
-                if tracked.update.top is not None and (not genres or genres & known):
+                if tracked.update.top is not None and judged(genres, chain.labels):
                     confidence.append(tracked.update.confidence)
                     correct.append(tracked.update.top in genres)
             progress(done + 1, len(mixes))

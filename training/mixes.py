@@ -39,7 +39,7 @@ import json
 import math
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -442,6 +442,13 @@ def playing(truth: dict[str, Any], times: np.ndarray) -> list[frozenset[str]]:
             for i in np.flatnonzero(inside):
                 genres[i] = frozenset(segment["genre"].split("|"))
     return genres
+
+
+def judged(genres: frozenset[str], labels: Collection[str]) -> bool:
+    """Whether a genre shown while `genres` play (`playing`) is judged: over speech, tones
+    and silence (any genre is wrong there) and over music of one of `labels`, but not
+    over a real track of none of them (``other``, or a genre the chain does not know)."""
+    return not genres or not genres.isdisjoint(labels)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
