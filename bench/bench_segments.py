@@ -78,9 +78,9 @@ def run_chain(path: Path, chain: GenreChain) -> Run:
     hops: list[TrackedHop] = []
     started = time.monotonic()
     timeline = tag_file(path, chain=chain, on_hop=hops.append)
-    labels = list(chain.labels)
+    labels = tuple(chain.labels)
     return Run(
-        labels=tuple(labels),
+        labels=labels,
         segments=list(timeline.segments),
         times=np.array([h.hop.time for h in hops]),
         decided=[labels[int(np.argmax(h.probabilities))] for h in hops],

@@ -272,6 +272,8 @@ def test_the_shown_fit_bins_every_hop_into_its_quantile_bins() -> None:
     knots = calibrate.fit_shown(stated, correct, smoothing=SmoothingConfig()).knots
     assert len(knots) == 10
     assert knots[-1] == pytest.approx((stated[900:].mean(), 0.95))
+    one = calibrate.fit_shown(np.full(10, 0.8), index[:10] < 5, smoothing=SmoothingConfig())
+    assert len(one.knots) == 1 and one.knots[0] == pytest.approx((0.8, 0.5))  # one bin
 
 
 def test_playing_reads_the_genre_of_a_mixs_truth_at_each_time() -> None:

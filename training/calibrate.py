@@ -441,7 +441,7 @@ def fit_shown(
     off on other mixes; over 10 bins, 0.08)."""
     edges = np.unique(np.quantile(confidence, np.linspace(0, 1, bins + 1)))
     # The top edge is the largest confidence: it closes the last bin, not one of its own.
-    which = np.clip(np.searchsorted(edges, confidence, side="right") - 1, 0, len(edges) - 2)
+    which = np.clip(np.searchsorted(edges, confidence, side="right") - 1, 0, max(len(edges) - 2, 0))
     counts = np.bincount(which)
     full = counts > 0
     mean_confidence = np.bincount(which, weights=confidence)[full] / counts[full]
