@@ -28,6 +28,9 @@ examples:
   streamer-train calibrate-shown --mixes mixes/validation --held-out mixes/test
                                                            the shown genre's confidence
   streamer-train not-music --out models/ --realset ../shared/realset   speech, noise, tones...
+  streamer-train unlabelled unlabelled/ --realset realset/   real excerpts with no label
+  streamer-train distil --run runs/student --unlabelled unlabelled/ --synthetic synth/manifest.csv \
+      --held-out heldout/manifest.csv --realset realset/   the decision taught to a student CNN
 
 A run folder keeps the config, the split, the FeatureSpec, the Keras model, the metrics and
 the plots (confusion matrices, training curves), so each step can be repeated alone.
@@ -224,6 +227,51 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", type=Path, default=DEFAULT_MODEL, help="the genre CNN (default: shipped)"
     )
 
+    unlabelled = commands.add_parser(
+        "unlabelled", help="fetch unlabelled real music (Debian game soundtracks) to distil on",
+        description="Download recorded game soundtracks from Debian (apt-get download, no "
+        "install), none of them a source of the real development set, and cut them into 30 s "
+        "excerpts: OUT/clips/*.wav and OUT/manifest.csv (file, source, track).",
+    )  # fmt: skip
+    unlabelled.add_argument("out", type=Path, help="output folder")
+    unlabelled.add_argument(
+        "--realset", type=Path, metavar="DIR",
+        help="the real development set: refuse any package among its sources",
+    )  # fmt: skip
+
+    distil = commands.add_parser(
+        "distil", help="teach the fused decision to a student CNN of the seed's cost",
+        description="Run unlabelled real excerpts and a synthetic corpus through streamer tag's "
+        "chain, train a student of the shipped CNN's architecture (from its weights) on the "
+        "fused decision's view of the real audio and the corpus labels, score it on the "
+        "synthetic held-out split and the real development set, and export RUN/student.onnx "
+        "with RUN/report.json. Nothing is chosen on the real set.",
+    )  # fmt: skip
+    distil.add_argument("--run", type=Path, required=True, help="run folder (lessons, model)")
+    for name, what in (
+        ("--unlabelled", "folder of `streamer-train unlabelled` (manifest.csv, clips/)"),
+        ("--synthetic", "corpus manifest of training families (labels), for the guard term"),
+        ("--held-out", "corpus manifest of the held-out split, for the guard figure"),
+        ("--realset", "the real development set (../shared/realset/build.sh), scored only"),
+    ):
+        distil.add_argument(name, type=Path, required=True, help=what)
+    distil.add_argument(
+        "--synthetic-weight", type=number(at_least=0), default=0.5,
+        help="the synthetic lessons' weight in all against the real ones (default: %(default)s)",
+    )  # fmt: skip
+    distil.add_argument("--epochs", type=positive_int, default=8, help="default: %(default)s")
+    distil.add_argument(
+        "--learning-rate", type=positive_float, default=5e-4,
+        help="Adam's, cosine-decayed over the epochs (default: %(default)s)",
+    )  # fmt: skip
+    distil.add_argument(
+        "--every", type=positive_int, default=2, help="keep every Nth hop (default: %(default)s)"
+    )
+    distil.add_argument("--workers", type=positive_int, default=2, help="default: %(default)s")
+    distil.add_argument(
+        "--model", type=Path, default=DEFAULT_MODEL, help="the CNN to start from (default: shipped)"
+    )
+
     calibrate = commands.add_parser(
         "calibrate", help="fit the decisions' calibrations; ECE and reliability diagrams",
         description="Run a validation manifest and a held-out manifest (clean, and through the "
@@ -341,6 +389,14 @@ def run(args: argparse.Namespace) -> int:
         report_calibrate_shown(args)
     elif args.command == "not-music":
         report_not_music(args)
+    elif args.command == "unlabelled":
+        from training.unlabelled import fetch_unlabelled
+
+        rows = fetch_unlabelled(args.out, realset=args.realset)
+        tracks = len({row["track"] for row in rows})
+        print(f"wrote {args.out / 'manifest.csv'}: {len(rows)} excerpts of {tracks} tracks")
+    elif args.command == "distil":
+        report_distil(args)
     else:
         out = args.out or args.run / "export" / "genre.onnx"
         difference = pipeline.export(args.run, out)
@@ -426,6 +482,26 @@ def report_not_music(args: argparse.Namespace) -> None:
                 f"  {name:20} {figures['hops']:6} hops, lost to not-music "
                 f"{figures['lost_to_not_music']:.1%}"
             )
+
+
+def report_distil(args: argparse.Namespace) -> None:
+    from training.distil import run_distil
+
+    figures = run_distil(
+        run=args.run, unlabelled=args.unlabelled, synthetic=args.synthetic,
+        held_out=args.held_out, realset=args.realset, model=args.model,
+        synthetic_weight=args.synthetic_weight, epochs=args.epochs,
+        learning_rate=args.learning_rate, every=args.every, workers=args.workers,
+    )  # fmt: skip
+    for name in ("student", "cnn_alone"):
+        real = figures[f"realset_{name}"]
+        low, high = real["top1_interval"]
+        print(
+            f"{name.replace('_', ' ')}: real set ({real['clips']} excerpts) first "
+            f"{real['top1']:.1%} ({low:.1%} to {high:.1%}), first two {real['top2']:.1%}; "
+            f"synthetic held-out track accuracy {figures[f'held_out_{name}']:.1%}"
+        )
+    print(f"wrote {figures['student']} and {args.run / 'report.json'}")
 
 
 def report_calibrate(args: argparse.Namespace) -> None:
