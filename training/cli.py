@@ -390,9 +390,13 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "not-music":
         report_not_music(args)
     elif args.command == "unlabelled":
+        from streamer.progress import progress_bar
         from training.unlabelled import fetch_unlabelled
 
-        rows = fetch_unlabelled(args.out, realset=args.realset)
+        with progress_bar(show=None) as bar:
+            progress = stage_bars(bar)
+            rows = fetch_unlabelled(args.out, realset=args.realset,
+                                    progress=lambda d, t: progress("track", d, t))  # fmt: skip
         tracks = len({row["track"] for row in rows})
         print(f"wrote {args.out / 'manifest.csv'}: {len(rows)} excerpts of {tracks} tracks")
     elif args.command == "distil":

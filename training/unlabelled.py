@@ -52,10 +52,13 @@ def fetch_unlabelled(
             raise StreamerError(f"{', '.join(shared)}: in the real development set; leave out")
     debs, files = out / ".work" / "debs", out / ".work" / "files"
     debs.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["apt-get", "download", *packages], cwd=debs, check=True)
+    missing = [p for p in packages if not any(debs.glob(f"{p}_*.deb"))]
+    if missing:
+        _run(["apt-get", "download", *missing], cwd=debs)
     for package in packages:
         deb = next(debs.glob(f"{package}_*.deb"))
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(files / package)], check=True)
+        (files / package).mkdir(parents=True, exist_ok=True)
+        _run(["dpkg-deb", "-x", str(deb), str(files / package)])
         for archive in sorted((files / package).rglob("*")):
             if archive.suffix.lower() in ARCHIVE_SUFFIXES:
                 with zipfile.ZipFile(archive) as zipped:
@@ -75,6 +78,14 @@ def fetch_unlabelled(
         writer.writeheader()
         writer.writerows(rows)
     return rows
+
+
+def _run(command: list[str], *, cwd: Path | None = None) -> None:
+    """Run a Debian tool; a one-line error with its own last line if it fails."""
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    if done.returncode:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise StreamerError(f"{command[0]} {command[1]} failed ({last}): needs Debian and root")
 
 
 def excerpt_starts(seconds: float) -> list[float]:
