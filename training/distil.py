@@ -341,6 +341,8 @@ def score_real(
 
 @dataclass(frozen=True)
 class _Excerpt:
+    """What `training.fusion`'s scoring reads of a clip: its expected genres and track."""
+
     expected: frozenset[str]
     track: str
 
