@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from streamer.analysis.fusion import GenreFusion
-from streamer.analysis.model import GenreModel
+from streamer.analysis.model import GenreModel, read_model_info
 from streamer.files import write_atomically
 
 VALIDATION_SHARE = 1 / 7
@@ -186,7 +186,7 @@ def keras_from_onnx(onnx_path: Path, *, labels: Sequence[str]) -> Any:
             dense.append([values[0]])
         elif node.op_type == "Add" and values and dense and len(dense[-1]) == 1:
             dense[-1].append(values[0])
-    info = GenreModel(onnx_path).info
+    info = read_model_info(onnx_path)
     config = CNNConfig(filters=tuple(w.shape[3] for w, _ in convs),
                        embedding_size=info.embedding_size)  # fmt: skip
     model = build_cnn(n_mels=info.spec.n_mels, patch_frames=info.spec.patch_frames,
@@ -392,11 +392,11 @@ def run_distil(
     dev = lessons("realset", realset / "manifest.csv", step=1, tags=False)
     dev_inputs = dev.inputs.astype(np.float32)
     student_votes = np.asarray(student.predict(dev_inputs, batch_size=256, verbose=0)[0])
-    spec = GenreModel(model).spec
+    spec = read_model_info(model).spec
     out = run / "student.onnx"
     export_model(
         student, out, labels=labels, spec=spec, check_inputs=dev_inputs[:8],
-        extra={"distilled": {"teacher": "models/fusion.json", "from": str(model),
+        extra={"distilled": {"teacher": fusion.sha256, "from": str(model),
                              "synthetic_weight": synthetic_weight, "epochs": epochs,
                              "learning_rate": learning_rate, "every": every}},
     )  # fmt: skip
