@@ -19,7 +19,12 @@ decision; ``--no-tagger`` for the CNN alone), run by `tag_file`. Per folder of m
 - live display: changes of the displayed genre (`TrackerUpdate.top`) per minute within
   steady tracks (hops more than 10 s from every true change), and the delay from a change to
   a track of another genre until the display first shows that genre, against the target
-  of the patch length plus 3 hops.
+  of the patch length plus 3 hops: from the crossfade's midpoint (where the truth changes),
+  and from where the new track plays alone (the end of the crossfade: a patch can hold
+  nothing but the new track only from there, as after a cut, which is what the target's
+  patch length stands for; 0 when the display was there before). Beside them, the same delay
+  of the decision itself (its top genre on two hops in a row, before any smoothing): what
+  no display rule can beat.
 - shown confidence: over the hops that show a genre (but over a real track of none of our
   genres), the mean `confidence` shown, how often the shown genre is one playing
   (`training.mixes.playing`), and the expected calibration error between the two
@@ -110,6 +115,8 @@ class MixScores:
     display_changes: int = 0
     steady_seconds: float = 0.0
     delays: list[float] = field(default_factory=list)  # inf: never shown before the next
+    delays_alone: list[float] = field(default_factory=list)  # the same, from the fade's end
+    delays_decided: list[float] = field(default_factory=list)  # the decision's, from midpoint
     shown_confidence: list[tuple[float, bool]] = field(default_factory=list)  # (said, right)
     window: float = 0.0
     hop: float = 0.0
@@ -181,7 +188,18 @@ def score_mix(run: Run, truth: dict[str, Any]) -> MixScores:
             time for time, top in zip(t, run.shown, strict=True)
             if after["start"] <= time < until and top == after["genre"]
         ]  # fmt: skip
+        alone = max(
+            [after["start"]]
+            + [track["end"] for track in truth["tracks"] if track["end"] < after["end"]]
+        )  # the end of the fade: no earlier track's audio is left
+        successive = zip(t[:-1], run.decided[:-1], run.decided[1:], strict=True)
+        decided = [
+            time for time, top, following in successive
+            if after["start"] <= time < until and top == following == after["genre"]
+        ]  # fmt: skip
         scores.delays.append(shown[0] - after["start"] if shown else np.inf)
+        scores.delays_decided.append(decided[0] - after["start"] if decided else np.inf)
+        scores.delays_alone.append(max(0.0, shown[0] - alone) if shown else np.inf)
     scores.shown_confidence = [
         (confidence, top in genres)
         for top, confidence, genres in zip(run.shown, run.confidence, playing(truth, t),
@@ -202,6 +220,9 @@ def summarise(mixes: list[MixScores]) -> dict[str, float]:
     delays = [d for m in mixes for d in m.delays]
     target = mixes[0].window + 3 * mixes[0].hop if mixes else float("nan")
     finite = [d for d in delays if np.isfinite(d)]
+    alone = [d for m in mixes for d in m.delays_alone if np.isfinite(d)]
+    decided_all = [d for m in mixes for d in m.delays_decided]
+    decided = [d for d in decided_all if np.isfinite(d)]
 
     def inside(kind: str) -> float:
         return fraction([v for m in mixes for v in m.inside.get(kind, [])])
@@ -239,6 +260,10 @@ def summarise(mixes: list[MixScores]) -> dict[str, float]:
         "delay median s": float(np.median(finite)) if finite else float("nan"),
         f"shown within {target:.1f} s": fraction([d <= target for d in delays]),
         "never shown": sum(1 for d in delays if not np.isfinite(d)),
+        "decision's delay median s": float(np.median(decided)) if decided else nan,
+        f"decision within {target:.1f} s": fraction([d <= target for d in decided_all]),
+        "delay after fade median s": float(np.median(alone)) if alone else nan,
+        f"of those shown, within {target:.1f} s after fade": fraction([d <= target for d in alone]),
         "shown confidence mean": float(said[:, 0].mean()) if len(said) else nan,
         "shown genre playing": float(said[:, 1].mean()) if len(said) else nan,
         "shown confidence ECE": binned_error(said[:, 0], said[:, 1] > 0) if len(said) else nan,
@@ -268,7 +293,8 @@ def table(columns: dict[str, dict[str, float]]) -> str:
     for key in dict.fromkeys(k for c in columns.values() for k in c):
         rows.append(key)
     width = max(len(r) for r in rows) + 2
-    lines = ["".ljust(width) + "".join(name[-14:].rjust(15) for name in columns)]
+    cell = max([15, *(len(name) + 2 for name in columns)])
+    lines = ["".ljust(width) + "".join(name.rjust(cell) for name in columns)]
     for key in rows:
         cells = []
         for figures in columns.values():
@@ -276,7 +302,7 @@ def table(columns: dict[str, dict[str, float]]) -> str:
             cells.append(
                 "" if value is None else f"{value:.3g}" if isinstance(value, float) else str(value)
             )
-        lines.append(key.ljust(width) + "".join(c.rjust(15) for c in cells))
+        lines.append(key.ljust(width) + "".join(c.rjust(cell) for c in cells))
     return "\n".join(lines)
 
 
