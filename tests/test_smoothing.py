@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -189,21 +190,21 @@ def test_the_segmenters_minimum_silence_is_the_displays(minimum: float, shown_at
     assert states(updates)[10:20] == ["music"] * shown_at + ["silence"] * (10 - shown_at)
 
 
-@pytest.mark.parametrize(("minimum", "shown_at"), [(3.0, 5), (1.0, 1)])
-def test_not_music_is_shown_after_its_minimum_and_left_after_confirm_hops(
-    minimum: float, shown_at: int
+@pytest.mark.parametrize(("not_music_hops", "shown_at"), [(3, 2), (6, 5), (1, 0)])
+def test_not_music_is_shown_after_not_music_hops_and_left_after_confirm_hops(
+    not_music_hops: int, shown_at: int
 ) -> None:
     """Talk between two tracks (the detector flags it; the model still guesses a genre):
-    the genre stays for the minimum not-music run, then no genre and a fresh filter;
-    music is back after `confirm_hops` hops of it."""
-    segments = SegmentConfig(min_not_music_seconds=minimum)
+    the genre stays for `not_music_hops` hops, whatever a not-music segment needs, then
+    no genre and a fresh filter; music is back after `confirm_hops` hops of it."""
+    config = replace(TWO_HOPS, not_music_hops=not_music_hops)
     probabilities = np.concatenate(
         [confident("jazz", 20), confident("hiphop", 12, p=0.99), confident("jazz", 20)]
     )
     flags = [False] * 20 + [True] * 12 + [False] * 20
     updates, _ = track_offline(
         probabilities=probabilities, levels_dbfs=[LOUD] * 52, not_music=flags,
-        segments=segments, config=TWO_HOPS,
+        segments=SegmentConfig(min_not_music_seconds=3.0), config=config,
     )  # fmt: skip
     assert "hiphop" not in tops(updates)
     shown = states(updates)
@@ -234,7 +235,7 @@ def test_leaving_silence_for_music_is_immediate() -> None:
     assert states(updates) == ["silence", "music", "music"]
 
 
-@pytest.mark.parametrize(("quiet_hops", "not_music"), [(1, False), (5, True)])
+@pytest.mark.parametrize(("quiet_hops", "not_music"), [(1, False), (2, True)])
 def test_a_pause_or_a_word_under_the_minimum_keeps_the_genre(
     quiet_hops: int, not_music: bool
 ) -> None:
