@@ -49,7 +49,8 @@ long enough (silence: the segmenter's minimum, `streamer.segments.SegmentConfig`
 not-music: ``not_music_hops``, 1.5 s, half the 3 s a not-music segment needs, so that talk
 between two records shows no genre while it lasts: on the validation families' mixes no
 genre is shown on 94 % of the hops of talk with 3 hops, 76 % with 6, and 98 % with 2, which
-nearly doubled the changes within a track), the display shows that state with no
+nearly doubled the changes within a track; a pause between words, quiet hops shorter than
+a silence, neither ends nor lengthens such a run), the display shows that state with no
 genre and the filter is reset to uniform, as at the start of a stream, since the next
 track owes nothing to the last.
 Silence ends at the first hop at least ``silence_hysteresis_db`` above the threshold (as
@@ -300,6 +301,7 @@ class GenreTracker:
         self._first_time: float | None = None
         self._away: State | None = None  # the class of a run that differs from the state
         self._away_hops = 0
+        self._quiet_hops = 0  # consecutive quiet hops up to this one
         self._challenger: int | None = None  # genre leading the displayed one by the margin
         self._lead_hops = 0  # consecutive hops it has done so
         self._heard: deque[np.ndarray] = deque(maxlen=self._recent_hops + self._past_hops)
@@ -320,11 +322,13 @@ class GenreTracker:
         )
         if self._first_time is None:
             self._first_time = hop.time
+        self._quiet_hops = self._quiet_hops + 1 if hop_class == "silence" else 0
         if hop_class == self._state:
             self._away, self._away_hops = None, 0
-        else:
-            if hop_class != self._away:
-                self._away, self._away_hops = hop_class, 0
+        elif not self._pauses_talk(hop_class):
+            if hop_class != self._away:  # a silence counts from its first quiet hop
+                self._away = hop_class
+                self._away_hops = self._quiet_hops - 1 if hop_class == "silence" else 0
             self._away_hops += 1
             if self._changes_state():  # a new state, from a fresh filter
                 self._state, self._genre = hop_class, None
@@ -360,6 +364,15 @@ class GenreTracker:
         if hop.level_dbfs < threshold:
             return "silence"
         return "not-music" if hop.not_music else "music"
+
+    def _pauses_talk(self, hop_class: State) -> bool:
+        """Whether a quiet hop is a pause inside a run of not-music not shown yet (between
+        two words): shorter than a silence, it neither ends nor lengthens that run."""
+        return (
+            hop_class == "silence"
+            and self._away == "not-music"
+            and self._quiet_hops < self.segmenter.min_run_hops("silence")
+        )
 
     def _changes_state(self) -> bool:
         """Whether the run of another class has lasted long enough to be shown: any sound
