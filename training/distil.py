@@ -328,20 +328,20 @@ def score_real(
     excerpts = [
         _Excerpt(*expected[Path(rows[clips[i]]["file"]).name]) for i in scored
     ]  # fmt: skip
-    right = hits(votes[scored], labels, excerpts)  # type: ignore[arg-type]
+    right = hits(votes[scored], labels, excerpts)
     return {
         "clips": len(excerpts),
         "tracks": len({e.track for e in excerpts}),
         "top1": float(right[:, 0].mean()),
         "top2": float(right[:, 1].mean()),
-        "top1_interval": track_interval(right[:, 0], excerpts, seed=0),  # type: ignore[arg-type]
-        "per_genre": per_genre(right[:, 0], excerpts),  # type: ignore[arg-type]
+        "top1_interval": track_interval(right[:, 0], excerpts, seed=0),
+        "per_genre": per_genre(right[:, 0], excerpts),
     }
 
 
 @dataclass(frozen=True)
 class _Excerpt:
-    """What `training.fusion`'s scoring reads of a clip: its expected genres and track."""
+    """A real-set excerpt as `training.fusion`'s scoring reads it (`training.fusion.Scored`)."""
 
     expected: frozenset[str]
     track: str

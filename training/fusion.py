@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -72,6 +72,17 @@ GRID: dict[str, tuple[float, ...]] = {
 GUARD_POINTS = 5.0
 """The synthetic held-out track accuracy may fall at most this far below the CNN's own."""
 BOOTSTRAP = 2000
+
+
+class Scored(Protocol):
+    """What the scoring reads of a clip (`hits`, `track_interval`, `per_genre`): the genres
+    it expects and its track. `ClipEvidence` is one; `training.distil` scores its own."""
+
+    @property
+    def expected(self) -> frozenset[str]: ...
+
+    @property
+    def track(self) -> str: ...
 
 
 @dataclass
@@ -136,7 +147,7 @@ def clip_votes(fusion: GenreFusion, clips: Sequence[ClipEvidence]) -> np.ndarray
     return np.stack([fusion.fuse_hops(c.cnn, c.tags).mean(axis=0) for c in clips])
 
 
-def hits(votes: np.ndarray, labels: Sequence[str], clips: Sequence[ClipEvidence]) -> np.ndarray:
+def hits(votes: np.ndarray, labels: Sequence[str], clips: Sequence[Scored]) -> np.ndarray:
     """``(clips, 2)``: the first choice right, and one of the first two right."""
     order = np.argsort(-votes, axis=1)
     first = np.array([labels[o[0]] in c.expected for o, c in zip(order, clips, strict=True)])
@@ -158,7 +169,7 @@ def group_folds(groups: Sequence[str], *, folds: int, seed: int) -> np.ndarray:
 
 
 def track_interval(
-    correct: np.ndarray, clips: Sequence[ClipEvidence], *, seed: int
+    correct: np.ndarray, clips: Sequence[Scored], *, seed: int
 ) -> tuple[float, float]:
     """95 % bootstrap interval of an accuracy, resampling whole tracks (their excerpts
     pass or fail together)."""
@@ -188,7 +199,7 @@ def candidates(cnn_labels: Sequence[str], tag_labels: Sequence[str]) -> list[Gen
     ]
 
 
-def per_genre(correct: np.ndarray, clips: Sequence[ClipEvidence]) -> dict[str, list[int]]:
+def per_genre(correct: np.ndarray, clips: Sequence[Scored]) -> dict[str, list[int]]:
     """Expected genre (as written: "jazz|classical") -> [right, clips]."""
     table: dict[str, list[int]] = {}
     for ok, clip in zip(correct, clips, strict=True):
