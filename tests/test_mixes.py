@@ -140,6 +140,25 @@ def test_a_mix_is_a_function_of_its_seed_and_index() -> None:
     assert first[1]["speech"] and other[1] != first[1]
 
 
+def test_cut_mixes_hold_the_crossfaded_mixes_tracks_with_one_time_per_change() -> None:
+    """``fades=(0, 0)``: the same tracks (families, lengths, renderings) as with crossfades,
+    laid end to end, so each change is one instant: where one track ends and the next
+    starts."""
+    args = {"side": "train", "seed": 5, "index": 0, "tracks": 3, "sample_rate": RATE}
+    _, faded = synthetic_mix(breaks=("crossfade", "crossfade"), fades=(2.0, 3.0), **args, **SHORT)
+    audio, cut = synthetic_mix(breaks=("crossfade", "crossfade"), fades=(0.0, 0.0), **args, **SHORT)
+    keys = ("genre", "source", "tempo")
+    assert [[t[k] for k in keys] for t in cut["tracks"]] == [
+        [t[k] for k in keys] for t in faded["tracks"]
+    ]
+    for before, after in itertools.pairwise(cut["tracks"]):
+        assert after["start"] == before["end"]
+    assert cut["changes"] == [t["start"] for t in cut["tracks"][1:]]
+    lengths = [t["end"] - t["start"] for t in faded["tracks"]]
+    assert len(audio) / RATE == pytest.approx(sum(lengths), abs=1e-3)
+    assert faded["duration"] < cut["duration"] - 2 * 2.0
+
+
 def test_the_test_side_draws_only_held_out_families_in_other_voices() -> None:
     """Train and test split each genre's families as the shipped model's held-out split
     does; a test-side track is a held-out family rendered with the held-out soundfont."""

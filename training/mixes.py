@@ -249,6 +249,8 @@ speech, tones and silence between tracks."""
 
 BREAKS = ("crossfade", "speech", "tone", "silence")
 BREAK_SECONDS = {"speech": (4.0, 12.0), "tone": (3.0, 8.0), "silence": (1.5, 4.0)}
+FADES = (5.0, 15.0)
+"""Seconds of crossfade between two tracks in a row, as DJs mix."""
 
 
 def synthetic_mix(
@@ -257,7 +259,8 @@ def synthetic_mix(
     long_seconds: tuple[float, float] = (240.0, 330.0),
     flavour: str | None = None, genres: Sequence[str] = GTZAN_GENRES,
     same_genre: float = 1 / 3, breaks: Sequence[str] | None = None,
-    break_seconds: tuple[float, float] | None = None, sample_rate: int = SAMPLE_RATE,
+    break_seconds: tuple[float, float] | None = None, fades: tuple[float, float] = FADES,
+    sample_rate: int = SAMPLE_RATE,
 ) -> tuple[np.ndarray, dict[str, Any]]:  # fmt: skip
     """Mix number `index` of a side: its audio and truth.
 
@@ -266,6 +269,8 @@ def synthetic_mix(
     genre with probability `same_genre` (another family, or another rendering of the same
     one). `breaks` (one of `BREAKS` per junction) replaces the flavour's draw of what comes
     between two tracks, `break_seconds` the lengths of `BREAK_SECONDS`; tests use them.
+    Two tracks in a row are crossfaded over a length drawn from `fades` (``(0, 0)``: cut);
+    the draws do not depend on it, so cut mixes hold the tracks of the crossfaded ones.
     """
     rng = np.random.default_rng([seed, index, 0x4D49])
     count = tracks if tracks is not None else int(rng.integers(2, 5))
@@ -307,7 +312,7 @@ def synthetic_mix(
             overlap = (
                 0.0
                 if after is None
-                else float(rng.uniform(5.0, 15.0))
+                else float(rng.uniform(*fades))
                 if after == "track"
                 else BREAK_FADE
             )
@@ -463,6 +468,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None,
                         help="default: 17 (train), 1017 (test), 2029 (validation)")  # fmt: skip
     parser.add_argument("--realset", type=Path, help="build real mixes from this real set instead")
+    parser.add_argument("--fades", type=float, nargs=2, default=FADES, metavar=("MIN", "MAX"),
+                        help="seconds of crossfade between two tracks (default 5 15; 0 0: cuts, "
+                        "the same tracks, where a change has one time)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.realset is not None:
         for audio, known in real_mixes(args.realset, seed=args.seed or 17):
@@ -471,7 +479,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     seed = SIDE_SEEDS[args.side] if args.seed is None else args.seed
     for index in range(args.mixes):
-        audio, known = synthetic_mix(side=args.side, seed=seed, index=index)
+        audio, known = synthetic_mix(
+            side=args.side, seed=seed, index=index, fades=tuple(args.fades)
+        )
         write_mix(args.out, f"{args.side}-{index:02d}", audio, known)
         genres = " ".join(t["genre"] for t in known["tracks"])
         print(index, known["flavour"], f"{known['duration']:.0f} s", genres, flush=True)
