@@ -84,3 +84,53 @@ def test_shipped_files_carry_musicnn_tags_figures_and_licence() -> None:
         assert max(info.extra["export"]["max_abs_difference"].values()) < 1e-4
     notice = metadata.distribution("musicnn").read_text("LICENSE.md")
     assert notice and notice.strip() in (SHIPPED / "MUSICNN-LICENSE.txt").read_text()
+
+
+def test_pooling_before_the_normalisation_computes_what_the_graph_computed() -> None:
+    """musicnn's front end (Conv, ReLU, BatchNormalization with scales of both signs, a
+    max over frequency) reordered by `pool_before_affine`: the same outputs, the pooling
+    straight after the convolution, the shipped taggers already rewritten."""
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    from training.export import pool_before_affine
+
+    rng = np.random.default_rng(7)
+    channels = 20  # not a multiple of onnxruntime's block of 16
+    gamma = rng.standard_normal(channels).astype(np.float32)
+    assert (gamma < 0).sum() >= 5 and (gamma > 0).sum() >= 5
+    values = {
+        "w": rng.standard_normal((channels, 1, 3, 4)), "b": rng.standard_normal(channels),
+        "gamma": gamma, "beta": rng.standard_normal(channels),
+        "mean": rng.standard_normal(channels), "var": rng.uniform(0.5, 2.0, channels),
+    }  # fmt: skip
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w", "b"], ["z"], kernel_shape=[3, 4], pads=[1, 0] * 2),
+            helper.make_node("Relu", ["z"], ["r"]),
+            helper.make_node("BatchNormalization", ["r", "gamma", "beta", "mean", "var"], ["n"]),
+            helper.make_node("MaxPool", ["n"], ["y"], kernel_shape=[1, 7], strides=[1, 7]),
+        ],
+        "front",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, 12, 10])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", channels, 12, 1])],
+        [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in values.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    rewritten = pool_before_affine(onnx.ModelProto.FromString(model.SerializeToString()))
+    onnx.checker.check_model(rewritten)
+    ops = [node.op_type for node in rewritten.graph.node]
+    assert ops == ["Conv", "MaxPool", "Slice", "Mul", "Relu", "BatchNormalization"]
+    x = {"x": rng.standard_normal((3, 1, 12, 10)).astype(np.float32)}
+    before, after = (
+        onnxruntime.InferenceSession(m.SerializeToString()).run(None, x)[0]
+        for m in (model, rewritten)
+    )
+    np.testing.assert_allclose(after, before, rtol=0, atol=1e-5)
+
+    for name in ("msd", "mtt"):
+        shipped = onnx.load(str(SHIPPED / f"musicnn-{name}.onnx")).graph
+        made_by = {output: node.op_type for node in shipped.node for output in node.output}
+        pooled = [made_by[node.input[0]] for node in shipped.node if node.op_type == "MaxPool"]
+        assert pooled == ["Conv"] * 5, name

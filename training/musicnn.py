@@ -24,7 +24,13 @@ from streamer.analysis.tagger import EMBEDDING_OUTPUT, INPUT_NAME, TAGS_OUTPUT
 from streamer.capture.file import read_audio
 from streamer.errors import StreamerError
 from streamer.files import write_atomically
-from training.export import MAX_DIFFERENCE, ONNX_OPSET, check_parity, write_model
+from training.export import (
+    MAX_DIFFERENCE,
+    ONNX_OPSET,
+    check_parity,
+    pool_before_affine,
+    write_model,
+)
 
 SPEC = FeatureSpec(
     sample_rate=16000, n_fft=512, hop_length=256, n_mels=96,
@@ -138,7 +144,8 @@ def run_graph(graph: Any, patches: np.ndarray) -> list[np.ndarray]:
 
 
 def to_onnx(graph: Any) -> bytes:
-    """tf2onnx's conversion, with the tensors named as the runtime knows them."""
+    """tf2onnx's conversion, with the tensors named as the runtime knows them and the front
+    end's pooling before its normalisation (`pool_before_affine`)."""
     import tf2onnx
 
     proto, _ = tf2onnx.convert.from_graph_def(
@@ -157,7 +164,7 @@ def to_onnx(graph: Any) -> bytes:
         node.output[:] = [renamed.get(name, name) for name in node.output]
     for value in [*onnx_graph.input, *onnx_graph.output]:
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
-    data: bytes = proto.SerializeToString()
+    data: bytes = pool_before_affine(proto).SerializeToString()
     return data
 
 
@@ -264,6 +271,8 @@ def convert(
             "max_abs_difference": differences,
             "limit": max_difference,
             "reference": "the checkpoint's frozen graph run by TensorFlow",
+            "rewritten": "the front end pools before its normalisation "
+            "(training.export.pool_before_affine)",
             "parity": parity,
             "packages": package_versions(),
         },
