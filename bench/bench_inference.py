@@ -1,7 +1,9 @@
 """Batch-1 inference latency: onnxruntime on one thread vs Keras, same model, same run.
 
 Uses the shipped model (models/genre.onnx) when it exists, else a fresh default-size CNN
-(bench/_models.py). Needs the `train` extra (Keras baseline).
+(bench/_models.py). Needs the `train` extra (Keras baseline). Then musicnn's shipped taggers
+against the same checkpoints as tf2onnx writes them, converted in the run (the baseline of
+`training.export.pool_before_affine`).
 
     .venv/bin/python bench/bench_inference.py [--runs 300]
 """
@@ -9,6 +11,7 @@ Uses the shipped model (models/genre.onnx) when it exists, else a fresh default-
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -53,6 +56,34 @@ def main() -> None:
     print(f"Keras predict_on_batch, same architecture (baseline): {keras_ms:6.2f} ms")
     print(f"ratio Keras / onnxruntime: {keras_ms / onnx_ms:.1f}x")
     print(f"ONNX file size: {size_mb:.2f} MB")
+    for name, shipped_ms, plain_ms in tagger_latencies(args.runs // 3):
+        print(f"musicnn {name} tagger, batch 1, 1 thread: {shipped_ms:6.2f} ms shipped, "
+              f"{plain_ms:6.2f} ms as tf2onnx writes it (baseline): "
+              f"{plain_ms / shipped_ms:.2f}x")  # fmt: skip
+
+
+def tagger_latencies(runs: int) -> list[tuple[str, float, float]]:
+    """(name, shipped ms, tf2onnx's graph ms) per musicnn tagger, one patch of generated
+    signals each call."""
+    import onnxruntime
+
+    from streamer.analysis.tagger import TagModel, shipped_tagger_paths
+    from training import musicnn
+
+    patch = musicnn.parity_patches([])[0][:1]
+    rows = []
+    for path in shipped_tagger_paths():
+        shipped = TagModel(path, threads=1)
+        graph = musicnn.frozen_graph(
+            musicnn.package_folder() / musicnn.TAGGERS[shipped.name].folder
+        )
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        plain = onnxruntime.InferenceSession(musicnn.to_onnx(graph, pool_first=False), options)
+        shipped_ms = median_ms(functools.partial(shipped.predict, patch), runs)
+        plain_ms = median_ms(functools.partial(plain.run, None, {"mel": patch}), runs)
+        rows.append((shipped.name, shipped_ms, plain_ms))
+    return rows
 
 
 if __name__ == "__main__":

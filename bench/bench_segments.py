@@ -34,6 +34,10 @@ And on the real development set's single-track excerpts (30 s): segments per exc
 max), excerpts with more than one, segments shorter than ``--min-seconds``, and the share
 of their time in not-music segments (real music lost to the not-music detector).
 
+Mixes made with cuts for crossfades (``python -m training.mixes DIR --side test --fades 0
+0``) time the display from the one instant of each change, as the target's patch length
+assumes.
+
     .venv/bin/python bench/bench_segments.py --mixes /work/mixes/train --mixes /work/mixes/test \\
         --mixes /work/mixes/real --realset /work/realset [--no-tagger] [--json OUT]
 """

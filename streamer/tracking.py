@@ -38,9 +38,18 @@ on 24 mixes of held-out grooves the new genre shows a median 4.7 s after the cro
 midpoint, where the decision itself names it on two hops in a row a median 3.9 s after
 (only 57 % of the changes within the patch and three hops, 4.5 s: no display rule can
 show a genre sooner than the decision names it), and a steady track changes its
-displayed genre 0.33 times a minute. Faster rules tried on the validation families' mixes
-(a looser filter or no margin after a change of the music, a filter reset at the change)
-gained a few tenths of a second and made those changes half as frequent again or more.
+displayed genre 0.33 times a minute. On the same mixes with cuts for crossfades
+(``python -m training.mixes --fades 0 0``: the same tracks, each change one instant) the
+new genre shows a median 4.3 s after the cut, 55 % of those shown within 4.5 s, where the
+decision names it a median 2.8 s after: the display's filter and its change test cost
+about 1.5 s, and following the decision as soon as it names the genre after a change of
+the music left the median delay on the validation families' cut mixes where it was (4.0 s)
+and added changes within tracks (0.40 to 0.45 a minute). Faster rules tried on the
+validation families' mixes (a looser filter or no margin after a change of the music, a
+filter reset at the change) gained a few tenths of a second and made those changes half as
+frequent again or more; tag patches every 1.5 s instead of 3 s made the decision name the
+new genre sooner (2.3 s after a cut, median, against 2.9 s) but the display later (4.3 s
+against 4.0 s) and less steady (0.35 changes a minute against 0.28).
 
 Silence and not-music are states, not genres. A hop quieter than ``silence_dbfs``, or one
 the not-music detector flags (speech, noise, tones: `Evidence.not_music`), is no

@@ -1,8 +1,9 @@
 """`streamer-train distil`: the fused decision taught to a student of the seed CNN's shape.
 
 The fused decision (the CNN and musicnn's taggers, `streamer.analysis.fusion`) is the best
-judgement of real recordings the chain has, but the taggers cost five times the CNN, and
-offline tagging with them runs 47x real time on one core against the CNN's 320x. A student
+judgement of real recordings the chain has, but the taggers cost four times the CNN, and
+offline tagging with them runs 50x real time on one core against the CNN's 247x
+(bench_tag, December 2026; 38x before their front end pooled first). A student
 with the CNN's architecture and cost that hears what the decision hears would keep both.
 
 1. Lessons: clips go through `streamer tag`'s chain (the shipped CNN and taggers); every

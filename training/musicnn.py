@@ -143,9 +143,10 @@ def run_graph(graph: Any, patches: np.ndarray) -> list[np.ndarray]:
     return outputs
 
 
-def to_onnx(graph: Any) -> bytes:
-    """tf2onnx's conversion, with the tensors named as the runtime knows them and the front
-    end's pooling before its normalisation (`pool_before_affine`)."""
+def to_onnx(graph: Any, *, pool_first: bool = True) -> bytes:
+    """tf2onnx's conversion, with the tensors named as the runtime knows them and, unless
+    `pool_first` is false (bench/bench_inference.py's baseline), the front end's pooling
+    before its normalisation (`pool_before_affine`)."""
     import tf2onnx
 
     proto, _ = tf2onnx.convert.from_graph_def(
@@ -164,7 +165,7 @@ def to_onnx(graph: Any) -> bytes:
         node.output[:] = [renamed.get(name, name) for name in node.output]
     for value in [*onnx_graph.input, *onnx_graph.output]:
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
-    data: bytes = pool_before_affine(proto).SerializeToString()
+    data: bytes = (pool_before_affine(proto) if pool_first else proto).SerializeToString()
     return data
 
 
