@@ -92,6 +92,22 @@ def test_pieces_lie_where_the_truth_says_with_equal_power_crossfades() -> None:
     assert known["changes"] == [s["start"] for s in known["segments"][1:]]
 
 
+def test_a_crossfade_longer_than_a_piece_is_cut_to_that_piece() -> None:
+    """A 2 s piece between two long ones, faded in over 5 s and out over 5 s: each fade
+    stops at the short piece's length, so the pieces stay in order and the audio is whole."""
+    ones = [np.ones(n * RATE, np.float32) for n in (6, 2, 6)]
+    pieces = [
+        Piece(ones[0], "music", "track", info={"genre": "rock", "source": "a"}),
+        Piece(ones[1], "music", "track", overlap=5.0, info={"genre": "jazz", "source": "b"}),
+        Piece(ones[2], "music", "track", overlap=5.0, info={"genre": "rock", "source": "c"}),
+    ]
+    audio, known = assemble(pieces, sample_rate=RATE)
+    starts = [t["start"] for t in known["tracks"]]
+    assert starts == [0.0, 4.0, 4.0] and len(audio) == 10 * RATE
+    assert known["changes"] == sorted(known["changes"])
+    np.testing.assert_allclose(audio[: 4 * RATE], 1.0, atol=1e-6)
+
+
 def test_a_synthetic_mix_holds_its_tracks_speech_and_silence_where_its_truth_says() -> None:
     """Four short corpus tracks: a 5-15 s crossfade, speech, then silence between them."""
     audio, known = synthetic_mix(

@@ -87,11 +87,13 @@ def equal_power(length: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def assemble(pieces: Sequence[Piece], *, sample_rate: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """Lay `pieces` end to end with their crossfades; return the audio and its truth."""
+    """Lay `pieces` end to end with their crossfades; return the audio and its truth. A
+    crossfade is at most as long as either of its two pieces."""
     starts: list[int] = []
     end = 0
     for piece in pieces:
-        overlap = min(round(piece.overlap * sample_rate), end, len(piece.audio))
+        previous = len(pieces[len(starts) - 1].audio) if starts else 0
+        overlap = min(round(piece.overlap * sample_rate), previous, len(piece.audio))
         starts.append(end - overlap)
         end = starts[-1] + len(piece.audio)
     out = np.zeros(end, dtype=np.float64)
