@@ -14,6 +14,7 @@ import argparse
 import functools
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,25 +65,27 @@ def main() -> None:
 
 def tagger_latencies(runs: int) -> list[tuple[str, float, float]]:
     """(name, shipped ms, tf2onnx's graph ms) per musicnn tagger, one patch of generated
-    signals each call."""
-    import onnxruntime
-
+    signals each call, both run as the chain runs a tagger (`TagModel.predict`)."""
     from streamer.analysis.tagger import TagModel, shipped_tagger_paths
     from training import musicnn
+    from training.export import write_model
 
     patch = musicnn.parity_patches([])[0][:1]
     rows = []
-    for path in shipped_tagger_paths():
-        shipped = TagModel(path, threads=1)
-        graph = musicnn.frozen_graph(
-            musicnn.package_folder() / musicnn.TAGGERS[shipped.name].folder
-        )
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = options.inter_op_num_threads = 1
-        plain = onnxruntime.InferenceSession(musicnn.to_onnx(graph, pool_first=False), options)
-        shipped_ms = median_ms(functools.partial(shipped.predict, patch), runs)
-        plain_ms = median_ms(functools.partial(plain.run, None, {"mel": patch}), runs)
-        rows.append((shipped.name, shipped_ms, plain_ms))
+    with tempfile.TemporaryDirectory(prefix="taggers-") as folder:
+        for path in shipped_tagger_paths():
+            shipped = TagModel(path, threads=1)
+            checkpoint = musicnn.package_folder() / musicnn.TAGGERS[shipped.name].folder
+            plain_path = Path(folder) / path.name
+            write_model(
+                plain_path, musicnn.to_onnx(musicnn.frozen_graph(checkpoint), pool_first=False),
+                labels=shipped.labels, spec=shipped.spec,
+                embedding_size=shipped.info.embedding_size, extra=dict(shipped.info.extra),
+            )  # fmt: skip
+            plain = TagModel(plain_path, threads=1)
+            shipped_ms = median_ms(functools.partial(shipped.predict, patch), runs)
+            plain_ms = median_ms(functools.partial(plain.predict, patch), runs)
+            rows.append((shipped.name, shipped_ms, plain_ms))
     return rows
 
 

@@ -41,6 +41,17 @@ def constants_and_users(graph: Any) -> tuple[dict[str, Any], dict[str, list[Any]
     return constants, users
 
 
+def replace_nodes(graph: Any, nodes: list[Any], *, unused: set[str]) -> None:
+    """Give `graph` the `nodes` (in order), and drop the initializers of `unused` that none
+    of them reads any more."""
+    del graph.node[:]
+    graph.node.extend(nodes)
+    dropped = unused - {name for node in nodes for name in node.input}
+    kept = [init for init in graph.initializer if init.name not in dropped]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+
+
 def affine_as_depthwise(proto: Any) -> Any:
     """`proto` (an ONNX ModelProto, changed in place and returned) with every per-channel
     affine step, a ``Mul`` by a ``(1, C, 1, 1)`` constant followed by an ``Add`` of one (a
@@ -91,12 +102,7 @@ def affine_as_depthwise(proto: Any) -> Any:
         )  # fmt: skip
         replaced.add(id(add))
         unused.update((node.input[1], add.input[1]))
-    del graph.node[:]
-    graph.node.extend(nodes)
-    dropped = unused - {name for node in nodes for name in node.input}
-    kept = [init for init in graph.initializer if init.name not in dropped]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
+    replace_nodes(graph, nodes, unused=unused)
     return proto
 
 
@@ -137,6 +143,7 @@ def pool_before_affine(proto: Any) -> Any:
 
     nodes = []
     replaced: set[int] = set()
+    unused: set[str] = set()  # the original filters and biases
     for conv in graph.node:
         if id(conv) in replaced:
             continue
@@ -144,10 +151,9 @@ def pool_before_affine(proto: Any) -> Any:
         norm = relu and only_user(relu, "BatchNormalization")
         pool = norm and only_user(norm, "MaxPool")
         weights = [constants.get(name) for name in conv.input[1:]]
-        if pool is None or len(weights) != 2 or None in weights:
-            nodes.append(conv)
-            continue
-        if set(attributes(pool)) - {"kernel_shape", "strides"}:  # pads, dilations, ceil
+        # a pooling with no pads, dilations or ceil mode, and a convolution of constants
+        plain_pool = pool is not None and not set(attributes(pool)) - {"kernel_shape", "strides"}
+        if not plain_pool or len(weights) != 2 or None in weights:
             nodes.append(conv)
             continue
         weight, bias = (numpy_helper.to_array(w) for w in weights)
@@ -189,12 +195,8 @@ def pool_before_affine(proto: Any) -> Any:
             ),
         ]  # fmt: skip
         replaced.update((id(relu), id(norm), id(pool)))
-    del graph.node[:]
-    graph.node.extend(nodes)
-    used = {name for node in nodes for name in node.input}
-    kept = [init for init in graph.initializer if init.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
+        unused.update(conv.input[1:])
+    replace_nodes(graph, nodes, unused=unused)
     return proto
 
 

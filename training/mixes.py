@@ -90,12 +90,12 @@ def assemble(pieces: Sequence[Piece], *, sample_rate: int) -> tuple[np.ndarray, 
     """Lay `pieces` end to end with their crossfades; return the audio and its truth. A
     crossfade is at most as long as either of its two pieces."""
     starts: list[int] = []
-    end = 0
+    end = previous = 0  # previous: the length of the piece before
     for piece in pieces:
-        previous = len(pieces[len(starts) - 1].audio) if starts else 0
         overlap = min(round(piece.overlap * sample_rate), previous, len(piece.audio))
         starts.append(end - overlap)
         end = starts[-1] + len(piece.audio)
+        previous = len(piece.audio)
     out = np.zeros(end, dtype=np.float64)
     for i, (piece, start) in enumerate(zip(pieces, starts, strict=True)):
         audio = piece.audio.astype(np.float64)
