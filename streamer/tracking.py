@@ -27,9 +27,10 @@ the display follows promptly too (its first patches may still hold what came bef
 Early in the music, with less than `PAST_SECONDS` heard before the last `RECENT_SECONDS`
 (at least `MIN_PAST_SECONDS`), the test asks for more novelty, the threshold times
 ``(PAST_SECONDS / past) ** SHORT_PAST_EXPONENT`` (0.1): a short past leaves the music's
-own spread unknown, and real recordings often waver in a stream's first seconds. Until
-then the music counts as unchanged (it counted as just changed, which on mixes of the real
-set's excerpts made a third of the changes within tracks). Causality makes live and
+own spread unknown, and real recordings often waver in a stream's first seconds. With
+less than `MIN_PAST_SECONDS` of past the music counts as unchanged (it counted as just
+changed, which on mixes of the real set's excerpts made a third of the changes within
+tracks). Causality makes live and
 offline identical, with no lookahead.
 
 Latency, measured in tests/test_smoothing.py with ten genres and the defaults: when the
@@ -152,7 +153,7 @@ class SmoothingConfig:
 
     The defaults, for ten genres at 0.5 s hops, keep a flickering track on one displayed
     genre (a new genre needs a lead of 20 s within a steady track) and follow a clean change
-    in 4 hops (see the module notes).
+    in 3 hops (see the module notes).
 
     Examples
     --------
@@ -214,10 +215,10 @@ RECENT_SECONDS = 2.0
 PAST_SECONDS = 10.0
 """...against this much before it."""
 MIN_PAST_SECONDS = 2.0
-"""...once at least this much was heard before them (after the start or a state), with a
-threshold that grows as ``(PAST_SECONDS / past) ** SHORT_PAST_EXPONENT`` until the whole
-`PAST_SECONDS` was heard."""
+"""...once at least this much was heard before them (after the start or a state)."""
 SHORT_PAST_EXPONENT = 0.1
+"""With less than `PAST_SECONDS` of past, the threshold grows as
+``(PAST_SECONDS / past) ** SHORT_PAST_EXPONENT``."""
 CHANGED_FOR_SECONDS = 5.0
 """After a change of the music, the display follows a new genre promptly for this long."""
 CLAIMED_FOR_SECONDS = 2.0
@@ -484,7 +485,7 @@ class GenreTracker:
             self.config.change_threshold * (self._past_hops / past_hops) ** SHORT_PAST_EXPONENT
         )
         if novelty(past, recent) >= threshold:
-            self._prompt_until = max(self._prompt_until, time + CHANGED_FOR_SECONDS)
+            self._prompt_until = time + CHANGED_FOR_SECONDS  # later than any earlier bound
 
     def _decide(self, time: float) -> None:
         """Apply the decision rule after a filter step: change the displayed genre once
