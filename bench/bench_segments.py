@@ -16,8 +16,9 @@ decision; ``--no-tagger`` for the CNN alone), run by `tag_file`. Per folder of m
   whose state is not "music" (what the display shows), and the share of the speech's (or
   tone's) time that segments without a genre cover (what the tracklist says); the
   fraction of hops of a DJ talking over a track still music.
-- live display: changes of the displayed genre (`TrackerUpdate.top`) per minute within
-  steady tracks (hops more than 10 s from every true change), and the delay from a change to
+- live display: changes of the displayed genre (`TrackerUpdate.top`, no genre included)
+  per minute within steady tracks (hops more than 10 s from every true change; the first
+  genre a stream shows is a claim, not a change), and the delay from a change to
   a track of another genre until the display first shows that genre, against the target
   of the patch length plus 3 hops: from the crossfade's midpoint (where the truth changes),
   and from where the new track plays alone (the end of the crossfade: a patch can hold
@@ -38,13 +39,21 @@ Mixes made with cuts for crossfades (``python -m training.mixes DIR --side test 
 0``) time the display from the one instant of each change, as the target's patch length
 assumes.
 
+With ``--evidence DIR`` the first run records, per file, what the networks gave the
+tracker (`streamer.chain.TrackedHop.evidence`, keyed by the networks, the hop and the
+file), and later runs replay the tracker alone on it (`GenreChain.show`): the figures of a
+run through the whole chain, for other smoothing or segment options, in seconds instead of
+minutes (tests/test_chain.py checks that a replay shows what the chain shows).
+
     .venv/bin/python bench/bench_segments.py --mixes /work/mixes/train --mixes /work/mixes/test \\
-        --mixes /work/mixes/real --realset /work/realset [--no-tagger] [--json OUT]
+        --mixes /work/mixes/real --realset /work/realset [--no-tagger] [--json OUT] \\
+        [--evidence /work/evidence [--confirm-hops N ...]]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -59,7 +68,7 @@ from streamer.analysis.model import DEFAULT_MODEL, GenreModel
 from streamer.chain import GenreChain, TrackedHop
 from streamer.cli.options import add_analysis_options, build_chain
 from streamer.offline.tagging import tag_file
-from streamer.tracking import Segment
+from streamer.tracking import Evidence, Segment, TrackerUpdate
 from training.calibrate import binned_error
 from training.mixes import judged, mix_files, playing
 
@@ -83,23 +92,89 @@ class Run:
     seconds: float
 
 
-def run_chain(path: Path, chain: GenreChain) -> Run:
+def run_chain(path: Path, chain: GenreChain, *, evidence: Path | None = None) -> Run:
+    """`streamer tag`'s chain on one file. With an `evidence` folder, what the networks
+    gave the tracker is recorded there the first time, and later runs replay the tracker
+    alone on it (`replay`)."""
+    record = None if evidence is None else evidence / f"{evidence_key(chain, path)}.npz"
+    if record is not None and record.exists():
+        return replay(record, chain)
     hops: list[TrackedHop] = []
     started = time.monotonic()
     timeline = tag_file(path, chain=chain, on_hop=hops.append)
+    if record is not None:
+        recorded = [h.evidence for h in hops if h.evidence is not None]
+        record.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            record, end=timeline.duration,
+            time=[e.time for e in recorded], level_dbfs=[e.level_dbfs for e in recorded],
+            probabilities=[e.probabilities for e in recorded],
+            not_music=[e.not_music for e in recorded],
+            features=[e.features for e in recorded],
+            calibrated=[h.probabilities for h in hops],
+        )  # fmt: skip
+    times, calibrated = [h.hop.time for h in hops], [h.probabilities for h in hops]
+    updates = [h.update for h in hops]
+    return chain_run(chain, times, calibrated, updates, timeline.segments, started=started)
+
+
+def chain_run(
+    chain: GenreChain,
+    times: list[float],
+    calibrated: list[np.ndarray],
+    updates: list[TrackerUpdate],
+    segments: list[Segment],
+    *,
+    started: float,
+) -> Run:
     labels = tuple(chain.labels)
     return Run(
         labels=labels,
-        segments=list(timeline.segments),
-        times=np.array([h.hop.time for h in hops]),
-        decided=[labels[int(np.argmax(h.probabilities))] for h in hops],
-        shown=[h.update.top for h in hops],
-        confidence=[h.update.confidence for h in hops],
-        states=[str(h.update.state) for h in hops],
+        segments=list(segments),
+        times=np.array(times),
+        decided=[labels[int(np.argmax(p))] for p in calibrated],
+        shown=[u.top for u in updates],
+        confidence=[u.confidence for u in updates],
+        states=[str(u.state) for u in updates],
         window=chain.analyzer.window_seconds,
         hop=chain.analyzer.hop_seconds,
         seconds=time.monotonic() - started,
     )
+
+
+def evidence_key(chain: GenreChain, path: Path) -> str:
+    """What a file's recorded evidence depends on: the networks, the decision and its
+    calibration, the hop, and the file (its path, size and time); not the tracker's
+    smoothing or segment options, which a replay varies."""
+    described = chain.description()
+    described["calibration"].pop("shown", None)  # the tracker's output, not its input
+    stat = path.resolve().stat()
+    key = [described, chain.analyzer.model.info.sha256, chain.analyzer.hop_seconds,
+           str(path.resolve()), stat.st_size, stat.st_mtime_ns]  # fmt: skip
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def replay(record: Path, chain: GenreChain) -> Run:
+    """The tracker alone (`GenreChain.show`) on a file's recorded evidence: the same
+    `Run` as the whole chain gives, under the chain's own smoothing and segments."""
+    started = time.monotonic()
+    stored = np.load(record)
+    chain.reset()
+    updates = [
+        chain.show(
+            Evidence(
+                time=float(moment), probabilities=probabilities, level_dbfs=float(level),
+                not_music=bool(not_music), features=features,
+            )
+        )
+        for moment, probabilities, level, not_music, features in zip(
+            stored["time"], stored["probabilities"], stored["level_dbfs"], stored["not_music"],
+            stored["features"], strict=True,
+        )
+    ]  # fmt: skip
+    chain.tracker.finish(time=float(stored["end"]))
+    times, calibrated = stored["time"].tolist(), list(stored["calibrated"])
+    return chain_run(chain, times, calibrated, updates, chain.segments, started=started)
 
 
 @dataclass
@@ -178,9 +253,10 @@ def score_mix(run: Run, truth: dict[str, Any]) -> MixScores:
         in_music |= (t >= s["start"]) & (t < s["end"])
     steady = in_music & ~near
     pairs = steady[1:] & steady[:-1]
+    claim = next((i for i, top in enumerate(run.shown) if top is not None), -1)
     scores.display_changes = sum(
-        1 for i in np.flatnonzero(pairs) if run.shown[i + 1] != run.shown[i]
-    )
+        1 for i in np.flatnonzero(pairs) if run.shown[i + 1] != run.shown[i] and i + 1 != claim
+    )  # the stream's first genre is a claim, not a change
     scores.steady_seconds = float(pairs.sum()) * run.hop
     segments = truth["segments"]
     for i, after in enumerate(segments[1:], start=1):
@@ -322,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures and per-mix counts here")
     parser.add_argument("--max-mixes", type=int, metavar="N", help="the first N of each folder")
     parser.add_argument("--verbose", action="store_true", help="a line per mix")
+    parser.add_argument("--evidence", type=Path, metavar="DIR",
+                        help="record what the networks give the tracker here; replay it "
+                        "on later runs: other smoothing or segment options in seconds")  # fmt: skip
     add_analysis_options(parser)  # --no-tagger and the smoothing options, as streamer tag
     args = parser.parse_args(argv)
     if not args.mixes and args.realset is None:
@@ -334,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
             scores, started = [], time.monotonic()
             for wav in mix_files(folder)[: args.max_mixes]:
                 truth = json.loads(wav.with_suffix(".json").read_text())
-                run = run_chain(wav, chain)
+                run = run_chain(wav, chain, evidence=args.evidence)
                 scores.append(score_mix(run, truth))
                 m = scores[-1]
                 details.setdefault(str(folder), []).append(
@@ -351,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.realset is not None:
             clips = sorted((args.realset / "clips").glob("*.wav"))
             started = time.monotonic()
-            runs = [run_chain(clip, chain) for clip in clips]
+            runs = [run_chain(clip, chain, evidence=args.evidence) for clip in clips]
             columns["realset excerpts"] = score_excerpts(runs, min_seconds=args.min_seconds)
             columns["realset excerpts"]["wall s"] = round(time.monotonic() - started)
     decision = "cnn alone" if not args.tagger else "cnn + taggers, fused"

@@ -82,6 +82,7 @@ class TrackedHop:
     update: TrackerUpdate  # as shown: its confidence restated (`GenreChain.shown`)
     probabilities: np.ndarray  # the calibrated decision over `GenreChain.labels`, unsmoothed
     tags: TagHop | None = None  # the tag hop the decision used; None before the first
+    evidence: Evidence | None = None  # what the tracker read (`GenreChain.show` replays it)
 
 
 class GenreChain:
@@ -218,10 +219,25 @@ class GenreChain:
                     not_music=self._is_not_music(hop),
                     features=self._features(hop, likelihoods, tags),
                 )
-                (update,) = self.tracker.push([evidence])
                 calibrated = self.calibration.curve(likelihoods)  # = apply(decision)
-                tracked.append(TrackedHop(hop, self._as_shown(update), calibrated, tags))
+                tracked.append(TrackedHop(hop, self.show(evidence), calibrated, tags, evidence))
         return tracked
+
+    def show(self, evidence: Evidence) -> TrackerUpdate:
+        """What one hop's evidence shows: the tracker's update with the displayed genre's
+        probability, its `confidence`, restated by `shown` (how often the shown genre is
+        right at that probability).
+
+        `steps` calls it for every hop. Called alone on recorded evidence, after `reset`,
+        it replays the tracker without the networks: bench/bench_segments.py ``--evidence``
+        tries other smoothing and segment options that way in seconds.
+        """
+        (update,) = self.tracker.push([evidence])
+        if self.shown is None or update.top is None:
+            return update
+        genre = self.labels.index(update.top)
+        restated = self.shown.restate(update.probabilities, genre=genre)
+        return replace(update, probabilities=restated, confidence=float(restated[genre]))
 
     def finish(self) -> list[Segment]:
         """End the stream where its samples end; return the segments still to decide,
@@ -241,15 +257,6 @@ class GenreChain:
             self.tagger.reset()
         self._pending_tags: list[TagHop] = []
         self._tags: TagHop | None = None
-
-    def _as_shown(self, update: TrackerUpdate) -> TrackerUpdate:
-        """The tracker's update with the displayed genre's probability, its `confidence`,
-        restated by `shown` (how often the shown genre is right at that probability)."""
-        if self.shown is None or update.top is None:
-            return update
-        genre = self.labels.index(update.top)
-        restated = self.shown.restate(update.probabilities, genre=genre)
-        return replace(update, probabilities=restated, confidence=float(restated[genre]))
 
     def _is_not_music(self, hop: Hop) -> bool:
         if self.not_music is None:

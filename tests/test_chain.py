@@ -264,3 +264,37 @@ def test_the_shown_genres_confidence_is_restated_for_the_smoothing_it_was_fitted
     ignored, unfitted = run(other, audio, [4096]), run(chain(plain, steadier), audio, [4096])
     for a, b in zip(ignored.tracked, unfitted.tracked, strict=True):
         assert a.update.confidence == b.update.confidence
+
+
+def test_what_the_tracker_read_replays_to_what_other_smoothing_would_show(
+    tagged_chain: GenreChain, audio: np.ndarray
+) -> None:
+    """`show` alone, on each hop's recorded evidence, gives what a whole chain with other
+    smoothing shows (confidence restated where the curve applies, segments alike):
+    bench_segments ``--evidence`` tries options this way without the networks."""
+    from dataclasses import replace
+
+    from streamer.analysis.calibration import ShownCalibration
+    from streamer.tracking import DEFAULT_SMOOTHING
+
+    assert tagged_chain.fusion is not None and tagged_chain.tagger is not None
+    plain = tagged_chain.fusion
+    shown = ShownCalibration(((0.2, 0.1), (1.0, 0.6)), DEFAULT_SMOOTHING)
+    fitted = replace(plain, calibration=replace(plain.calibration, shown=shown))
+    tagged_chain.reset()
+    recorded = run(tagged_chain, audio, [4096]).tracked
+    heard = np.median([t.hop.level_dbfs for t in recorded if t.hop.level_dbfs > -90])
+    other = replace(DEFAULT_SMOOTHING, silence_dbfs=heard + 1.0, silence_hysteresis_db=0.0,
+                    confirm_hops=2)  # the noise is silent now  # fmt: skip
+    eager = replace(SHORT_LAG, change_threshold=0.5, min_track_seconds=2.0)
+    for smoothing, segments in ((DEFAULT_SMOOTHING, SHORT_LAG), (other, eager)):
+        chain = GenreChain(tagged_chain.analyzer.model, taggers=tagged_chain.tagger.taggers,
+                           fusion=fitted, smoothing=smoothing, segments=segments)  # fmt: skip
+        direct = run(chain, audio, [4096])
+        for tracked in (direct.tracked, recorded):  # its own evidence, the default chain's
+            chain.reset()
+            replayed = [replace(t, update=chain.show(t.evidence)) for t in tracked
+                        if t.evidence is not None]  # fmt: skip
+            finished = chain.tracker.finish(time=SECONDS)
+            assert_same(Outputs(replayed, finished, list(chain.segments)), direct)
+        assert {t.update.state for t in direct.tracked} == {"music", "silence"}
