@@ -2,8 +2,9 @@
 
 Uses the shipped model (models/genre.onnx) when it exists, else a fresh default-size CNN
 (bench/_models.py). Needs the `train` extra (Keras baseline). Then musicnn's shipped taggers
-against the same checkpoints as tf2onnx writes them, converted in the run (the baseline of
-`training.export.pool_before_affine`).
+(their timbral filters in 8 bits) against the same checkpoints converted in the run: in
+float with the front end pooled first (`training.export.pool_before_affine`), and as
+tf2onnx writes them (the baseline).
 
     .venv/bin/python bench/bench_inference.py [--runs 300]
 """
@@ -57,15 +58,17 @@ def main() -> None:
     print(f"Keras predict_on_batch, same architecture (baseline): {keras_ms:6.2f} ms")
     print(f"ratio Keras / onnxruntime: {keras_ms / onnx_ms:.1f}x")
     print(f"ONNX file size: {size_mb:.2f} MB")
-    for name, shipped_ms, plain_ms in tagger_latencies(args.runs // 3):
+    for name, shipped_ms, float_ms, plain_ms in tagger_latencies(args.runs // 3):
         print(f"musicnn {name} tagger, batch 1, 1 thread: {shipped_ms:6.2f} ms shipped, "
-              f"{plain_ms:6.2f} ms as tf2onnx writes it (baseline): "
-              f"{plain_ms / shipped_ms:.2f}x")  # fmt: skip
+              f"{float_ms:6.2f} ms in float pooled first, {plain_ms:6.2f} ms as tf2onnx "
+              f"writes it (baseline): {plain_ms / shipped_ms:.2f}x "
+              f"({plain_ms / float_ms:.2f}x in float)")  # fmt: skip
 
 
-def tagger_latencies(runs: int) -> list[tuple[str, float, float]]:
-    """(name, shipped ms, tf2onnx's graph ms) per musicnn tagger, one patch of generated
-    signals each call, both run as the chain runs a tagger (`TagModel.predict`)."""
+def tagger_latencies(runs: int) -> list[tuple[str, float, float, float]]:
+    """(name, shipped ms, float pooled-first ms, tf2onnx's graph ms) per musicnn tagger,
+    one patch of generated signals each call, all run as the chain runs a tagger
+    (`TagModel.predict`)."""
     from streamer.analysis.tagger import TagModel, shipped_tagger_paths
     from training import musicnn
     from training.export import write_model
@@ -75,17 +78,22 @@ def tagger_latencies(runs: int) -> list[tuple[str, float, float]]:
     with tempfile.TemporaryDirectory(prefix="taggers-") as folder:
         for path in shipped_tagger_paths():
             shipped = TagModel(path, threads=1)
-            checkpoint = musicnn.package_folder() / musicnn.TAGGERS[shipped.name].folder
-            plain_path = Path(folder) / path.name
-            write_model(
-                plain_path, musicnn.to_onnx(musicnn.frozen_graph(checkpoint), pool_first=False),
-                labels=shipped.labels, spec=shipped.spec,
-                embedding_size=shipped.info.embedding_size, extra=dict(shipped.info.extra),
-            )  # fmt: skip
-            plain = TagModel(plain_path, threads=1)
-            shipped_ms = median_ms(functools.partial(shipped.predict, patch), runs)
-            plain_ms = median_ms(functools.partial(plain.predict, patch), runs)
-            rows.append((shipped.name, shipped_ms, plain_ms))
+            graph = musicnn.frozen_graph(
+                musicnn.package_folder() / musicnn.TAGGERS[shipped.name].folder
+            )
+            timed = [shipped]
+            for pool_first in (True, False):
+                converted = Path(folder) / ("pooled" if pool_first else "plain") / path.name
+                write_model(
+                    converted, musicnn.to_onnx(graph, pool_first=pool_first),
+                    labels=shipped.labels, spec=shipped.spec,
+                    embedding_size=shipped.info.embedding_size, extra=dict(shipped.info.extra),
+                )  # fmt: skip
+                timed.append(TagModel(converted, threads=1))
+            shipped_ms, float_ms, plain_ms = (
+                median_ms(functools.partial(tagger.predict, patch), runs) for tagger in timed
+            )
+            rows.append((shipped.name, shipped_ms, float_ms, plain_ms))
     return rows
 
 

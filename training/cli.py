@@ -149,12 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convert the MSD_musicnn and MTT_musicnn checkpoints of the installed "
         "musicnn package to OUT/musicnn-NAME.onnx with metadata, and copy musicnn's licence "
         "beside them. Nothing is written unless onnxruntime reproduces musicnn's own graph "
-        "(run by TensorFlow) on patches of the --audio files, or of generated signals.",
+        "(run by TensorFlow) on patches of the --audio files, or of generated signals, and "
+        "the file written, its timbral filters in 8 bits (half the cost), stays within 0.1 "
+        "of it there. Give real recordings: the 8-bit scales are taken on them.",
     )  # fmt: skip
     musicnn.add_argument("--out", type=Path, required=True, help="folder (e.g. models/)")
     musicnn.add_argument(
         "--audio", type=Path, nargs="+", default=[], metavar="FILE",
-        help="recordings whose patches the check runs on (default: generated signals)",
+        help="recordings whose patches the checks and the 8-bit scales use (default: "
+        "generated signals)",
     )  # fmt: skip
     musicnn.add_argument(
         "--models", nargs="+", choices=list(TAGGERS), default=list(TAGGERS),
@@ -419,12 +422,14 @@ def report_musicnn(args: argparse.Namespace) -> None:
     converted = export_musicnn(args.out, models=args.models, audio=args.audio)
     seconds = time.perf_counter() - started
     for model in converted:
-        parity = model.extra["export"]["parity"]
+        parity, eight_bit = model.extra["export"]["parity"], model.extra["export"]["eight_bit"]
         figures = ", ".join(f"{name} {value:.2g}" for name, value in model.differences.items())
         print(
             f"wrote {model.path} ({len(model.onnx_bytes) / 1e6:.1f} MB; onnxruntime vs "
             f"musicnn's graph on {parity['patches']} patches of {parity['source']}: "
-            f"max abs difference {figures})"
+            f"max abs difference {figures}; in 8 bits, tags "
+            f"{eight_bit['max_abs_difference']['tags']:.2g} off at most, the embedding "
+            f"{eight_bit['embedding_relative_change']:.1%})"
         )
     print(f"wrote {args.out / LICENCE_FILE} ({seconds:.1f} s in all)")
 

@@ -4,8 +4,11 @@ The musicnn wheel (0.1.0, ISC) holds TF1 checkpoints of two taggers, trained on 
 Song Dataset and on MagnaTagATune. Their graph is cut down to the tags and the penultimate
 layer, frozen (variables become constants, ``is_training`` becomes False) and converted with
 tf2onnx; the ONNX file is written only if onnxruntime reproduces that frozen graph, run by
-TensorFlow on real patches (or generated ones), within `MAX_DIFFERENCE`. musicnn's
-extractor module is never imported: it disables eager execution for the whole process.
+TensorFlow on real patches (or generated ones), within `MAX_DIFFERENCE`. The file written
+then has its timbral filters in 8 bits (`training.export.quantize_front_end`, scaled on the
+same patches): half the cost of a patch, and written only if its outputs stay within
+`MAX_QUANTIZED_DIFFERENCE` of the float graph's. musicnn's extractor module is never
+imported: it disables eager execution for the whole process.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ from streamer.files import write_atomically
 from training.export import (
     MAX_DIFFERENCE,
     ONNX_OPSET,
+    ExportMismatchError,
     check_parity,
     pool_before_affine,
+    quantize_front_end,
     write_model,
 )
 
@@ -51,6 +56,13 @@ PREPROCESSING_NOTE = (
     "log10(1 + 10000 x) of the float32 mel; musicnn 0.1.0's own code rounds the mel to "
     "float16 first, which overflows under numpy 2: not reproduced"
 )
+MAX_QUANTIZED_DIFFERENCE = 0.1
+"""The most a tag (a probability) may move from the float graph's when the timbral filters
+run in 8 bits, and the most the embedding may, as the norm of its change over its own norm
+(what a cosine similarity sees). Measured on 920 patches of the real development set's
+excerpts at 25 % and 75 % of each track, scaled on those at 50 %: tags at most 0.041 (MSD)
+and 0.025 (MTT) apart, 0.0007 on average, the top tag the same on 98 % and 99 % of the
+patches; the embedding 3.3 % and 1.5 %."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +181,14 @@ def to_onnx(graph: Any, *, pool_first: bool = True) -> bytes:
     return data
 
 
+def eight_bit_front_end(onnx_bytes: bytes, patches: np.ndarray) -> bytes:
+    """The converted tagger with its timbral filters in 8 bits, scaled on `patches`."""
+    import onnx
+
+    data: bytes = quantize_front_end(onnx.load_from_string(onnx_bytes), patches).SerializeToString()
+    return data
+
+
 def run_onnx(onnx_bytes: bytes, patches: np.ndarray) -> list[np.ndarray]:
     import onnxruntime
 
@@ -245,8 +265,8 @@ def convert(
     tagger = TAGGERS[name]
     checkpoint = package_folder() / tagger.folder
     graph = frozen_graph(checkpoint)
-    onnx_bytes = to_onnx(graph)
-    outputs = run_onnx(onnx_bytes, patches)
+    float_bytes = to_onnx(graph)
+    outputs = run_onnx(float_bytes, patches)
     differences = check_parity(
         run_graph(graph, patches),
         outputs,
@@ -254,6 +274,19 @@ def convert(
         against=f"musicnn's {tagger.folder} graph",
         limit=max_difference,
     )
+    onnx_bytes = eight_bit_front_end(float_bytes, patches)
+    eight_bit = run_onnx(onnx_bytes, patches)
+    against = f"the float {tagger.folder} graph, the timbral filters in 8 bits"
+    moved = check_parity(
+        outputs[:1], eight_bit[:1], names=[TAGS_OUTPUT], against=against,
+        limit=MAX_QUANTIZED_DIFFERENCE,
+    )  # fmt: skip
+    change = float(np.linalg.norm(eight_bit[1] - outputs[1]) / np.linalg.norm(outputs[1]))
+    if not change <= MAX_QUANTIZED_DIFFERENCE:
+        raise ExportMismatchError(
+            f"onnxruntime differs from {against} by {change:.3g} of the embedding's norm "
+            f"(limit {MAX_QUANTIZED_DIFFERENCE:g}): the model was not written"
+        )
     auc, auc_source = roc_auc(tagger, checkpoint)
     extra = {
         "kind": "tagger",
@@ -274,6 +307,14 @@ def convert(
             "reference": "the checkpoint's frozen graph run by TensorFlow",
             "rewritten": "the front end pools before its normalisation "
             "(training.export.pool_before_affine)",
+            "eight_bit": {
+                "what": "the timbral filters in 8 bits, scaled on the parity patches "
+                "(training.export.quantize_front_end)",
+                "max_abs_difference": moved,
+                "embedding_relative_change": change,
+                "limit": MAX_QUANTIZED_DIFFERENCE,
+                "against": "the float graph above, on the parity patches",
+            },
             "parity": parity,
             "packages": package_versions(),
         },
