@@ -57,6 +57,7 @@ import hashlib
 import json
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -227,7 +228,8 @@ def score_mix(run: Run, truth: dict[str, Any]) -> MixScores:
             d for d, time in zip(run.decided, t, strict=True) if s["start"] <= time < s["end"]
         ]
         if inside:
-            track_right.append(max(set(inside), key=inside.count) == s["genre"])
+            majority = Counter(inside).most_common(1)[0][0]  # a tie: the first heard
+            track_right.append(majority == s["genre"])
     scores = MixScores(
         tracks=len(truth["tracks"]), music_segments=len(music),
         other_segments=len(run.segments) - len(music), change_errors=errors,

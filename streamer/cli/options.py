@@ -110,7 +110,7 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-tagger", dest="tagger", action="store_false",
         help="the genre CNN alone: no musicnn tags, no genre it lacks (electronic), a "
-        "decision tuned on synthetic music only; about four times less CPU",
+        "decision tuned on synthetic music only; about three times less CPU",
     )  # fmt: skip
 
 
